@@ -1,0 +1,47 @@
+//! Machine-readable error codes carried by `ServerMsg::Error`.
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong with a request. A client switches on this; the accompanying message
+/// is for people. Adding a code is a protocol change: document it in docs/protocol.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON or not a known message; the connection stays open.
+    BadFrame,
+    /// The client's protocol version is not spoken by this server (reload the page).
+    UnsupportedVersion,
+    /// Only `hello` is allowed before the session is ready.
+    HelloRequired,
+    /// `hello` was sent twice on one connection.
+    AlreadyReady,
+    /// The guest credentials were not recognised; a new identity is issued instead of an
+    /// error only when none were presented.
+    BadCredentials,
+    /// The display name breaks the naming rules.
+    InvalidName,
+    /// Someone else online uses that display name.
+    NameTaken,
+    /// The channel name breaks the naming rules.
+    InvalidChannelName,
+    /// A channel with that name (in any case) already exists.
+    ChannelExists,
+    /// The room code is not 8 letters.
+    InvalidCode,
+    /// No such room (or channel, or code).
+    NoSuchRoom,
+    /// No such user is known.
+    NoSuchUser,
+    /// The request needs membership of a room the client is not in.
+    NotMember,
+    /// Direct-message rooms cannot be left; close the popup instead.
+    CannotLeaveDirect,
+    /// A direct room needs two different users.
+    CannotDirectSelf,
+    /// The message text is empty or too long.
+    InvalidText,
+    /// The `client_id` of a send is empty or too long.
+    InvalidClientId,
+    /// Something failed on the server; the request may be retried.
+    Internal,
+}

@@ -1,0 +1,44 @@
+//! natter's wire protocol, shared by the server and the browser client.
+//!
+//! This crate is the single source of truth for what travels over the WebSocket:
+//! it knows nothing of tokio, axum or the browser, and builds for native targets and
+//! `wasm32-unknown-unknown` alike.
+//!
+//! # Layout
+//! - [`types`]: the nouns both sides talk about (users, rooms, messages) and their ids.
+//! - [`messages`]: [`ClientMsg`] (client → server, wrapped in a [`ClientFrame`] that
+//!   carries the request's `ref`) and [`ServerMsg`] (server → client). Every message is
+//!   one JSON text frame, internally tagged by `"type"`, snake_case.
+//! - [`error`]: [`ErrorCode`], the machine-readable half of every error frame.
+//! - [`validate`]: length and character rules for names, channel names, room codes and
+//!   message text, as plain functions so the client can check input before sending and
+//!   the server enforces exactly the same rules.
+//!
+//! `docs/protocol.md` shows an example of every message; `tests/golden.rs` pins the JSON
+//! so a change to the wire is always a deliberate one.
+
+pub mod error;
+pub mod messages;
+pub mod types;
+pub mod validate;
+
+pub use error::ErrorCode;
+pub use messages::{decode_client_frame, ClientFrame, ClientMsg, DecodeError, ServerMsg};
+pub use types::*;
+
+/// The protocol version this build speaks. A client sends it in `hello`; the server
+/// refuses versions it does not know with [`ErrorCode::UnsupportedVersion`] instead of
+/// guessing, so old clients get a clear "please reload" rather than odd behaviour.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest WebSocket message the server accepts, in bytes. Anything larger is closed
+/// with code 1009 (message too big). Message text is far smaller (see
+/// [`validate::MAX_MESSAGE_CHARS`]); the margin is for JSON escaping and resume lists.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// How many messages one history page holds at most: the server sends the last this
+/// many when a room is opened, and the client pages further back in steps of this size.
+pub const HISTORY_PAGE: u32 = 100;
+
+/// The channel every server has from its first start, so a newcomer lands somewhere.
+pub const DEFAULT_CHANNEL: &str = "general";

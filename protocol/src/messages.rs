@@ -1,0 +1,257 @@
+//! The messages themselves: [`ClientMsg`] in, [`ServerMsg`] out.
+//!
+//! Every frame is one JSON object with a `"type"` field. Client frames may also carry a
+//! `"ref"` string of the client's choosing; an error caused by that frame echoes it, so
+//! the client knows which request failed (a form field, a pending send).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::types::*;
+
+/// A client frame: the request plus the optional `ref` the server echoes in errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// Client-chosen tag for this request, echoed by an error it causes.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub request_ref: Option<String>,
+    /// The request.
+    #[serde(flatten)]
+    pub msg: ClientMsg,
+}
+
+impl From<ClientMsg> for ClientFrame {
+    fn from(msg: ClientMsg) -> Self {
+        ClientFrame {
+            request_ref: None,
+            msg,
+        }
+    }
+}
+
+/// Everything a client can ask of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// The first frame on every connection: who I am and what I already have.
+    /// Answered by [`ServerMsg::Ready`] or an error (and the client may try again).
+    Hello {
+        /// Must be [`crate::PROTOCOL_VERSION`].
+        version: u32,
+        /// The display name to appear under.
+        name: String,
+        /// The guest identity issued earlier, if this browser has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<GuestCredentials>,
+        /// Newest seq held per room, so only missed messages are sent.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resume: Vec<ResumePosition>,
+    },
+    /// Change my display name.
+    Rename {
+        /// The new name.
+        name: String,
+    },
+    /// Create a public channel and join it.
+    CreateChannel {
+        /// Unique (case-insensitively) channel name.
+        name: String,
+        /// Delete the channel and its messages when its last member leaves.
+        #[serde(default)]
+        delete_when_empty: bool,
+    },
+    /// Join a public channel by name.
+    JoinChannel {
+        /// The channel's name (any case).
+        name: String,
+    },
+    /// Create a private room with a fresh random code and join it.
+    CreateCodeRoom {
+        /// Delete the room and its messages when its last member leaves.
+        #[serde(default)]
+        delete_when_empty: bool,
+    },
+    /// Join a private room by its code.
+    JoinByCode {
+        /// The 8-letter code (any case).
+        code: String,
+    },
+    /// Leave a room (not possible for direct-message rooms).
+    Leave {
+        /// The room.
+        room: RoomId,
+    },
+    /// Open (or reopen) the direct-message room with a user; both sides are told.
+    OpenDirect {
+        /// The other user.
+        user: UserId,
+    },
+    /// Post a message. Answered by [`ServerMsg::Ack`] once it is stored.
+    Send {
+        /// The room.
+        room: RoomId,
+        /// Client-generated id, unique per sender: a resend with the same id is
+        /// acknowledged with the original seq and stored only once.
+        client_id: String,
+        /// The text.
+        text: String,
+    },
+    /// Ask for older messages.
+    History {
+        /// The room.
+        room: RoomId,
+        /// Return messages with seq below this one.
+        before: Seq,
+        /// At most this many (capped at [`crate::HISTORY_PAGE`]).
+        #[serde(default = "default_page")]
+        limit: u32,
+    },
+}
+
+fn default_page() -> u32 {
+    crate::HISTORY_PAGE
+}
+
+/// Everything the server tells a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Answer to `hello`: the session's starting snapshot. [`ServerMsg::History`] frames
+    /// for each room follow.
+    Ready {
+        /// Who I am.
+        me: UserSummary,
+        /// Keep these and present them in the next `hello`.
+        credentials: GuestCredentials,
+        /// Rooms I am a member of.
+        rooms: Vec<RoomInfo>,
+        /// Everyone online now (including me).
+        online: Vec<UserSummary>,
+        /// All public channels.
+        channels: Vec<ChannelInfo>,
+    },
+    /// A user came online (after being offline past the grace period) or renamed.
+    UserOnline {
+        /// The user, with their current name.
+        user: UserSummary,
+    },
+    /// A user went offline (all their connections gone for longer than the grace period).
+    UserOffline {
+        /// The user.
+        user: UserId,
+    },
+    /// A public channel was created.
+    ChannelAdded {
+        /// The channel.
+        channel: ChannelInfo,
+    },
+    /// A public channel was deleted (it was delete-when-empty and its last member left).
+    ChannelRemoved {
+        /// The channel's id.
+        room: RoomId,
+    },
+    /// I am now a member of this room (I joined or created it, or a direct room was
+    /// opened with me). A [`ServerMsg::History`] with its latest messages follows.
+    Joined {
+        /// The room.
+        room: RoomInfo,
+        /// Who caused it: myself, or the other user opening a direct room with me.
+        by: UserId,
+    },
+    /// I am no longer a member of this room.
+    Left {
+        /// The room.
+        room: RoomId,
+    },
+    /// A batch of a room's history, oldest first: on join, on resume, or a requested
+    /// page.
+    History {
+        /// The room.
+        room: RoomId,
+        /// Messages in ascending seq order, without gaps between them.
+        messages: Vec<ChatMessage>,
+        /// True when older messages exist before the first one here.
+        more_before: bool,
+    },
+    /// A new message in a room I am in (including my own, from my other tabs).
+    Message {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// My message is stored; it has this seq and time.
+    Ack {
+        /// The `client_id` of the `send` being acknowledged.
+        client_id: String,
+        /// The room.
+        room: RoomId,
+        /// Its seq.
+        seq: Seq,
+        /// Its server time.
+        ts: Timestamp,
+    },
+    /// A request failed; nothing was changed by it.
+    Error {
+        /// What went wrong, for code.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+        /// The `ref` of the request this answers, when it had one.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        request_ref: Option<String>,
+    },
+}
+
+/// Why a text frame could not be read as a [`ClientFrame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The frame's `ref`, when the frame was at least a JSON object with one.
+    pub request_ref: Option<String>,
+    /// What was wrong, for the error frame's message.
+    pub reason: String,
+}
+
+/// Parses one client text frame. On failure, still recovers the `ref` when possible so
+/// the error can name the request it answers.
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
+    serde_json::from_str(text).map_err(|err| {
+        #[derive(Deserialize)]
+        struct RefOnly {
+            #[serde(rename = "ref")]
+            request_ref: Option<String>,
+        }
+        let request_ref = serde_json::from_str::<RefOnly>(text)
+            .ok()
+            .and_then(|r| r.request_ref);
+        DecodeError {
+            request_ref,
+            reason: err.to_string(),
+        }
+    })
+}
+
+impl ServerMsg {
+    /// Shorthand for an error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, request_ref: Option<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            request_ref,
+        }
+    }
+
+    /// The frame as JSON text. Serializing these types cannot fail (no maps with
+    /// non-string keys, no custom serializers), so this returns a plain `String`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            // Unreachable for these types; kept total so no caller needs to handle it.
+            r#"{"type":"error","code":"internal","message":"could not encode a frame"}"#.into()
+        })
+    }
+}
+
+impl ClientFrame {
+    /// The frame as JSON text (see [`ServerMsg::to_json`] on why this cannot fail).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,170 @@
+//! Input rules shared by client and server.
+//!
+//! The client calls these to give inline feedback as a person types; the server calls
+//! the very same functions before acting, so the two can never disagree. Each returns
+//! the normalised value to use (trimmed, case-folded where the rule says so).
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest channel name, in characters.
+pub const MAX_CHANNEL_CHARS: usize = 40;
+/// Longest message text, in characters (not bytes: a user counts what they see).
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// Length of a private room's code.
+pub const ROOM_CODE_LEN: usize = 8;
+/// Longest `client_id` of a send, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+
+/// Checks a display name: 1–32 characters after trimming; letters, digits, spaces and
+/// `_ - . '`; no run of several spaces. Returns the trimmed name.
+pub fn display_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("Pick a name of at least one character.".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("Names are at most {MAX_NAME_CHARS} characters."));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.' | '\'')))
+    {
+        return Err(format!(
+            "Names may use letters, digits, spaces and _ - . ' (not {bad:?})."
+        ));
+    }
+    if name.contains("  ") {
+        return Err("Names may not contain several spaces in a row.".into());
+    }
+    Ok(name.to_string())
+}
+
+/// The key under which display names are unique: case- and width-insensitive enough
+/// that "Ann" and "ann" cannot both be online.
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Checks a channel name: 1–40 characters; letters, digits and `_ - .`; no spaces.
+/// Returns the trimmed name (uniqueness is case-insensitive, see [`name_key`]).
+pub fn channel_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim().trim_start_matches('#');
+    if name.is_empty() {
+        return Err("Channel names need at least one character.".into());
+    }
+    if name.chars().count() > MAX_CHANNEL_CHARS {
+        return Err(format!(
+            "Channel names are at most {MAX_CHANNEL_CHARS} characters."
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "Channel names may use letters, digits and _ - . (not {bad:?})."
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Checks a room code: exactly 8 ASCII letters, any case. Returns it in upper case.
+pub fn room_code(raw: &str) -> Result<String, String> {
+    let code = raw.trim();
+    if code.len() != ROOM_CODE_LEN || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!("Room codes are {ROOM_CODE_LEN} letters."));
+    }
+    Ok(code.to_ascii_uppercase())
+}
+
+/// Checks message text: not blank, at most 4000 characters, no control characters
+/// other than newline and tab. Returns it with trailing whitespace removed.
+pub fn message_text(raw: &str) -> Result<String, String> {
+    let text = raw.trim_end();
+    if text.trim_start().is_empty() {
+        return Err("Messages cannot be empty.".into());
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(format!(
+            "Messages are at most {MAX_MESSAGE_CHARS} characters."
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("Messages cannot contain control characters.".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Checks a send's `client_id`: 1–64 bytes of printable ASCII.
+pub fn client_id(raw: &str) -> Result<(), String> {
+    if raw.is_empty()
+        || raw.len() > MAX_CLIENT_ID_BYTES
+        || !raw.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "client_id must be 1–{MAX_CLIENT_ID_BYTES} printable ASCII characters."
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names() {
+        assert_eq!(display_name("  Ann Lee ").as_deref(), Ok("Ann Lee"));
+        assert_eq!(display_name("Zoë_O'Neil-2.0").as_deref(), Ok("Zoë_O'Neil-2.0"));
+        assert!(display_name("").is_err());
+        assert!(display_name("   ").is_err());
+        assert!(display_name("<img src=x>").is_err());
+        assert!(display_name("a  b").is_err());
+        assert!(display_name(&"x".repeat(33)).is_err());
+        assert!(display_name(&"é".repeat(32)).is_ok());
+        assert!(display_name("tab\there").is_err());
+    }
+
+    #[test]
+    fn name_keys_fold_case() {
+        assert_eq!(name_key("Ann"), name_key(" ann "));
+        assert_ne!(name_key("Ann"), name_key("Anne"));
+    }
+
+    #[test]
+    fn channel_names() {
+        assert_eq!(channel_name("#rust-lang").as_deref(), Ok("rust-lang"));
+        assert!(channel_name("two words").is_err());
+        assert!(channel_name("#").is_err());
+        assert!(channel_name(&"c".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn room_codes() {
+        assert_eq!(room_code(" abcdEFGH ").as_deref(), Ok("ABCDEFGH"));
+        assert!(room_code("ABCDEFG").is_err());
+        assert!(room_code("ABCDEFG1").is_err());
+        assert!(room_code("ÄBCDEFGH").is_err());
+    }
+
+    #[test]
+    fn message_texts() {
+        assert_eq!(message_text("hi  \n").as_deref(), Ok("hi"));
+        assert_eq!(message_text("  indented").as_deref(), Ok("  indented"));
+        assert!(message_text(" \n\t ").is_err());
+        assert!(message_text("bell\u{7}").is_err());
+        assert!(message_text(&"y".repeat(MAX_MESSAGE_CHARS)).is_ok());
+        assert!(message_text(&"y".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(client_id("c-1").is_ok());
+        assert!(client_id("").is_err());
+        assert!(client_id("has space").is_err());
+        assert!(client_id(&"k".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! Golden JSON: pins the exact wire form of every message. If one of these fails, the
+//! wire changed — bump `PROTOCOL_VERSION` or make the change compatible, and update
+//! docs/protocol.md in the same commit.
+
+use natter_protocol::*;
+use serde_json::{json, Value};
+
+fn user(id: &str, name: &str) -> UserSummary {
+    UserSummary {
+        id: UserId(id.into()),
+        name: name.into(),
+    }
+}
+
+fn message() -> ChatMessage {
+    ChatMessage {
+        room: RoomId(1),
+        seq: 42,
+        sender: user("u1", "Ann"),
+        ts: 1_700_000_000_000,
+        kind: MessageKind::Text,
+        text: "hi".into(),
+    }
+}
+
+/// Asserts `frame` serializes to `expected` and parses back to itself.
+fn client_golden(frame: ClientFrame, expected: Value) {
+    let text = frame.to_json();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("valid json"),
+        expected
+    );
+    assert_eq!(decode_client_frame(&expected.to_string()), Ok(frame));
+}
+
+fn server_golden(msg: ServerMsg, expected: Value) {
+    let text = msg.to_json();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("valid json"),
+        expected
+    );
+    assert_eq!(
+        serde_json::from_value::<ServerMsg>(expected).expect("parses back"),
+        msg
+    );
+}
+
+#[test]
+fn client_messages() {
+    client_golden(
+        ClientFrame {
+            request_ref: Some("h1".into()),
+            msg: ClientMsg::Hello {
+                version: 1,
+                name: "Ann".into(),
+                credentials: Some(GuestCredentials {
+                    user_id: UserId("u1".into()),
+                    secret: "s3cr3t".into(),
+                }),
+                resume: vec![ResumePosition {
+                    room: RoomId(1),
+                    seq: 41,
+                }],
+            },
+        },
+        json!({"type":"hello","ref":"h1","version":1,"name":"Ann",
+               "credentials":{"user_id":"u1","secret":"s3cr3t"},
+               "resume":[{"room":1,"seq":41}]}),
+    );
+    client_golden(
+        ClientMsg::Hello {
+            version: 1,
+            name: "Bo".into(),
+            credentials: None,
+            resume: vec![],
+        }
+        .into(),
+        json!({"type":"hello","version":1,"name":"Bo"}),
+    );
+    client_golden(
+        ClientMsg::Rename { name: "Ann".into() }.into(),
+        json!({"type":"rename","name":"Ann"}),
+    );
+    client_golden(
+        ClientMsg::CreateChannel {
+            name: "rust".into(),
+            delete_when_empty: true,
+        }
+        .into(),
+        json!({"type":"create_channel","name":"rust","delete_when_empty":true}),
+    );
+    client_golden(
+        ClientMsg::JoinChannel {
+            name: "rust".into(),
+        }
+        .into(),
+        json!({"type":"join_channel","name":"rust"}),
+    );
+    client_golden(
+        ClientMsg::CreateCodeRoom {
+            delete_when_empty: false,
+        }
+        .into(),
+        json!({"type":"create_code_room","delete_when_empty":false}),
+    );
+    client_golden(
+        ClientMsg::JoinByCode {
+            code: "ABCDEFGH".into(),
+        }
+        .into(),
+        json!({"type":"join_by_code","code":"ABCDEFGH"}),
+    );
+    client_golden(
+        ClientMsg::Leave { room: RoomId(3) }.into(),
+        json!({"type":"leave","room":3}),
+    );
+    client_golden(
+        ClientMsg::OpenDirect {
+            user: UserId("u2".into()),
+        }
+        .into(),
+        json!({"type":"open_direct","user":"u2"}),
+    );
+    client_golden(
+        ClientMsg::Send {
+            room: RoomId(1),
+            client_id: "c-7".into(),
+            text: "hi".into(),
+        }
+        .into(),
+        json!({"type":"send","room":1,"client_id":"c-7","text":"hi"}),
+    );
+    client_golden(
+        ClientMsg::History {
+            room: RoomId(1),
+            before: 101,
+            limit: 100,
+        }
+        .into(),
+        json!({"type":"history","room":1,"before":101,"limit":100}),
+    );
+}
+
+#[test]
+fn optional_client_fields_have_defaults() {
+    let frame = decode_client_frame(r#"{"type":"history","room":1,"before":5}"#).expect("parses");
+    assert_eq!(
+        frame.msg,
+        ClientMsg::History {
+            room: RoomId(1),
+            before: 5,
+            limit: HISTORY_PAGE
+        }
+    );
+    let frame = decode_client_frame(r#"{"type":"create_code_room"}"#).expect("parses");
+    assert_eq!(
+        frame.msg,
+        ClientMsg::CreateCodeRoom {
+            delete_when_empty: false
+        }
+    );
+}
+
+#[test]
+fn decode_errors_keep_the_ref() {
+    let err = decode_client_frame(r#"{"type":"fly","ref":"r9"}"#).expect_err("unknown type");
+    assert_eq!(err.request_ref.as_deref(), Some("r9"));
+    assert!(err.reason.contains("fly"), "{}", err.reason);
+    let err = decode_client_frame("not json").expect_err("not json");
+    assert_eq!(err.request_ref, None);
+    let err = decode_client_frame(r#"{"type":"send","ref":"r1","room":"x"}"#).expect_err("bad");
+    assert_eq!(err.request_ref.as_deref(), Some("r1"));
+}
+
+#[test]
+fn server_messages() {
+    let channel_room = RoomInfo {
+        id: RoomId(1),
+        kind: RoomKind::Channel {
+            name: "general".into(),
+        },
+        delete_when_empty: false,
+        latest_seq: 42,
+    };
+    server_golden(
+        ServerMsg::Ready {
+            me: user("u1", "Ann"),
+            credentials: GuestCredentials {
+                user_id: UserId("u1".into()),
+                secret: "s".into(),
+            },
+            rooms: vec![channel_room.clone()],
+            online: vec![user("u1", "Ann")],
+            channels: vec![ChannelInfo {
+                id: RoomId(1),
+                name: "general".into(),
+            }],
+        },
+        json!({"type":"ready","me":{"id":"u1","name":"Ann"},
+               "credentials":{"user_id":"u1","secret":"s"},
+               "rooms":[{"id":1,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":42}],
+               "online":[{"id":"u1","name":"Ann"}],
+               "channels":[{"id":1,"name":"general"}]}),
+    );
+    server_golden(
+        ServerMsg::UserOnline {
+            user: user("u2", "Bo"),
+        },
+        json!({"type":"user_online","user":{"id":"u2","name":"Bo"}}),
+    );
+    server_golden(
+        ServerMsg::UserOffline {
+            user: UserId("u2".into()),
+        },
+        json!({"type":"user_offline","user":"u2"}),
+    );
+    server_golden(
+        ServerMsg::ChannelAdded {
+            channel: ChannelInfo {
+                id: RoomId(2),
+                name: "rust".into(),
+            },
+        },
+        json!({"type":"channel_added","channel":{"id":2,"name":"rust"}}),
+    );
+    server_golden(
+        ServerMsg::ChannelRemoved { room: RoomId(2) },
+        json!({"type":"channel_removed","room":2}),
+    );
+    server_golden(
+        ServerMsg::Joined {
+            room: RoomInfo {
+                id: RoomId(5),
+                kind: RoomKind::Direct {
+                    members: [user("u1", "Ann"), user("u2", "Bo")],
+                },
+                delete_when_empty: false,
+                latest_seq: 0,
+            },
+            by: UserId("u2".into()),
+        },
+        json!({"type":"joined","room":{"id":5,"kind":"direct",
+               "members":[{"id":"u1","name":"Ann"},{"id":"u2","name":"Bo"}],
+               "delete_when_empty":false,"latest_seq":0},"by":"u2"}),
+    );
+    server_golden(
+        ServerMsg::Joined {
+            room: RoomInfo {
+                id: RoomId(6),
+                kind: RoomKind::Code {
+                    code: "QWERTYUI".into(),
+                },
+                delete_when_empty: true,
+                latest_seq: 0,
+            },
+            by: UserId("u1".into()),
+        },
+        json!({"type":"joined","room":{"id":6,"kind":"code","code":"QWERTYUI",
+               "delete_when_empty":true,"latest_seq":0},"by":"u1"}),
+    );
+    server_golden(
+        ServerMsg::Left { room: RoomId(6) },
+        json!({"type":"left","room":6}),
+    );
+    server_golden(
+        ServerMsg::History {
+            room: RoomId(1),
+            messages: vec![message()],
+            more_before: true,
+        },
+        json!({"type":"history","room":1,"more_before":true,"messages":[
+            {"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hi"}]}),
+    );
+    server_golden(
+        ServerMsg::Message { message: message() },
+        json!({"type":"message","message":
+            {"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hi"}}),
+    );
+    server_golden(
+        ServerMsg::Ack {
+            client_id: "c-7".into(),
+            room: RoomId(1),
+            seq: 42,
+            ts: 1_700_000_000_000,
+        },
+        json!({"type":"ack","client_id":"c-7","room":1,"seq":42,"ts":1_700_000_000_000_i64}),
+    );
+    server_golden(
+        ServerMsg::error(ErrorCode::NameTaken, "taken", Some("h1".into())),
+        json!({"type":"error","code":"name_taken","message":"taken","ref":"h1"}),
+    );
+    server_golden(
+        ServerMsg::error(ErrorCode::BadFrame, "bad", None),
+        json!({"type":"error","code":"bad_frame","message":"bad"}),
+    );
+}
