@@ -1,0 +1,208 @@
+//! The append queue: every message is stored here, then fanned out, then acknowledged.
+//!
+//! One task owns all message writes. It takes whatever is queued (up to a batch), stores
+//! it in one transaction — the store assigns each message the next seq of its room — and
+//! only after the commit publishes each message to its room and acks its sender, in seq
+//! order. Batching turns a burst of sends into one commit; a single writer means per-room
+//! order is simply queue order.
+
+use std::sync::Arc;
+
+use natter_protocol::{ChatMessage, ErrorCode, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Target;
+use crate::hub::{Outbox, RoomHub, WeakHub};
+use crate::store::{Appended, NewMessage, Store};
+
+/// Most messages stored in one transaction.
+const MAX_BATCH: usize = 256;
+/// Messages that may wait for the writer before senders are slowed down.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Who hears about a stored message besides the room.
+#[derive(Debug)]
+pub enum AppendReply {
+    /// A user's send: ack (or error) to the sending connection, which is skipped by the
+    /// fan-out (its other tabs still get the message).
+    Ack {
+        /// The sending connection.
+        outbox: Outbox,
+        /// The send's `client_id`, echoed in the ack.
+        client_id: String,
+        /// The send's `ref`, for an error.
+        request_ref: Option<String>,
+    },
+    /// A server-made notice (join/leave): the caller waits for the stored message.
+    Notice(oneshot::Sender<Result<ChatMessage, AppendError>>),
+}
+
+/// Why a message was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The room was deleted.
+    #[error("no such room")]
+    NoSuchRoom,
+    /// The database failed or the server is shutting down.
+    #[error("could not store the message")]
+    Failed,
+}
+
+struct AppendJob {
+    message: NewMessage,
+    reply: AppendReply,
+}
+
+/// Handle to the single writer task.
+#[derive(Debug, Clone)]
+pub struct AppendQueue {
+    /// Jobs waiting for the writer.
+    tx: mpsc::Sender<AppendJob>,
+    /// Tells the writer to stop accepting and finish what it has.
+    stop: CancellationToken,
+    /// Lets shutdown wait for the writer to finish.
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for AppendJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendJob")
+            .field("room", &self.message.room)
+            .finish()
+    }
+}
+
+impl AppendQueue {
+    /// Starts the writer task. It publishes through the hub, which it holds weakly so
+    /// the hub can be dropped.
+    pub(crate) fn start(store: Arc<dyn Store>, hub: WeakHub) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(write_loop(store, hub, rx, stop.clone()));
+        tracker.close();
+        AppendQueue { tx, stop, tracker }
+    }
+
+    /// Queues a message; waits only when the writer is far behind (backpressure).
+    pub async fn append(&self, message: NewMessage, reply: AppendReply) {
+        let job = AppendJob { message, reply };
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            fail(job.reply, AppendError::Failed);
+        }
+    }
+
+    /// Stores a server notice and returns it once stored.
+    pub async fn append_notice(&self, message: NewMessage) -> Result<ChatMessage, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.append(message, AppendReply::Notice(tx)).await;
+        rx.await.unwrap_or(Err(AppendError::Failed))
+    }
+
+    /// Stops accepting work and waits until everything accepted is stored.
+    pub async fn drain(&self) {
+        self.stop.cancel();
+        self.tracker.wait().await;
+    }
+}
+
+async fn write_loop(
+    store: Arc<dyn Store>,
+    hub: WeakHub,
+    mut rx: mpsc::Receiver<AppendJob>,
+    stop: CancellationToken,
+) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut jobs, MAX_BATCH) => n,
+            _ = stop.cancelled() => {
+                // Refuse new work; what is already queued is still stored below.
+                rx.close();
+                rx.recv_many(&mut jobs, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let batch: Vec<NewMessage> = jobs.iter().map(|job| job.message.clone()).collect();
+        let outcomes = store.append(&batch).await;
+        let hub = hub.upgrade();
+        match outcomes {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    finish(hub.as_ref(), job.reply, outcome);
+                }
+            }
+            Err(err) => {
+                tracing::error!(%err, messages = jobs.len(), "storing messages failed");
+                for job in jobs.drain(..) {
+                    fail(job.reply, AppendError::Failed);
+                }
+            }
+        }
+    }
+}
+
+/// After the commit: fan out, then ack.
+fn finish(hub: Option<&RoomHub>, reply: AppendReply, outcome: Appended) {
+    match outcome {
+        Appended::Stored(message) => {
+            if let Some(hub) = hub {
+                let except = match &reply {
+                    AppendReply::Ack { outbox, .. } => Some(outbox.id),
+                    AppendReply::Notice(_) => None,
+                };
+                hub.publish(
+                    Target::Room(message.room),
+                    except,
+                    &ServerMsg::Message {
+                        message: message.clone(),
+                    },
+                );
+            }
+            succeed(reply, message);
+        }
+        // Stored before: ack again with the original seq, tell nobody else.
+        Appended::Duplicate(message) => succeed(reply, message),
+        Appended::NoSuchRoom => fail(reply, AppendError::NoSuchRoom),
+    }
+}
+
+fn succeed(reply: AppendReply, message: ChatMessage) {
+    match reply {
+        AppendReply::Ack {
+            outbox, client_id, ..
+        } => outbox.send(&ServerMsg::Ack {
+            client_id,
+            room: message.room,
+            seq: message.seq,
+            ts: message.ts,
+        }),
+        AppendReply::Notice(tx) => {
+            let _ = tx.send(Ok(message));
+        }
+    }
+}
+
+fn fail(reply: AppendReply, err: AppendError) {
+    match reply {
+        AppendReply::Ack {
+            outbox,
+            request_ref,
+            ..
+        } => {
+            let code = match err {
+                AppendError::NoSuchRoom => ErrorCode::NoSuchRoom,
+                AppendError::Failed => ErrorCode::Internal,
+            };
+            outbox.send(&ServerMsg::error(code, err.to_string(), request_ref));
+        }
+        AppendReply::Notice(tx) => {
+            let _ = tx.send(Err(err));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Server configuration: every setting is a flag and a `NATTER_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// How this server runs. `main.rs` parses it; tests build it with [`Config::for_tests`].
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "natter-server",
+    version,
+    about = "natter: self-hosted real-time chat"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "NATTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database to use; a SQLite file is created (with its directory) if missing.
+    #[arg(
+        long,
+        env = "NATTER_DATABASE_URL",
+        default_value = "sqlite://data/natter.db"
+    )]
+    pub database_url: String,
+
+    /// Directory of the built web client (trunk's `dist/`), served at `/`.
+    #[arg(long, env = "NATTER_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+
+    /// How long a user whose last connection dropped still shows as online, so a
+    /// reconnect (a reload, a flaky network) does not flicker to everyone.
+    #[arg(long, env = "NATTER_PRESENCE_GRACE_MS", default_value_t = 5000)]
+    pub presence_grace_ms: u64,
+
+    /// A connection that has not sent a valid `hello` this long after the upgrade is
+    /// closed, so idle sockets cannot pile up.
+    #[arg(long, env = "NATTER_HELLO_TIMEOUT_MS", default_value_t = 10_000)]
+    pub hello_timeout_ms: u64,
+
+    /// Interval of server pings; a connection silent for two intervals is closed.
+    #[arg(long, env = "NATTER_HEARTBEAT_MS", default_value_t = 20_000)]
+    pub heartbeat_ms: u64,
+
+    /// Frames that may wait for one connection; a client this far behind is cut off
+    /// (close 1013) and resumes on reconnect, instead of growing server memory.
+    #[arg(long, env = "NATTER_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+}
+
+impl Config {
+    /// A configuration for tests: the given database, no static files, short timers.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            static_dir: PathBuf::from("does-not-exist"),
+            presence_grace_ms: 300,
+            hello_timeout_ms: 10_000,
+            heartbeat_ms: 20_000,
+            outbound_queue: 1024,
+        }
+    }
+
+    /// [`Self::presence_grace_ms`] as a duration.
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms)
+    }
+
+    /// [`Self::hello_timeout_ms`] as a duration.
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// [`Self::heartbeat_ms`] as a duration (at least 100 ms).
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(100))
+    }
+}

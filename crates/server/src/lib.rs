@@ -1,0 +1,126 @@
+//! natter-server: the WebSocket chat hub, its storage, and the web client's files.
+//!
+//! # Layout
+//! - [`config`]: flags and `NATTER_*` environment variables.
+//! - [`ws`]: the only module that knows WebSocket frames; one task per connection
+//!   with a bounded outbound queue.
+//! - [`session`]: what each client request does, independent of frames.
+//! - [`hub`]: who is online, names, room membership index, local fan-out.
+//! - [`appender`]: the single batching writer — store, then fan out, then ack.
+//! - [`broker`]: how deliveries reach every node ([`broker::LocalBroker`] for one).
+//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default).
+//! - [`clock`]: server timestamps.
+//!
+//! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
+//! listener bound to `127.0.0.1:0`.
+
+pub mod appender;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod hub;
+pub mod session;
+pub mod store;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::{ServeDir, ServeFile};
+
+pub use config::Config;
+
+use crate::broker::LocalBroker;
+use crate::hub::RoomHub;
+use crate::store::sqlite::SqliteStore;
+use crate::store::StoreError;
+
+/// How long shutdown waits for connections to say goodbye before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// Accepting connections failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat hub.
+    pub hub: RoomHub,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Cancelled when the server shuts down; connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket connection task, so shutdown can wait for them.
+    pub connections: TaskTracker,
+}
+
+/// The HTTP routes: `/ws`, `/healthz`, and the web client with SPA fallback.
+pub fn app(state: AppState) -> Router {
+    let static_dir = &state.config.static_dir;
+    let client = ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(client)
+        .with_state(state)
+}
+
+/// Runs the server on `listener` until `shutdown` resolves; then closes every
+/// connection with 1001 and stores everything already accepted before returning.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+    let broker = Arc::new(LocalBroker::default());
+    let hub = RoomHub::start(
+        store,
+        broker,
+        config.presence_grace(),
+        config.outbound_queue,
+    )
+    .await?;
+    if !config.static_dir.join("index.html").exists() {
+        tracing::warn!(dir = %config.static_dir.display(), "no built web client here; only /ws and /healthz are served");
+    }
+    let state = AppState {
+        hub: hub.clone(),
+        config: Arc::new(config),
+        shutdown: CancellationToken::new(),
+        connections: TaskTracker::new(),
+    };
+    let token = state.shutdown.clone();
+    let stop = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    let served = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(stop)
+        .await;
+    state.shutdown.cancel();
+    state.connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    hub.shutdown().await;
+    served?;
+    Ok(())
+}

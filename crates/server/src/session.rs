@@ -1,0 +1,555 @@
+//! One connection's conversation: what each [`ClientMsg`] does.
+//!
+//! A [`Session`] knows nothing of WebSocket frames: it takes decoded requests and
+//! answers through the connection's [`Outbox`]. Every failure becomes a typed
+//! `ServerMsg::Error` naming the request it answers; nothing here panics on input.
+
+use natter_protocol::{
+    validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
+    ResumePosition, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
+    PROTOCOL_VERSION,
+};
+use rand::distributions::{Alphanumeric, Uniform};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::appender::{AppendError, AppendReply};
+use crate::broker::Target;
+use crate::hub::{Outbox, Registered, RoomHub};
+use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
+
+/// A refused request: the error frame's code and message.
+#[derive(Debug)]
+struct Reject(ErrorCode, String);
+
+impl From<StoreError> for Reject {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(%err, "store operation failed");
+        Reject(
+            ErrorCode::Internal,
+            "The server could not complete that; try again.".into(),
+        )
+    }
+}
+
+impl From<AppendError> for Reject {
+    fn from(err: AppendError) -> Self {
+        match err {
+            AppendError::NoSuchRoom => {
+                Reject(ErrorCode::NoSuchRoom, "That room no longer exists.".into())
+            }
+            AppendError::Failed => Reject(
+                ErrorCode::Internal,
+                "The server could not store that; try again.".into(),
+            ),
+        }
+    }
+}
+
+type Outcome = Result<(), Reject>;
+
+/// The state of one connection's conversation.
+pub struct Session {
+    /// The hub this connection talks through.
+    hub: RoomHub,
+    /// This connection's outbound queue.
+    outbox: Outbox,
+    /// Who this connection is, once `hello` succeeded.
+    user: Option<UserId>,
+}
+
+impl Session {
+    /// A session that has not said `hello` yet.
+    pub fn new(hub: RoomHub, outbox: Outbox) -> Self {
+        Session {
+            hub,
+            outbox,
+            user: None,
+        }
+    }
+
+    /// True once `hello` succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Answers a frame that could not be decoded.
+    pub fn reject_frame(&self, reason: &str, request_ref: Option<String>) {
+        self.outbox.send(&ServerMsg::error(
+            ErrorCode::BadFrame,
+            format!("Could not read that frame: {reason}"),
+            request_ref,
+        ));
+    }
+
+    /// Handles one request; errors go back to the client as error frames.
+    pub async fn handle(&mut self, frame: ClientFrame) {
+        let ClientFrame { request_ref, msg } = frame;
+        let outcome = match (&self.user, msg) {
+            (
+                None,
+                ClientMsg::Hello {
+                    version,
+                    name,
+                    credentials,
+                    resume,
+                },
+            ) => self.hello(version, &name, credentials, &resume).await,
+            (None, _) => Err(Reject(ErrorCode::HelloRequired, "Say hello first.".into())),
+            (Some(_), ClientMsg::Hello { .. }) => Err(Reject(
+                ErrorCode::AlreadyReady,
+                "This connection already said hello.".into(),
+            )),
+            (Some(user), msg) => {
+                let user = user.clone();
+                self.request(user, msg, request_ref.clone()).await
+            }
+        };
+        if let Err(Reject(code, message)) = outcome {
+            self.outbox
+                .send(&ServerMsg::error(code, message, request_ref));
+        }
+    }
+
+    /// The connection closed: the user goes offline after the grace period unless
+    /// another connection of theirs is open.
+    pub fn disconnect(&self) {
+        if let Some(user) = &self.user {
+            self.hub.disconnect(user, self.outbox.id);
+        }
+    }
+
+    async fn request(
+        &mut self,
+        user: UserId,
+        msg: ClientMsg,
+        request_ref: Option<String>,
+    ) -> Outcome {
+        match msg {
+            ClientMsg::Hello { .. } => Ok(()),
+            ClientMsg::Rename { name } => self.rename(&user, &name).await,
+            ClientMsg::CreateChannel {
+                name,
+                delete_when_empty,
+            } => {
+                let name = validate::channel_name(&name)
+                    .map_err(|m| Reject(ErrorCode::InvalidChannelName, m))?;
+                let room = match self
+                    .hub
+                    .store()
+                    .create_channel(&name, delete_when_empty)
+                    .await
+                {
+                    Err(StoreError::Conflict) => {
+                        return Err(Reject(
+                            ErrorCode::ChannelExists,
+                            format!("#{name} already exists."),
+                        ))
+                    }
+                    other => other?,
+                };
+                let channel = ChannelInfo { id: room.id, name };
+                self.hub.add_channel(&channel);
+                self.hub
+                    .publish(Target::Everyone, None, &ServerMsg::ChannelAdded { channel });
+                self.join(&user, room).await
+            }
+            ClientMsg::JoinChannel { name } => {
+                let name = validate::channel_name(&name)
+                    .map_err(|m| Reject(ErrorCode::InvalidChannelName, m))?;
+                match self.hub.store().find_channel(&name).await? {
+                    Some(room) => self.join(&user, room).await,
+                    None => Err(Reject(
+                        ErrorCode::NoSuchRoom,
+                        format!("There is no channel #{name}."),
+                    )),
+                }
+            }
+            ClientMsg::CreateCodeRoom { delete_when_empty } => {
+                let room = self.create_code_room(delete_when_empty).await?;
+                self.join(&user, room).await
+            }
+            ClientMsg::JoinByCode { code } => {
+                let code =
+                    validate::room_code(&code).map_err(|m| Reject(ErrorCode::InvalidCode, m))?;
+                match self.hub.store().find_code_room(&code).await? {
+                    Some(room) => self.join(&user, room).await,
+                    None => Err(Reject(
+                        ErrorCode::NoSuchRoom,
+                        format!("No room has the code {code}."),
+                    )),
+                }
+            }
+            ClientMsg::Leave { room } => self.leave(&user, room).await,
+            ClientMsg::OpenDirect { user: other } => self.open_direct(&user, &other).await,
+            ClientMsg::Send {
+                room,
+                client_id,
+                text,
+            } => {
+                validate::client_id(&client_id)
+                    .map_err(|m| Reject(ErrorCode::InvalidClientId, m))?;
+                let text =
+                    validate::message_text(&text).map_err(|m| Reject(ErrorCode::InvalidText, m))?;
+                self.require_member(&user, room)?;
+                let message = self.new_message(
+                    &user,
+                    room,
+                    MessageKind::Text,
+                    text,
+                    Some(client_id.clone()),
+                );
+                let reply = AppendReply::Ack {
+                    outbox: self.outbox.clone(),
+                    client_id,
+                    request_ref,
+                };
+                self.hub.appender().append(message, reply).await;
+                Ok(())
+            }
+            ClientMsg::History {
+                room,
+                before,
+                limit,
+            } => {
+                self.require_member(&user, room)?;
+                let limit = limit.clamp(1, HISTORY_PAGE);
+                let messages = self.hub.store().history_before(room, before, limit).await?;
+                let more_before = messages.first().is_some_and(|m| m.seq > 1);
+                self.outbox.send(&ServerMsg::History {
+                    room,
+                    messages,
+                    more_before,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn hello(
+        &mut self,
+        version: u32,
+        name: &str,
+        credentials: Option<GuestCredentials>,
+        resume: &[ResumePosition],
+    ) -> Outcome {
+        if version != PROTOCOL_VERSION {
+            return Err(Reject(
+                ErrorCode::UnsupportedVersion,
+                format!("This server speaks protocol version {PROTOCOL_VERSION}; reload the page."),
+            ));
+        }
+        let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+        let store = self.hub.store().clone();
+        let (user, credentials) = match credentials {
+            Some(creds) => {
+                let known = store.find_user(&creds.user_id).await?;
+                match known {
+                    Some(record) if record.secret_hash == hash_secret(&creds.secret) => (record, creds),
+                    _ => {
+                        return Err(Reject(
+                            ErrorCode::BadCredentials,
+                            "These guest credentials are not known here; say hello without them for a new identity.".into(),
+                        ))
+                    }
+                }
+            }
+            None => {
+                if !self.hub.name_available(&name, &UserId(String::new())) {
+                    return Err(name_taken(&name));
+                }
+                let secret: String = rand::thread_rng()
+                    .sample_iter(&Alphanumeric)
+                    .take(32)
+                    .map(char::from)
+                    .collect();
+                let record = UserRecord {
+                    id: UserId(hex::encode(rand::random::<[u8; 8]>())),
+                    secret_hash: hash_secret(&secret),
+                    name: name.clone(),
+                };
+                store.create_user(&record).await?;
+                let creds = GuestCredentials {
+                    user_id: record.id.clone(),
+                    secret,
+                };
+                (record, creds)
+            }
+        };
+        let records = store.rooms_of(&user.id).await?;
+        let mut rooms = Vec::with_capacity(records.len());
+        for record in &records {
+            rooms.push(self.room_info(record).await?);
+        }
+        let me = UserSummary {
+            id: user.id.clone(),
+            name: name.clone(),
+        };
+        let room_ids: Vec<RoomId> = records.iter().map(|r| r.id).collect();
+        let ready = |online, channels| ServerMsg::Ready {
+            me: me.clone(),
+            credentials,
+            rooms,
+            online,
+            channels,
+        };
+        let registered = self
+            .hub
+            .register(&user.id, &name, &room_ids, &self.outbox, ready)
+            .map_err(|_| name_taken(&name))?;
+        self.user = Some(user.id.clone());
+        if user.name != name {
+            store.rename_user(&user.id, &name).await?;
+        }
+        if registered != Registered::Unchanged {
+            self.hub.publish(
+                Target::Everyone,
+                Some(self.outbox.id),
+                &ServerMsg::UserOnline { user: me },
+            );
+        }
+        for record in &records {
+            let after = resume.iter().find(|p| p.room == record.id).map(|p| p.seq);
+            self.send_history(record.id, after, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn rename(&mut self, user: &UserId, name: &str) -> Outcome {
+        let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+        self.hub
+            .rename(user, &name)
+            .map_err(|_| name_taken(&name))?;
+        self.hub.store().rename_user(user, &name).await?;
+        let me = UserSummary {
+            id: user.clone(),
+            name,
+        };
+        self.hub
+            .publish(Target::Everyone, None, &ServerMsg::UserOnline { user: me });
+        Ok(())
+    }
+
+    async fn create_code_room(&self, delete_when_empty: bool) -> Result<RoomRecord, Reject> {
+        // 26^8 ≈ 2·10^11 codes: a collision is rare, a few retries make it vanishingly so.
+        for _ in 0..5 {
+            let code: String = rand::thread_rng()
+                .sample_iter(Uniform::new_inclusive(b'A', b'Z'))
+                .take(validate::ROOM_CODE_LEN)
+                .map(char::from)
+                .collect();
+            match self
+                .hub
+                .store()
+                .create_code_room(&code, delete_when_empty)
+                .await
+            {
+                Err(StoreError::Conflict) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(Reject(
+            ErrorCode::Internal,
+            "Could not find a free room code; try again.".into(),
+        ))
+    }
+
+    /// Makes `user` a member of `room` (with a join notice if they were not one), and
+    /// sends the room with its latest history to all of the user's connections.
+    async fn join(&mut self, user: &UserId, room: RoomRecord) -> Outcome {
+        let store = self.hub.store().clone();
+        let added = match store.add_member(room.id, user).await {
+            Err(StoreError::NotFound) => {
+                return Err(Reject(
+                    ErrorCode::NoSuchRoom,
+                    "That room no longer exists.".into(),
+                ))
+            }
+            other => other?,
+        };
+        if added {
+            let notice = self.new_message(user, room.id, MessageKind::Join, String::new(), None);
+            self.hub.appender().append_notice(notice).await?;
+        }
+        self.hub.add_member(room.id, user);
+        self.announce_membership(user, room.id, user).await
+    }
+
+    /// Tells all of `user`'s connections they are in `room`, followed by its history.
+    async fn announce_membership(&self, user: &UserId, room: RoomId, by: &UserId) -> Outcome {
+        let Some(record) = self.hub.store().room(room).await? else {
+            return Err(Reject(
+                ErrorCode::NoSuchRoom,
+                "That room no longer exists.".into(),
+            ));
+        };
+        let info = self.room_info(&record).await?;
+        self.hub.publish(
+            Target::User(user.clone()),
+            None,
+            &ServerMsg::Joined {
+                room: info,
+                by: by.clone(),
+            },
+        );
+        self.send_history(room, None, Some(user)).await
+    }
+
+    async fn leave(&mut self, user: &UserId, room: RoomId) -> Outcome {
+        self.require_member(user, room)?;
+        let store = self.hub.store().clone();
+        let Some(record) = store.room(room).await? else {
+            return Err(Reject(
+                ErrorCode::NoSuchRoom,
+                "That room no longer exists.".into(),
+            ));
+        };
+        if matches!(record.kind, RoomRecordKind::Direct { .. }) {
+            return Err(Reject(
+                ErrorCode::CannotLeaveDirect,
+                "Direct messages cannot be left; close the popup instead.".into(),
+            ));
+        }
+        self.hub.remove_member(room, user);
+        let remaining = store.remove_member(room, user).await?;
+        if remaining == 0 && record.delete_when_empty {
+            store.delete_room(room).await?;
+            self.hub.remove_room(room);
+            if matches!(record.kind, RoomRecordKind::Channel { .. }) {
+                self.hub
+                    .publish(Target::Everyone, None, &ServerMsg::ChannelRemoved { room });
+            }
+        } else {
+            let notice = self.new_message(user, room, MessageKind::Leave, String::new(), None);
+            self.hub.appender().append_notice(notice).await?;
+        }
+        self.hub
+            .publish(Target::User(user.clone()), None, &ServerMsg::Left { room });
+        Ok(())
+    }
+
+    async fn open_direct(&mut self, user: &UserId, other: &UserId) -> Outcome {
+        if user == other {
+            return Err(Reject(
+                ErrorCode::CannotDirectSelf,
+                "A direct room needs someone else.".into(),
+            ));
+        }
+        let store = self.hub.store().clone();
+        if store.find_user(other).await?.is_none() {
+            return Err(Reject(ErrorCode::NoSuchUser, "No such user.".into()));
+        }
+        let (room, _created) = store.open_direct(user, other).await?;
+        for member in [user, other] {
+            self.hub.add_member(room.id, member);
+            self.announce_membership(member, room.id, user).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a room's history: what came after `after` (resume), else the latest page;
+    /// to `user`'s connections, or to this connection only when `user` is `None`.
+    async fn send_history(
+        &self,
+        room: RoomId,
+        after: Option<Seq>,
+        user: Option<&UserId>,
+    ) -> Outcome {
+        let after = after.unwrap_or(0);
+        let messages = self
+            .hub
+            .store()
+            .latest_after(room, after, HISTORY_PAGE)
+            .await?;
+        let more_before = messages.first().is_some_and(|m| m.seq > after + 1);
+        let msg = ServerMsg::History {
+            room,
+            messages,
+            more_before,
+        };
+        match user {
+            Some(user) => self.hub.publish(Target::User(user.clone()), None, &msg),
+            None => self.outbox.send(&msg),
+        }
+        Ok(())
+    }
+
+    fn require_member(&self, user: &UserId, room: RoomId) -> Outcome {
+        if self.hub.is_member(user, room) {
+            Ok(())
+        } else {
+            Err(Reject(
+                ErrorCode::NotMember,
+                "You are not in that room.".into(),
+            ))
+        }
+    }
+
+    fn new_message(
+        &self,
+        user: &UserId,
+        room: RoomId,
+        kind: MessageKind,
+        text: String,
+        client_id: Option<String>,
+    ) -> NewMessage {
+        NewMessage {
+            room,
+            sender: UserSummary {
+                id: user.clone(),
+                name: self.hub.online_name(user).unwrap_or_default(),
+            },
+            ts: crate::clock::now_ms(),
+            kind,
+            text,
+            client_id,
+        }
+    }
+
+    /// The wire form of a room; direct rooms get both members' current names.
+    async fn room_info(&self, record: &RoomRecord) -> Result<RoomInfo, Reject> {
+        let kind = match &record.kind {
+            RoomRecordKind::Channel { name } => RoomKind::Channel { name: name.clone() },
+            RoomRecordKind::Code { code } => RoomKind::Code { code: code.clone() },
+            RoomRecordKind::Direct { members: [a, b] } => RoomKind::Direct {
+                members: [self.user_summary(a).await?, self.user_summary(b).await?],
+            },
+        };
+        Ok(RoomInfo {
+            id: record.id,
+            kind,
+            delete_when_empty: record.delete_when_empty,
+            latest_seq: record.latest_seq,
+        })
+    }
+
+    async fn user_summary(&self, id: &UserId) -> Result<UserSummary, Reject> {
+        let name = match self.hub.online_name(id) {
+            Some(name) => name,
+            None => self
+                .hub
+                .store()
+                .find_user(id)
+                .await?
+                .map(|u| u.name)
+                .unwrap_or_default(),
+        };
+        Ok(UserSummary {
+            id: id.clone(),
+            name,
+        })
+    }
+}
+
+fn name_taken(name: &str) -> Reject {
+    Reject(
+        ErrorCode::NameTaken,
+        format!("Someone online is already called {name}."),
+    )
+}
+
+/// Guest secrets are 32 random characters (≈190 bits), so a fast hash is enough: there
+/// is nothing to brute-force. Passwords (accounts) need argon2 instead.
+fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

@@ -1,0 +1,164 @@
+//! Persistence behind one trait, so the hub does not know which database it has.
+//!
+//! [`Store`] is implemented by [`sqlite::SqliteStore`] (the default, embedded). The
+//! contract every implementation keeps:
+//! - [`Store::append`] assigns each message the next seq of its room inside the same
+//!   transaction that stores it, so seqs are gap-free and in commit order even with
+//!   several writers (this is what lets several nodes share one database later);
+//! - a message whose `(sender, client_id)` was stored before is not stored again: the
+//!   original is returned as [`Appended::Duplicate`].
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, Timestamp, UserId, UserSummary};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name, code or key is already taken.
+    #[error("already exists")]
+    Conflict,
+    /// The row the operation needs does not exist (any more).
+    #[error("not found")]
+    NotFound,
+    /// The database failed; the request may be retried.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable id.
+    pub id: UserId,
+    /// SHA-256 (hex) of the guest secret; the secret itself is never stored.
+    pub secret_hash: String,
+    /// Last display name used.
+    pub name: String,
+}
+
+/// What kind of room a row is, with the kind-specific key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRecordKind {
+    /// Public channel with its display name.
+    Channel {
+        /// The name as created.
+        name: String,
+    },
+    /// Private room with its code.
+    Code {
+        /// 8 upper-case letters.
+        code: String,
+    },
+    /// Direct room between two users (ordered by id).
+    Direct {
+        /// Both member ids, smaller first.
+        members: [UserId; 2],
+    },
+}
+
+/// A room row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The room's id.
+    pub id: RoomId,
+    /// Channel, code room or direct room.
+    pub kind: RoomRecordKind,
+    /// Remove the room and its messages when its last member leaves.
+    pub delete_when_empty: bool,
+    /// Seq of the newest message, 0 when none.
+    pub latest_seq: Seq,
+}
+
+/// A message to be stored; the store assigns its seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The room.
+    pub room: RoomId,
+    /// Who sent it, with the name at the time.
+    pub sender: UserSummary,
+    /// Server time.
+    pub ts: Timestamp,
+    /// Text or notice.
+    pub kind: MessageKind,
+    /// The text (empty for notices).
+    pub text: String,
+    /// The sender's idempotency key (notices have none).
+    pub client_id: Option<String>,
+}
+
+/// What [`Store::append`] did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now with this seq.
+    Stored(ChatMessage),
+    /// Stored earlier under the same `(sender, client_id)`; this is that message.
+    Duplicate(ChatMessage),
+    /// The room no longer exists.
+    NoSuchRoom,
+}
+
+/// Durable state: users, rooms, memberships and message history.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a guest user.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Looks a user up by id.
+    async fn find_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
+    /// Records a user's new display name.
+    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()>;
+
+    /// Creates a public channel; [`StoreError::Conflict`] when the name (any case) exists.
+    async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord>;
+    /// Finds a channel by name, any case.
+    async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>>;
+    /// All public channels, oldest first.
+    async fn list_channels(&self) -> StoreResult<Vec<RoomRecord>>;
+    /// Creates a code room; [`StoreError::Conflict`] when the code is taken.
+    async fn create_code_room(
+        &self,
+        code: &str,
+        delete_when_empty: bool,
+    ) -> StoreResult<RoomRecord>;
+    /// Finds a code room by its code (upper case).
+    async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>>;
+    /// Returns the direct room of two users, creating it (with both as members) if
+    /// needed. The bool is true when it was created now.
+    async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)>;
+    /// One room by id.
+    async fn room(&self, id: RoomId) -> StoreResult<Option<RoomRecord>>;
+    /// Deletes a room with its memberships and messages.
+    async fn delete_room(&self, id: RoomId) -> StoreResult<()>;
+
+    /// Adds a member; returns false when they already were one.
+    async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool>;
+    /// Removes a member; returns how many members remain.
+    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64>;
+    /// Every room a user is a member of.
+    async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>>;
+
+    /// Stores messages in one transaction, in order, each with the next seq of its
+    /// room. Returns one outcome per input, in the same order.
+    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>>;
+    /// Up to `limit` messages with seq below `before`, oldest first.
+    async fn history_before(
+        &self,
+        room: RoomId,
+        before: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessage>>;
+    /// The newest `limit` messages with seq above `after`, oldest first.
+    async fn latest_after(
+        &self,
+        room: RoomId,
+        after: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessage>>;
+}

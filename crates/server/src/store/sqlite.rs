@@ -1,0 +1,435 @@
+//! The embedded default store: SQLite through sqlx, WAL journal, embedded migrations.
+//!
+//! WAL with `synchronous=NORMAL` keeps every committed transaction across a process
+//! kill; only a power loss may roll back the last commits. Writes are batched by the
+//! hub's append queue, so one transaction (one fsync at checkpoint) covers many messages.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, UserId, UserSummary};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+};
+
+/// SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Connection pool; SQLite allows one writer at a time, readers run alongside (WAL).
+    pool: SqlitePool,
+}
+
+const ROOM_COLUMNS: &str = "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
+const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directory) the database at `url`
+    /// (`sqlite://path` or `sqlite::memory:`) and brings the schema up to date.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            if let Some(parent) = Path::new(options.get_filename()).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
+                }
+            }
+        }
+        // An in-memory database exists per connection: keep exactly one.
+        let max = if in_memory { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn room_where(&self, clause: &str, bind: &str) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {clause}"))
+            .bind(bind)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now_ms()
+}
+
+fn kind_str(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "text",
+        MessageKind::Join => "join",
+        MessageKind::Leave => "leave",
+    }
+}
+
+fn kind_from_str(kind: &str) -> MessageKind {
+    match kind {
+        "join" => MessageKind::Join,
+        "leave" => MessageKind::Leave,
+        _ => MessageKind::Text,
+    }
+}
+
+fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRecord> {
+    let kind: String = row.try_get("kind")?;
+    let kind = match kind.as_str() {
+        "channel" => RoomRecordKind::Channel {
+            name: row
+                .try_get::<Option<String>, _>("name")?
+                .unwrap_or_default(),
+        },
+        "code" => RoomRecordKind::Code {
+            code: row
+                .try_get::<Option<String>, _>("code")?
+                .unwrap_or_default(),
+        },
+        _ => {
+            let key: String = row
+                .try_get::<Option<String>, _>("direct_key")?
+                .unwrap_or_default();
+            let (a, b) = key.split_once('|').unwrap_or((&key, ""));
+            RoomRecordKind::Direct {
+                members: [UserId(a.to_string()), UserId(b.to_string())],
+            }
+        }
+    };
+    Ok(RoomRecord {
+        id: RoomId(row.try_get("id")?),
+        kind,
+        delete_when_empty: row.try_get("delete_when_empty")?,
+        latest_seq: row.try_get::<i64, _>("latest_seq")? as Seq,
+    })
+}
+
+fn message_from_row(row: &SqliteRow) -> StoreResult<ChatMessage> {
+    Ok(ChatMessage {
+        room: RoomId(row.try_get("room_id")?),
+        seq: row.try_get::<i64, _>("seq")? as Seq,
+        sender: UserSummary {
+            id: UserId(row.try_get("sender_id")?),
+            name: row.try_get("sender_name")?,
+        },
+        ts: row.try_get("ts")?,
+        kind: kind_from_str(row.try_get("kind")?),
+        text: row.try_get("text")?,
+    })
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The key of a direct room: the two ids in order, so (a, b) and (b, a) meet.
+fn direct_key(a: &UserId, b: &UserId) -> String {
+    if a <= b {
+        format!("{a}|{b}")
+    } else {
+        format!("{b}|{a}")
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO users (id, secret_hash, name, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&user.id.0)
+            .bind(&user.secret_hash)
+            .bind(&user.name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn find_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query("SELECT id, secret_hash, name FROM users WHERE id = ?")
+            .bind(&id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(UserRecord {
+                id: UserId(row.try_get("id")?),
+                secret_hash: row.try_get("secret_hash")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO rooms (kind, name, name_key, delete_when_empty, created_at) \
+             VALUES ('channel', ?, ?, ?, ?) RETURNING {ROOM_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(natter_protocol::validate::name_key(name))
+        .bind(delete_when_empty)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict
+            } else {
+                e.into()
+            }
+        })?;
+        room_from_row(&row)
+    }
+
+    async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
+        self.room_where("name_key = ?", &natter_protocol::validate::name_key(name))
+            .await
+    }
+
+    async fn list_channels(&self) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms WHERE kind = 'channel' ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(room_from_row).collect()
+    }
+
+    async fn create_code_room(
+        &self,
+        code: &str,
+        delete_when_empty: bool,
+    ) -> StoreResult<RoomRecord> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO rooms (kind, code, delete_when_empty, created_at) \
+             VALUES ('code', ?, ?, ?) RETURNING {ROOM_COLUMNS}"
+        ))
+        .bind(code)
+        .bind(delete_when_empty)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict
+            } else {
+                e.into()
+            }
+        })?;
+        room_from_row(&row)
+    }
+
+    async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
+        self.room_where("code = ?", code).await
+    }
+
+    async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
+        let key = direct_key(a, b);
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?"
+        ))
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok((room_from_row(&row)?, false));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO rooms (kind, direct_key, created_at) VALUES ('direct', ?, ?) RETURNING {ROOM_COLUMNS}"
+        ))
+        .bind(&key)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let room = room_from_row(&row)?;
+        for user in [a, b] {
+            sqlx::query("INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?)")
+                .bind(room.id.0)
+                .bind(&user.0)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((room, true))
+    }
+
+    async fn room(&self, id: RoomId) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+
+    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
+        // Memberships and messages go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM rooms WHERE id = ?")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(room.0)
+        .bind(&user.0)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+            _ => e.into(),
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
+            .bind(room.0)
+            .bind(&user.0)
+            .execute(&mut *tx)
+            .await?;
+        let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE room_id = ?")
+            .bind(room.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(remaining as u64)
+    }
+
+    async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms JOIN members ON members.room_id = rooms.id \
+             WHERE members.user_id = ? ORDER BY members.joined_at, rooms.id"
+        ))
+        .bind(&user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(room_from_row).collect()
+    }
+
+    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for msg in batch {
+            if let Some(client_id) = &msg.client_id {
+                let original = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+                ))
+                .bind(&msg.sender.id.0)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = original {
+                    outcomes.push(Appended::Duplicate(message_from_row(&row)?));
+                    continue;
+                }
+            }
+            let seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE rooms SET latest_seq = latest_seq + 1 WHERE id = ? RETURNING latest_seq",
+            )
+            .bind(msg.room.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(seq) = seq else {
+                outcomes.push(Appended::NoSuchRoom);
+                continue;
+            };
+            sqlx::query(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(msg.room.0)
+            .bind(seq)
+            .bind(&msg.sender.id.0)
+            .bind(&msg.sender.name)
+            .bind(msg.ts)
+            .bind(kind_str(msg.kind))
+            .bind(&msg.text)
+            .bind(&msg.client_id)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(Appended::Stored(ChatMessage {
+                room: msg.room,
+                seq: seq as Seq,
+                sender: msg.sender.clone(),
+                ts: msg.ts,
+                kind: msg.kind,
+                text: msg.text.clone(),
+            }));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn history_before(
+        &self,
+        room: RoomId,
+        before: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room.0)
+        .bind(i64::try_from(before).unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().rev().map(message_from_row).collect()
+    }
+
+    async fn latest_after(
+        &self,
+        room: RoomId,
+        after: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room.0)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().rev().map(message_from_row).collect()
+    }
+}

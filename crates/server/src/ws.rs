@@ -1,0 +1,150 @@
+//! The only module that knows WebSocket frames.
+//!
+//! Each connection is one task that `select!`s on: incoming frames, its bounded outbound
+//! queue, the heartbeat, the hello deadline, the queue's overflow signal and server
+//! shutdown. Outbound frames are written by feeding everything queued and flushing once
+//! per wake-up, so a burst costs one syscall, not one per message.
+//!
+//! Close codes sent by the server (see docs/protocol.md):
+//! 1001 going away (shutdown, heartbeat lost) · 1003 binary frame · 1007 invalid UTF-8 ·
+//! 1008 no hello in time · 1009 message too big · 1013 too slow (outbound queue full).
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use natter_protocol::{decode_client_frame, MAX_FRAME_BYTES};
+use tokio::time::{sleep, Instant};
+
+use crate::session::Session;
+use crate::AppState;
+
+/// Read buffer per connection. tungstenite's default (128 KiB) costs ~137 KiB of memory
+/// per idle connection; 4 KiB brings that under 16 KiB and still reads a typical frame
+/// in one go (larger frames just take several reads).
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes written before tungstenite flushes on its own (we flush per wake-up anyway).
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Hard cap on unflushed outgoing bytes for one connection.
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Close codes this server sends, named.
+pub mod close {
+    /// Server shutting down or peer silent: reconnect (elsewhere or later).
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client sent a binary frame; natter speaks JSON text frames only.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Policy: no `hello` within the deadline.
+    pub const POLICY: u16 = 1008;
+    /// A message exceeded [`natter_protocol::MAX_FRAME_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+    /// The client did not read fast enough: reconnect and resume.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// `GET /ws`: upgrades to a WebSocket with natter's limits and buffer sizes.
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| {
+            let tracker = app.connections.clone();
+            tracker.track_future(serve(socket, app))
+        })
+}
+
+/// Why the connection loop ended: a close frame to send, or none.
+type Ending = Option<(u16, &'static str)>;
+
+async fn serve(socket: WebSocket, app: AppState) {
+    let (outbox, mut queue) = app.hub.open_outbox();
+    let overflowed = outbox.overflowed().clone();
+    let mut session = Session::new(app.hub.clone(), outbox);
+    let (mut sink, mut stream) = socket.split();
+
+    let hello_deadline = sleep(app.config.hello_timeout());
+    tokio::pin!(hello_deadline);
+    let heartbeat_every = app.config.heartbeat();
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+    let mut last_heard = Instant::now();
+
+    let ending: Ending = loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
+            _ = overflowed.cancelled() => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
+            _ = &mut hello_deadline, if !session.is_ready() => break Some((close::POLICY, "no hello in time")),
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_every * 2 {
+                    break Some((close::GOING_AWAY, "heartbeat lost"));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            Some(frame) = queue.recv() => {
+                if write_all(&mut sink, frame, &mut queue).await.is_err() {
+                    break None;
+                }
+            }
+            incoming = stream.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
+                        Ok(frame) => session.handle(frame).await,
+                        Err(err) => session.reject_frame(&err.reason, err.request_ref),
+                    },
+                    Some(Ok(Message::Binary(_))) => break Some((close::UNSUPPORTED_DATA, "natter speaks JSON text frames")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) => break read_error_close(err),
+                }
+            }
+        }
+    };
+    session.disconnect();
+    if let Some((code, reason)) = ending {
+        // Best effort: the peer may already be gone.
+        let close = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+    }
+}
+
+/// Feeds `first` and everything else already queued, then flushes once.
+async fn write_all(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    first: Utf8Bytes,
+    queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    while let Ok(frame) = queue.try_recv() {
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await
+}
+
+/// tungstenite answers protocol errors with the right close itself, but not an
+/// over-size message (it just errors) or invalid UTF-8: those we close ourselves.
+fn read_error_close(err: axum::Error) -> Ending {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => {
+            Some((close::TOO_BIG, "message too big (limit 64 KiB)"))
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            Some((close::INVALID_PAYLOAD, "text frame is not valid UTF-8"))
+        }
+        _ => {
+            tracing::debug!(err = %inner, "websocket read failed");
+            None
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Test harness: a real natter server on 127.0.0.1:0 with a temporary SQLite file, and
+//! tokio-tungstenite clients speaking the real protocol.
+
+#![allow(dead_code, missing_docs)] // each test binary uses a different part of this
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use natter_protocol::*;
+use natter_server::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh port over the SQLite file at `db`.
+    pub async fn start(db: &Path) -> TestServer {
+        Self::start_with(Config::for_tests(sqlite_url(db))).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            natter_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Graceful shutdown, waiting until the server has stopped.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task");
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A connected client that said hello as `name` and got `ready`.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut client = self.client().await;
+        client.hello(name, None, vec![]).await;
+        client
+    }
+}
+
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A temporary directory with a database path inside.
+pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("natter.db");
+    (dir, path)
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub me: Option<UserSummary>,
+    pub credentials: Option<GuestCredentials>,
+    pub ready: Option<ServerMsg>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connects");
+        Client {
+            ws,
+            me: None,
+            credentials: None,
+            ready: None,
+        }
+    }
+
+    pub fn id(&self) -> UserId {
+        self.me.as_ref().expect("said hello").id.clone()
+    }
+
+    pub async fn send(&mut self, msg: ClientMsg) {
+        self.send_frame(msg.into()).await;
+    }
+
+    pub async fn send_frame(&mut self, frame: ClientFrame) {
+        self.send_raw(Message::text(frame.to_json())).await;
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    /// The next server message (skipping pings); panics after [`WAIT`].
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("socket still open")
+                .expect("frame reads");
+            match next {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str()).expect("server frames parse")
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Skips messages until one matches `pick`, returning what `pick` extracted.
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected message did not arrive"
+            );
+            let msg = self.recv().await;
+            if let Some(found) = pick(&msg) {
+                return found;
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(msg))) = tokio::time::timeout(quiet, self.ws.next()).await {
+            if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+                panic!("expected silence, got {msg:?}");
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("closes in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Says hello and returns the `ready` plus the history frames that follow for each
+    /// room the user is in.
+    pub async fn hello(
+        &mut self,
+        name: &str,
+        credentials: Option<GuestCredentials>,
+        resume: Vec<ResumePosition>,
+    ) -> Vec<ServerMsg> {
+        self.send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.into(),
+            credentials,
+            resume,
+        })
+        .await;
+        let ready = self.recv().await;
+        let ServerMsg::Ready {
+            me,
+            credentials,
+            rooms,
+            ..
+        } = &ready
+        else {
+            panic!("expected ready, got {ready:?}");
+        };
+        self.me = Some(me.clone());
+        self.credentials = Some(credentials.clone());
+        let room_count = rooms.len();
+        self.ready = Some(ready.clone());
+        let mut histories = Vec::new();
+        while histories.len() < room_count {
+            let msg = self.recv().await;
+            if matches!(msg, ServerMsg::History { .. }) {
+                histories.push(msg);
+            }
+        }
+        histories
+    }
+
+    /// Joins a channel by name; returns its id and the history that came with it.
+    pub async fn join_channel(&mut self, name: &str) -> (RoomId, Vec<ChatMessage>) {
+        self.send(ClientMsg::JoinChannel { name: name.into() })
+            .await;
+        self.expect_joined().await
+    }
+
+    /// Waits for `joined` and the history after it.
+    pub async fn expect_joined(&mut self) -> (RoomId, Vec<ChatMessage>) {
+        let room = self
+            .recv_until(|m| match m {
+                ServerMsg::Joined { room, .. } => Some(room.id),
+                _ => None,
+            })
+            .await;
+        let messages = self
+            .recv_until(|m| match m {
+                ServerMsg::History {
+                    room: r, messages, ..
+                } if *r == room => Some(messages.clone()),
+                _ => None,
+            })
+            .await;
+        (room, messages)
+    }
+
+    /// Sends text and waits for its ack; returns the seq.
+    pub async fn say(&mut self, room: RoomId, client_id: &str, text: &str) -> Seq {
+        self.send(ClientMsg::Send {
+            room,
+            client_id: client_id.into(),
+            text: text.into(),
+        })
+        .await;
+        self.recv_until(|m| match m {
+            ServerMsg::Ack {
+                client_id: c, seq, ..
+            } if c == client_id => Some(*seq),
+            ServerMsg::Error { .. } => panic!("send failed: {m:?}"),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a chat message (not a notice) in `room`.
+    pub async fn next_text(&mut self, room: RoomId) -> ChatMessage {
+        self.recv_until(|m| match m {
+            ServerMsg::Message { message }
+                if message.room == room && message.kind == MessageKind::Text =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for an error frame; returns its code and ref.
+    pub async fn expect_error(&mut self) -> (ErrorCode, Option<String>) {
+        self.recv_until(|m| match m {
+            ServerMsg::Error {
+                code, request_ref, ..
+            } => Some((*code, request_ref.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
