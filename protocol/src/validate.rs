@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn display_names() {
         assert_eq!(display_name("  Ann Lee ").as_deref(), Ok("Ann Lee"));
-        assert_eq!(display_name("Zoë_O'Neil-2.0").as_deref(), Ok("Zoë_O'Neil-2.0"));
+        assert_eq!(
+            display_name("Zoë_O'Neil-2.0").as_deref(),
+            Ok("Zoë_O'Neil-2.0")
+        );
         assert!(display_name("").is_err());
         assert!(display_name("   ").is_err());
         assert!(display_name("<img src=x>").is_err());

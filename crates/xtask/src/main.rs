@@ -1,0 +1,180 @@
+//! natter's project scripts, run as `cargo xtask <command>`.
+//!
+//! - `run`: install missing tools, build the web client, start the server on :8080.
+//! - `dev`: the server plus `trunk serve` on :8081 with live reload (proxying /ws).
+//! - `test`: everything CI runs — fmt, clippy, all tests, the WASM build, browser tests.
+//!
+//! Every tool version lives in [`tools`]; an install is skipped when the right version
+//! is already there, so only the first run on a machine is slow.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  run [server args]   install missing tools, build the web client (release),
+                      start the server at http://127.0.0.1:8080
+  dev                 server on :8080 plus `trunk serve` on :8081 with live reload
+  test                fmt check, clippy -D warnings, all tests, WASM build,
+                      browser end-to-end tests (what CI runs)
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let outcome = match command.as_deref() {
+        Some("run") => run(&rest),
+        Some("dev") => dev(),
+        Some("test") => test(),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprint!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (where Cargo.toml with `[workspace]` is).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A command that runs in the workspace root.
+fn cmd(program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root());
+    command
+}
+
+/// Runs a command to completion, failing with its command line if it fails.
+fn exec(mut command: Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn build_client() -> Result<()> {
+    tools::ensure_client_toolchain()?;
+    exec(cmd("trunk", &["build", "--release", "--offline"]))
+}
+
+fn run(server_args: &[String]) -> Result<()> {
+    step("install missing tools", tools::ensure_client_toolchain)?;
+    step("build the web client (trunk, release)", build_client)?;
+    println!("\n==> starting natter at http://127.0.0.1:8080 (Ctrl-C stops it)\n");
+    let mut command = cmd(&cargo(), &["run", "--release", "-p", "natter-server", "--"]);
+    command.args(server_args);
+    exec(command)
+}
+
+fn dev() -> Result<()> {
+    step("install missing tools", tools::ensure_client_toolchain)?;
+    step("build the server", || {
+        exec(cmd(&cargo(), &["build", "-p", "natter-server"]))
+    })?;
+    let server_bin = root().join("target/debug/natter-server");
+    let mut server = Command::new(&server_bin)
+        .current_dir(root())
+        .spawn()
+        .with_context(|| format!("could not start {}", server_bin.display()))?;
+    println!(
+        "\n==> server on :8080; trunk serves the client with reload at http://127.0.0.1:8081\n"
+    );
+    let trunk = exec(cmd("trunk", &["serve", "--offline"]));
+    let _ = server.kill();
+    let _ = server.wait();
+    trunk
+}
+
+fn test() -> Result<()> {
+    let started = Instant::now();
+    let mut timings = Vec::new();
+    let mut timed = |name: &'static str, f: &dyn Fn() -> Result<()>| -> Result<()> {
+        let t = Instant::now();
+        step(name, f)?;
+        timings.push((name, t.elapsed()));
+        Ok(())
+    };
+    timed("cargo fmt --check", &|| {
+        exec(cmd(&cargo(), &["fmt", "--all", "--check"]))
+    })?;
+    timed("cargo clippy (warnings denied)", &|| {
+        exec(cmd(
+            &cargo(),
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ))
+    })?;
+    timed("cargo test (unit, integration, client logic)", &|| {
+        exec(cmd(&cargo(), &["test", "--workspace"]))
+    })?;
+    timed("install missing tools", &tools::ensure_client_toolchain)?;
+    timed(
+        "WASM build of the web client (trunk, release)",
+        &build_client,
+    )?;
+    timed(
+        "browser tools (chromium, Playwright)",
+        &tools::ensure_browser_tools,
+    )?;
+    timed("browser end-to-end tests (Playwright + chromium)", &|| {
+        exec(cmd(&cargo(), &["build", "-p", "natter-server"]))?;
+        let mut command = cmd("npx", &["playwright", "test"]);
+        command.current_dir(root().join("tests/e2e")).env(
+            "NATTER_SERVER_BIN",
+            root().join("target/debug/natter-server"),
+        );
+        exec(command)
+    })?;
+    println!("\n==> all checks passed in {:.0?}", started.elapsed());
+    for (name, took) in timings {
+        println!("    {:>7.1?}  {name}", took);
+    }
+    Ok(())
+}
+
+/// Runs one named step, announcing it and how long it took.
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("\n==> {name}");
+    let t = Instant::now();
+    f().with_context(|| format!("step failed: {name}"))?;
+    println!("    done: {name} ({:.1?})", t.elapsed());
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Every external tool natter's build needs, at pinned versions, installed when missing.
+//!
+//! - the `wasm32-unknown-unknown` Rust target (rustup);
+//! - `trunk` [`TRUNK_VERSION`] (0.22 needs a newer rustc than these machines have);
+//! - `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in Cargo.lock
+//!   (trunk cannot download it here, and a mismatch fails the build);
+//! - Debian's `chromium` and the Playwright npm package for the browser tests
+//!   (`npx playwright install` cannot work here; Playwright drives /usr/bin/chromium).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cmd, exec, root};
+
+/// The trunk release that builds on these machines.
+pub const TRUNK_VERSION: &str = "0.21.14";
+
+/// Where the browser tests find chromium unless `CHROMIUM_PATH` says otherwise.
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The wasm target, trunk and wasm-bindgen-cli.
+pub fn ensure_client_toolchain() -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_cargo_tool(
+        "trunk",
+        "trunk",
+        TRUNK_VERSION,
+        &["--locked"],
+        "about 15 minutes on 2 cores",
+    )?;
+    let bindgen = wasm_bindgen_version()?;
+    check_trunk_pin(&bindgen)?;
+    // No --locked: its lock file names a crate version the registry mirror lacks.
+    ensure_cargo_tool(
+        "wasm-bindgen",
+        "wasm-bindgen-cli",
+        &bindgen,
+        &[],
+        "about 5 minutes on 2 cores",
+    )
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        println!("    ok: rust target wasm32-unknown-unknown");
+        return Ok(());
+    }
+    println!("    installing rust target wasm32-unknown-unknown (one-time, under a minute)");
+    exec(cmd("rustup", &["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// Installs `krate` at `version` unless `bin --version` already reports it.
+fn ensure_cargo_tool(
+    bin: &str,
+    krate: &str,
+    version: &str,
+    extra: &[&str],
+    takes: &str,
+) -> Result<()> {
+    let found = output(bin, &["--version"]).unwrap_or_default();
+    if found.split_whitespace().any(|word| word == version) {
+        println!("    ok: {bin} {version}");
+        return Ok(());
+    }
+    let had = found.trim();
+    if had.is_empty() {
+        println!("    installing {krate} {version} (one-time, {takes})");
+    } else {
+        println!("    replacing {had} with {krate} {version} (one-time, {takes})");
+    }
+    let started = Instant::now();
+    let mut args = vec!["install", krate, "--version", version, "--force"];
+    args.extend_from_slice(extra);
+    exec(cmd(&crate::cargo(), &args))?;
+    println!(
+        "    installed {krate} {version} in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// The `wasm-bindgen` crate version in Cargo.lock.
+pub fn wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                return Ok(version.to_string());
+            }
+        }
+    }
+    bail!("no wasm-bindgen package in Cargo.lock")
+}
+
+/// Trunk.toml pins the wasm-bindgen it expects; it must agree with Cargo.lock.
+fn check_trunk_pin(bindgen: &str) -> Result<()> {
+    let trunk_toml =
+        std::fs::read_to_string(root().join("Trunk.toml")).context("reading Trunk.toml")?;
+    let pinned = trunk_toml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("wasm_bindgen = \""))
+        .and_then(|v| v.strip_suffix('"'));
+    match pinned {
+        Some(pin) if pin == bindgen => Ok(()),
+        Some(pin) => bail!(
+            "Trunk.toml pins wasm_bindgen = \"{pin}\" but Cargo.lock has wasm-bindgen {bindgen}: \
+             set Trunk.toml [tools] wasm_bindgen = \"{bindgen}\""
+        ),
+        None => bail!("Trunk.toml has no [tools] wasm_bindgen pin"),
+    }
+}
+
+/// Chromium from apt and the Playwright npm package.
+pub fn ensure_browser_tools() -> Result<()> {
+    let chromium = chromium_path();
+    if chromium.exists() {
+        println!("    ok: {}", chromium.display());
+    } else if std::env::var_os("CHROMIUM_PATH").is_some() {
+        bail!("CHROMIUM_PATH={} does not exist", chromium.display());
+    } else if output("id", &["-u"]).as_deref().map(str::trim) == Some("0") {
+        println!("    installing Debian's chromium with apt (one-time, 1–3 minutes)");
+        exec(cmd("apt-get", &["update", "-qq"]))?;
+        let mut install = cmd("apt-get", &["install", "-y", "-qq", "chromium"]);
+        install.env("DEBIAN_FRONTEND", "noninteractive");
+        exec(install)?;
+    } else {
+        bail!(
+            "the browser tests need Debian's chromium: run `sudo apt-get install -y chromium` \
+             (or set CHROMIUM_PATH to a Chromium binary)"
+        );
+    }
+    let e2e = root().join("tests/e2e");
+    if npm_install_needed(&e2e) {
+        println!("    installing the Playwright npm package (one-time, seconds)");
+        let mut npm = cmd("npm", &["ci", "--no-audit", "--no-fund"]);
+        npm.current_dir(&e2e);
+        exec(npm)?;
+    } else {
+        println!("    ok: tests/e2e/node_modules");
+    }
+    Ok(())
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM))
+}
+
+/// npm writes `node_modules/.package-lock.json` on install; reinstall when it is
+/// missing or older than the committed lock file.
+fn npm_install_needed(dir: &Path) -> bool {
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(dir.join("node_modules/.package-lock.json")),
+        modified(dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(wanted)) => installed < wanted,
+        _ => true,
+    }
+}
+
+/// A command's stdout, or None if it could not run or failed.
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,224 @@
+//! The client's pure logic: no browser, no signals, so it is unit-tested natively
+//! (`cargo test -p natter-web`).
+//!
+//! - [`merge_history`]: fold server batches and live messages into one seq-ordered,
+//!   duplicate-free list.
+//! - [`storage_key`]: where a room's cached history lives in localStorage, so two
+//!   people on one browser never see each other's history.
+//! - [`Backoff`]: full-jitter exponential reconnect delays.
+//! - [`unread`]: unread counts from sequence numbers.
+//! - [`name_hue`]: a stable colour per sender name.
+
+use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
+
+/// How many messages of one room the browser keeps in localStorage.
+pub const CACHE_PER_ROOM: usize = 200;
+
+/// Merges `incoming` into `history` (sorted by seq, no duplicates) and keeps it so.
+/// Returns true if anything new was added.
+pub fn merge_history(
+    history: &mut Vec<ChatMessage>,
+    incoming: impl IntoIterator<Item = ChatMessage>,
+) -> bool {
+    let mut changed = false;
+    for message in incoming {
+        match history.binary_search_by_key(&message.seq, |m| m.seq) {
+            Ok(_) => {}
+            Err(at) => {
+                history.insert(at, message);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// Keeps only the newest `keep` messages.
+pub fn trim_history(history: &mut Vec<ChatMessage>, keep: usize) {
+    if history.len() > keep {
+        history.drain(..history.len() - keep);
+    }
+}
+
+/// The newest seq such that every message up to it (from the oldest held) is present
+/// without gaps: what a client can safely claim to "have" when resuming.
+pub fn contiguous_until(history: &[ChatMessage]) -> Option<Seq> {
+    let mut iter = history.iter();
+    let mut last = iter.next()?.seq;
+    for message in iter {
+        if message.seq != last + 1 {
+            break;
+        }
+        last = message.seq;
+    }
+    Some(last)
+}
+
+/// The localStorage key of a room's cached history: server origin + user + room.
+pub fn storage_key(origin: &str, user: &UserId, room: RoomId) -> String {
+    format!("natter/v1/{origin}/{user}/room/{room}")
+}
+
+/// The localStorage key of this browser's guest identity on a server.
+pub fn credentials_key(origin: &str) -> String {
+    format!("natter/v1/{origin}/credentials")
+}
+
+/// The localStorage key of the last display name used on a server.
+pub fn name_key(origin: &str) -> String {
+    format!("natter/v1/{origin}/name")
+}
+
+/// Unread messages: latest seq in the room minus the last one read, never negative.
+pub fn unread(latest: Seq, read: Seq) -> u64 {
+    latest.saturating_sub(read)
+}
+
+/// Full-jitter exponential backoff: attempt n waits a random time in
+/// `[0, min(cap, base·2^n)]`, which spreads a crowd of reconnecting clients out.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// First ceiling, in milliseconds.
+    base_ms: u64,
+    /// Largest ceiling, in milliseconds.
+    cap_ms: u64,
+    /// Failed attempts so far.
+    attempt: u32,
+}
+
+impl Backoff {
+    /// natter's reconnect policy: from about 0.5 s up to 20 s.
+    pub fn reconnect() -> Self {
+        Backoff {
+            base_ms: 500,
+            cap_ms: 20_000,
+            attempt: 0,
+        }
+    }
+
+    /// The next delay; `random` is a uniform number in [0, 1).
+    pub fn next_delay_ms(&mut self, random: f64) -> u64 {
+        let ceiling = self.ceiling_ms();
+        self.attempt = self.attempt.saturating_add(1);
+        // Never 0: at least a short pause so a down server is not hammered.
+        ((ceiling as f64) * random.clamp(0.0, 1.0)).max(100.0) as u64
+    }
+
+    /// The current attempt's upper bound.
+    pub fn ceiling_ms(&self) -> u64 {
+        let exp = 1u64.checked_shl(self.attempt.min(20)).unwrap_or(u64::MAX);
+        self.base_ms.saturating_mul(exp).min(self.cap_ms)
+    }
+
+    /// Back to the first step after a successful connection.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// A hue (0–359) derived from a name, so each sender keeps one colour everywhere.
+pub fn name_hue(name: &str) -> u32 {
+    // FNV-1a: tiny, stable across builds and platforms.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.to_lowercase().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % 360
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_protocol::{MessageKind, UserSummary};
+
+    fn msg(seq: Seq) -> ChatMessage {
+        ChatMessage {
+            room: RoomId(1),
+            seq,
+            sender: UserSummary {
+                id: UserId("u".into()),
+                name: "Ann".into(),
+            },
+            ts: 0,
+            kind: MessageKind::Text,
+            text: format!("m{seq}"),
+        }
+    }
+
+    fn seqs(history: &[ChatMessage]) -> Vec<Seq> {
+        history.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn merge_sorts_and_drops_duplicates() {
+        let mut history = vec![msg(2), msg(3)];
+        assert!(merge_history(
+            &mut history,
+            [msg(5), msg(1), msg(3), msg(4)]
+        ));
+        assert_eq!(seqs(&history), [1, 2, 3, 4, 5]);
+        assert!(
+            !merge_history(&mut history, [msg(2), msg(5)]),
+            "nothing new"
+        );
+        assert_eq!(seqs(&history), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn trim_keeps_the_newest() {
+        let mut history: Vec<_> = (1..=10).map(msg).collect();
+        trim_history(&mut history, 3);
+        assert_eq!(seqs(&history), [8, 9, 10]);
+        trim_history(&mut history, 5);
+        assert_eq!(seqs(&history), [8, 9, 10]);
+    }
+
+    #[test]
+    fn contiguous_stops_at_the_first_gap() {
+        assert_eq!(contiguous_until(&[]), None);
+        assert_eq!(contiguous_until(&[msg(4), msg(5), msg(7)]), Some(5));
+        assert_eq!(contiguous_until(&[msg(4), msg(5), msg(6)]), Some(6));
+    }
+
+    #[test]
+    fn storage_keys_separate_servers_users_and_rooms() {
+        let ann = UserId("ann".into());
+        let bob = UserId("bob".into());
+        let key = storage_key("http://a", &ann, RoomId(1));
+        assert_ne!(key, storage_key("http://a", &bob, RoomId(1)));
+        assert_ne!(key, storage_key("http://b", &ann, RoomId(1)));
+        assert_ne!(key, storage_key("http://a", &ann, RoomId(2)));
+        assert_ne!(credentials_key("http://a"), credentials_key("http://b"));
+    }
+
+    #[test]
+    fn unread_never_goes_negative() {
+        assert_eq!(unread(10, 7), 3);
+        assert_eq!(unread(7, 10), 0);
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter_and_resets() {
+        let mut backoff = Backoff::reconnect();
+        assert_eq!(backoff.ceiling_ms(), 500);
+        assert_eq!(backoff.next_delay_ms(1.0), 500);
+        assert_eq!(backoff.ceiling_ms(), 1000);
+        assert_eq!(backoff.next_delay_ms(0.5), 500);
+        for _ in 0..30 {
+            let delay = backoff.next_delay_ms(0.999);
+            assert!(delay <= 20_000);
+        }
+        assert_eq!(backoff.ceiling_ms(), 20_000);
+        assert_eq!(backoff.next_delay_ms(0.0), 100, "never zero");
+        backoff.reset();
+        assert_eq!(backoff.ceiling_ms(), 500);
+    }
+
+    #[test]
+    fn hues_are_stable_and_case_blind() {
+        assert_eq!(name_hue("Ann"), name_hue("ann"));
+        assert!(name_hue("Bob") < 360);
+        assert_ne!(name_hue("Ann"), name_hue("Bob"));
+    }
+}

@@ -1,0 +1,57 @@
+// natter's browser tests. `cargo xtask test` builds the web client (dist/) and the
+// server, then runs `npx playwright test` here; Playwright starts the real server on a
+// fresh SQLite database and drives Debian's chromium (Playwright's own browser download
+// cannot work on these machines).
+const { defineConfig } = require('@playwright/test');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const root = path.resolve(__dirname, '..', '..');
+const port = Number(process.env.NATTER_E2E_PORT || 18473);
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
+const serverBin = process.env.NATTER_SERVER_BIN || path.join(root, 'target', 'debug', 'natter-server');
+
+module.exports = defineConfig({
+  testDir: '.',
+  testMatch: '*.spec.js',
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [['list']],
+  outputDir: path.join(os.tmpdir(), 'natter-e2e-results'),
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: 'chromium',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+    trace: 'off',
+  },
+  webServer: {
+    command: `"${serverBin}"`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: {
+      NATTER_LISTEN: `127.0.0.1:${port}`,
+      NATTER_DATABASE_URL: `sqlite://${path.join(dataDir, 'natter.db')}`,
+      NATTER_STATIC_DIR: path.join(root, 'dist'),
+      NATTER_PRESENCE_GRACE_MS: '1000',
+      RUST_LOG: 'warn',
+    },
+  },
+});
