@@ -3,11 +3,14 @@
 //! # Layout
 //! - [`logic`]: pure client logic (history merge, storage keys, backoff, unread,
 //!   colours), unit-tested natively.
+//! - [`cache`]: what survives a browser restart, in localStorage (gloo-storage).
 //! - [`client`]: the WebSocket connection and the [`client::Chat`] signals it feeds.
-//! - [`components`]: what is on screen: header, name prompt, room view.
+//! - [`components`]: what is on screen: header, name prompt, sidebar (rooms, channels,
+//!   people), the room in view, direct-message popups.
 //!
 //! `main.rs` only mounts [`App`].
 
+pub mod cache;
 pub mod client;
 pub mod components;
 pub mod logic;
@@ -15,21 +18,22 @@ pub mod logic;
 use leptos::prelude::*;
 
 use crate::client::Chat;
-use crate::components::{Header, NamePrompt, RoomView};
+use crate::components::{Header, NamePrompt, Popups, RoomView, Sidebar};
 
-/// The whole app: the name prompt until the server accepted a name, then the chat.
+/// The whole app: the name prompt until there is a name, then the chat.
 #[component]
 pub fn App() -> impl IntoView {
-    let chat = Chat::new();
+    let chat = Chat::boot();
     provide_context(chat);
-    if let Some(name) = Chat::remembered_name() {
-        chat.start(name);
-    }
     view! {
         <div class="app">
             <Header/>
             <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <NamePrompt/> }>
-                <RoomView/>
+                <div class="layout" class=("drawer-open", move || chat.drawer_open.get())>
+                    <Sidebar/>
+                    <RoomView/>
+                </div>
+                <Popups/>
             </Show>
         </div>
     }

@@ -33,6 +33,33 @@ pub fn merge_history(
     changed
 }
 
+/// Folds a `history` batch from the server into `history`. When the batch says older
+/// messages exist (`more_before`) but does not reach what is already held, the held
+/// older messages are dropped: the client keeps one run without gaps and pages the
+/// rest back from the server on scroll. Returns true if anything changed.
+pub fn apply_batch(
+    history: &mut Vec<ChatMessage>,
+    batch: Vec<ChatMessage>,
+    more_before: bool,
+) -> bool {
+    let Some(first) = batch.first().map(|m| m.seq) else {
+        return false;
+    };
+    let newest_older = history.iter().rev().find(|m| m.seq < first).map(|m| m.seq);
+    let mut changed = false;
+    if more_before && newest_older.is_some_and(|seq| seq + 1 < first) {
+        history.retain(|m| m.seq >= first);
+        changed = true;
+    }
+    merge_history(history, batch) || changed
+}
+
+/// Where to resume a room from: the newest seq reached from the oldest held message
+/// without a gap (a live message that raced ahead of a catch-up batch does not count).
+pub fn resume_seq(history: &[ChatMessage]) -> Option<Seq> {
+    contiguous_until(history)
+}
+
 /// Keeps only the newest `keep` messages.
 pub fn trim_history(history: &mut Vec<ChatMessage>, keep: usize) {
     if history.len() > keep {
@@ -56,7 +83,18 @@ pub fn contiguous_until(history: &[ChatMessage]) -> Option<Seq> {
 
 /// The localStorage key of a room's cached history: server origin + user + room.
 pub fn storage_key(origin: &str, user: &UserId, room: RoomId) -> String {
-    format!("natter/v1/{origin}/{user}/room/{room}")
+    format!("{}room/{room}", user_prefix(origin, user))
+}
+
+/// The prefix of every localStorage key that belongs to one user on one server, so
+/// signing out can remove exactly that user's data.
+pub fn user_prefix(origin: &str, user: &UserId) -> String {
+    format!("natter/v1/{origin}/{user}/")
+}
+
+/// The localStorage key of a user's own snapshot: rooms, read positions, last room.
+pub fn profile_key(origin: &str, user: &UserId) -> String {
+    format!("{}profile", user_prefix(origin, user))
 }
 
 /// The localStorage key of this browser's guest identity on a server.
@@ -166,6 +204,52 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_that_leaves_a_gap_replaces_the_older_messages() {
+        let mut history: Vec<_> = (1..=10).map(msg).collect();
+        // 150 messages were missed: the server sends the newest 100 with more_before.
+        assert!(apply_batch(
+            &mut history,
+            (161..=260).map(msg).collect(),
+            true
+        ));
+        assert_eq!(history.first().map(|m| m.seq), Some(161));
+        assert_eq!(history.len(), 100);
+        assert_eq!(resume_seq(&history), Some(260));
+    }
+
+    #[test]
+    fn a_batch_that_connects_keeps_everything() {
+        let mut history: Vec<_> = (1..=10).map(msg).collect();
+        assert!(apply_batch(
+            &mut history,
+            (11..=20).map(msg).collect(),
+            true
+        ));
+        assert_eq!(seqs(&history), (1..=20).collect::<Vec<_>>());
+        // An older page (scroll-back) is merged at the front.
+        let mut recent: Vec<_> = (101..=110).map(msg).collect();
+        assert!(apply_batch(
+            &mut recent,
+            (1..=100).map(msg).collect(),
+            false
+        ));
+        assert_eq!(recent.len(), 110);
+        assert!(
+            !apply_batch(&mut recent, vec![], true),
+            "an empty batch changes nothing"
+        );
+    }
+
+    #[test]
+    fn resume_ignores_a_live_message_that_raced_ahead() {
+        let mut history: Vec<_> = (1..=50).map(msg).collect();
+        merge_history(&mut history, [msg(75)]);
+        assert_eq!(resume_seq(&history), Some(50));
+        apply_batch(&mut history, (51..=75).map(msg).collect(), false);
+        assert_eq!(resume_seq(&history), Some(75));
+    }
+
+    #[test]
     fn trim_keeps_the_newest() {
         let mut history: Vec<_> = (1..=10).map(msg).collect();
         trim_history(&mut history, 3);
@@ -190,6 +274,11 @@ mod tests {
         assert_ne!(key, storage_key("http://b", &ann, RoomId(1)));
         assert_ne!(key, storage_key("http://a", &ann, RoomId(2)));
         assert_ne!(credentials_key("http://a"), credentials_key("http://b"));
+        assert!(key.starts_with(&user_prefix("http://a", &ann)));
+        assert!(profile_key("http://a", &ann).starts_with(&user_prefix("http://a", &ann)));
+        assert!(
+            !storage_key("http://a", &bob, RoomId(1)).starts_with(&user_prefix("http://a", &ann))
+        );
     }
 
     #[test]

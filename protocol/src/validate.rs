@@ -15,8 +15,11 @@ pub const ROOM_CODE_LEN: usize = 8;
 /// Longest `client_id` of a send, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
-/// Checks a display name: 1–32 characters after trimming; letters, digits, spaces and
-/// `_ - . '`; no run of several spaces. Returns the trimmed name.
+/// Checks a display name: 1–32 characters after trimming; any visible characters
+/// (people write names in every script and with punctuation); no control or invisible
+/// formatting characters, no run of several spaces. Returns the trimmed name.
+///
+/// Names are always rendered as text, so `<b>` in a name is just three characters.
 pub fn display_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -25,18 +28,19 @@ pub fn display_name(raw: &str) -> Result<String, String> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(format!("Names are at most {MAX_NAME_CHARS} characters."));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.' | '\'')))
-    {
-        return Err(format!(
-            "Names may use letters, digits, spaces and _ - . ' (not {bad:?})."
-        ));
+    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Err("Names cannot contain control or invisible characters.".into());
     }
     if name.contains("  ") {
         return Err("Names may not contain several spaces in a row.".into());
     }
     Ok(name.to_string())
+}
+
+/// Zero-width and direction-override characters: they make two names look alike or
+/// scramble the text around them.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
 }
 
 /// The key under which display names are unique: case- and width-insensitive enough
@@ -124,7 +128,13 @@ mod tests {
         );
         assert!(display_name("").is_err());
         assert!(display_name("   ").is_err());
-        assert!(display_name("<img src=x>").is_err());
+        assert_eq!(
+            display_name("<img src=x onerror=alert(1)>").as_deref(),
+            Ok("<img src=x onerror=alert(1)>"),
+            "shown as text, so allowed"
+        );
+        assert!(display_name("zero\u{200B}width").is_err());
+        assert!(display_name("rtl\u{202E}override").is_err());
         assert!(display_name("a  b").is_err());
         assert!(display_name(&"x".repeat(33)).is_err());
         assert!(display_name(&"é".repeat(32)).is_ok());

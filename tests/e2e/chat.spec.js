@@ -1,42 +1,202 @@
-// Two people in two separate browser contexts chat in the default channel.
+// Two people in two browser contexts: names, channels, code rooms, messages, presence.
 const { test, expect } = require('@playwright/test');
+const { register, composer, say, texts, createChannel, myRoom, screenshot, failOnDialog } = require('./helpers');
 
-/** Opens natter in a fresh context and registers `name`. */
-async function join(browser, name) {
+test('two people create a channel and chat both ways', async ({ browser }) => {
+  const ann = await register(browser, 'Ann');
+  const bob = await register(browser, 'Bob');
+
+  await createChannel(ann.page, 'lunch');
+  // The channel list is live: Bob sees it appear and joins with a click.
+  await bob.page.getByRole('navigation').getByRole('button', { name: '#lunch' }).click();
+  await expect(bob.page.getByRole('heading', { name: '#lunch' })).toBeVisible();
+  await expect(ann.page.locator('.notice', { hasText: 'Bob joined' })).toBeVisible();
+
+  await say(ann.page, 'pizza or noodles?');
+  await expect(texts(bob.page).filter({ hasText: 'pizza or noodles?' })).toHaveCount(1);
+  await say(bob.page, 'noodles, obviously');
+  await expect(texts(ann.page).filter({ hasText: 'noodles, obviously' })).toHaveCount(1);
+  await expect(texts(ann.page).filter({ hasText: 'pizza or noodles?' })).toHaveCount(1);
+  await expect(composer(ann.page)).toHaveValue('');
+
+  // Each line shows the server's time and the sender's name in their colour.
+  const line = ann.page.locator('.message', { hasText: 'noodles, obviously' });
+  await expect(line.locator('time')).toHaveText(/^\d\d:\d\d$/);
+  await expect(line.locator('.sender')).toHaveText('Bob');
+  await expect(line.locator('.sender')).toHaveAttribute('style', /color: hsl\(\d+/);
+
+  // A taken channel name is refused inline.
+  await bob.page.getByLabel('New channel name').fill('LUNCH');
+  await bob.page.getByLabel('New channel name').press('Enter');
+  await expect(bob.page.getByRole('alert').filter({ hasText: 'already exists' })).toBeVisible();
+
+  await screenshot(ann.page, 'chat');
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('a taken or invalid name is refused inline, and a name can be changed', async ({ browser }) => {
+  const ann = await register(browser, 'Cora');
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto('/');
-  await page.getByLabel('Pick a display name').fill(name);
-  await page.getByLabel('Pick a display name').press('Enter');
-  await expect(page.getByLabel('your name')).toHaveText(name);
-  await expect(page.getByRole('heading', { name: '#general' })).toBeVisible();
-  return { context, page };
-}
+  const input = page.getByLabel('Pick a display name');
+  await input.fill('a  b');
+  await expect(page.getByRole('alert').filter({ hasText: 'several spaces' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Join' })).toBeDisabled();
+  await input.fill('CORA');
+  await input.press('Enter');
+  await expect(page.getByRole('alert').filter({ hasText: 'already called' })).toBeVisible();
+  await input.fill('Coralie');
+  await input.press('Enter');
+  await expect(page.getByLabel('your name')).toHaveText('Coralie');
 
-async function say(page, text) {
-  await page.getByRole('textbox', { name: 'Write a message' }).fill(text);
-  await page.getByRole('textbox', { name: 'Write a message' }).press('Enter');
-}
+  // Rename: click the name, type, Enter; a taken one is refused.
+  await page.getByLabel('your name').click();
+  await page.getByLabel('New name').fill('cora');
+  await page.getByLabel('New name').press('Enter');
+  await expect(page.getByRole('alert').filter({ hasText: 'already called' })).toBeVisible();
+  await expect(page.getByLabel('your name')).toHaveText('Coralie');
+  await page.getByLabel('your name').click();
+  await page.getByLabel('New name').fill('Lie');
+  await page.getByLabel('New name').press('Enter');
+  await expect(page.getByLabel('your name')).toHaveText('Lie');
+  // Others see the new name live.
+  await expect(ann.page.getByRole('button', { name: 'Lie (online)' })).toBeVisible();
+  await Promise.all([ann.context.close(), context.close()]);
+});
 
-test('two people chat both ways in #general', async ({ browser }) => {
-  const ann = await join(browser, 'Ann');
-  const bob = await join(browser, 'Bob');
+test('private rooms are joined by their code and can delete themselves', async ({ browser }) => {
+  const ann = await register(browser, 'Dana');
+  const bob = await register(browser, 'Eli');
+  await ann.page.getByRole('checkbox', { name: 'delete when empty' }).nth(1).check();
+  await ann.page.getByRole('button', { name: 'Create private room' }).click();
+  const code = (await ann.page.getByLabel('Room code to share').textContent()).trim();
+  expect(code).toMatch(/^[A-Z]{8}$/);
+  await expect(ann.page.getByText('deleted when empty')).toBeVisible();
 
-  await say(ann.page, 'hello from Ann');
-  await expect(bob.page.locator('.message .text', { hasText: 'hello from Ann' })).toHaveCount(1);
-  await expect(ann.page.locator('.message .text', { hasText: 'hello from Ann' })).toHaveCount(1);
+  await bob.page.getByLabel('Room code').fill('NOPE');
+  await bob.page.getByLabel('Room code').press('Enter');
+  await expect(bob.page.getByRole('alert').filter({ hasText: '8 letters' })).toBeVisible();
+  await bob.page.getByLabel('Room code').fill(code.toLowerCase());
+  await bob.page.getByLabel('Room code').press('Enter');
+  await expect(bob.page.getByRole('heading', { name: `Room ${code}` })).toBeVisible();
+  await say(bob.page, 'found you');
+  await expect(texts(ann.page).filter({ hasText: 'found you' })).toHaveCount(1);
 
-  await say(bob.page, 'hi Ann, Bob here');
-  await expect(ann.page.locator('.message .text', { hasText: 'hi Ann, Bob here' })).toHaveCount(1);
-  await expect(ann.page.getByRole('textbox', { name: 'Write a message' })).toHaveValue('');
+  // Both leave: the room is gone, its code no longer works.
+  await bob.page.getByRole('button', { name: 'Leave' }).click();
+  await expect(myRoom(bob.page, `Room ${code}`)).toHaveCount(0);
+  await expect(ann.page.locator('.notice', { hasText: 'Eli left' })).toBeVisible();
+  await ann.page.getByRole('button', { name: 'Leave' }).click();
+  await expect(myRoom(ann.page, `Room ${code}`)).toHaveCount(0);
+  await bob.page.getByLabel('Room code').fill(code);
+  await bob.page.getByLabel('Room code').press('Enter');
+  await expect(bob.page.getByRole('alert').filter({ hasText: 'No room has the code' })).toBeVisible();
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
 
-  // A name already online is refused inline.
-  const copy = await browser.newContext();
-  const page = await copy.newPage();
-  await page.goto('/');
-  await page.getByLabel('Pick a display name').fill('ann');
-  await page.getByLabel('Pick a display name').press('Enter');
-  await expect(page.getByRole('alert').first()).toContainText('already called');
+test('clicking a user pops a private room up on both sides', async ({ browser }) => {
+  const ann = await register(browser, 'Finn');
+  const bob = await register(browser, 'Gus');
+  await ann.page.getByRole('button', { name: 'Gus (online)' }).click();
+  const annPopup = ann.page.getByRole('region', { name: 'Direct messages with Gus' });
+  const bobPopup = bob.page.getByRole('region', { name: 'Direct messages with Finn' });
+  await expect(annPopup).toBeVisible();
+  await expect(bobPopup).toBeVisible();
 
-  await Promise.all([ann.context.close(), bob.context.close(), copy.close()]);
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).fill('psst, Gus');
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).press('Enter');
+  await expect(texts(bobPopup).filter({ hasText: 'psst, Gus' })).toHaveCount(1);
+  await screenshot(bob.page, 'direct-message');
+
+  // Minimized: a new message shows as unread on the title bar; opening clears it.
+  await bobPopup.getByRole('button', { name: /Finn/ }).first().click();
+  await expect(bobPopup.getByRole('textbox')).toHaveCount(0);
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).fill('still there?');
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).press('Enter');
+  await expect(bobPopup.getByLabel('1 unread')).toBeVisible();
+  await bobPopup.getByRole('button', { name: /Finn/ }).first().click();
+  await expect(texts(bobPopup).filter({ hasText: 'still there?' })).toHaveCount(1);
+  await expect(bobPopup.getByLabel('1 unread')).toHaveCount(0);
+
+  // Closed: a new message brings it back.
+  await bobPopup.getByRole('button', { name: 'Close' }).click();
+  await expect(bobPopup).toHaveCount(0);
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).fill('come back');
+  await annPopup.getByRole('textbox', { name: 'Message Gus' }).press('Enter');
+  await expect(texts(bobPopup).filter({ hasText: 'come back' })).toHaveCount(1);
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('an unread badge appears for a room not in view and clears when opened', async ({ browser }) => {
+  const ann = await register(browser, 'Hana');
+  const bob = await register(browser, 'Ivo');
+  await createChannel(bob.page, 'elsewhere'); // Bob now looks at #elsewhere
+  await say(ann.page, 'one');
+  await say(ann.page, 'two');
+  const general = myRoom(bob.page, '#general');
+  await expect(general.getByLabel('2 unread')).toBeVisible();
+  await screenshot(bob.page, 'unread');
+  await general.click();
+  await expect(texts(bob.page).filter({ hasText: 'two' })).toHaveCount(1);
+  await expect(general.getByLabel(/unread/)).toHaveCount(0);
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('user text is shown as text, never run as HTML', async ({ browser }) => {
+  const evil = '<img src=x onerror=alert(1)>';
+  const mallory = await register(browser, evil);
+  const ann = await register(browser, 'Jo');
+  await say(mallory.page, evil);
+  for (const page of [mallory.page, ann.page]) {
+    await expect(texts(page).filter({ hasText: evil })).toHaveCount(1);
+    await expect(page.locator('.message .sender', { hasText: evil })).toHaveCount(1);
+    await expect(page.locator('.messages img')).toHaveCount(0);
+  }
+  await expect(ann.page.getByRole('button', { name: `${evil} (online)` })).toBeVisible();
+  await Promise.all([mallory.context.close(), ann.context.close()]);
+});
+
+test('presence: a user who leaves goes offline after the grace period', async ({ browser }) => {
+  const ann = await register(browser, 'Kim');
+  const bob = await register(browser, 'Lee');
+  await expect(ann.page.getByRole('button', { name: 'Lee (online)' })).toBeVisible();
+  await bob.context.close();
+  await expect(ann.page.getByRole('button', { name: 'Lee (offline)' })).toBeVisible();
+  await ann.context.close();
+});
+
+test('the 360 px layout puts rooms and people in a drawer', async ({ browser }) => {
+  const phone = await register(browser, 'Pocket', { viewport: { width: 360, height: 740 } });
+  const { page } = phone;
+  const nav = page.getByRole('navigation', { name: 'Rooms and people' });
+  await expect(nav).toBeHidden();
+  await say(page, 'typed on a phone');
+  await expect(texts(page).filter({ hasText: 'typed on a phone' })).toHaveCount(1);
+  await screenshot(page, 'phone');
+  await page.getByRole('button', { name: 'Menu' }).click();
+  await expect(nav).toBeVisible();
+  await screenshot(page, 'phone-drawer');
+  await nav.getByRole('button', { name: '#general' }).first().click();
+  await expect(nav).toBeHidden();
+  // Nothing overflows sideways.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await phone.context.close();
+});
+
+test('signing out forgets this person in this browser', async ({ browser }) => {
+  const ann = await register(browser, 'Mia');
+  await say(ann.page, 'my secret history');
+  const keysBefore = await ann.page.evaluate(() => Object.keys(localStorage));
+  expect(keysBefore.some((k) => k.endsWith('/credentials'))).toBeTruthy();
+  await ann.page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(ann.page.getByLabel('Pick a display name')).toBeVisible();
+  const keysAfter = await ann.page.evaluate(() => Object.keys(localStorage));
+  expect(keysAfter).toEqual([]);
+  // The next person on this browser is someone new.
+  await ann.page.getByLabel('Pick a display name').fill('Zed');
+  await ann.page.getByLabel('Pick a display name').press('Enter');
+  await expect(ann.page.getByLabel('your name')).toHaveText('Zed');
+  await ann.context.close();
 });

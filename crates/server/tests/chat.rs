@@ -112,7 +112,7 @@ async fn invalid_input_gets_typed_errors() {
     client
         .send(ClientMsg::Hello {
             version: PROTOCOL_VERSION,
-            name: "<img src=x>".into(),
+            name: "bad\u{0}name".into(),
             credentials: None,
             resume: vec![],
         })

@@ -1,9 +1,15 @@
-//! The app's components, one file each.
+//! The app's components, one concern per file.
 
 mod header;
+mod message_list;
 mod name_prompt;
+mod popups;
 mod room_view;
+mod sidebar;
 
 pub use header::Header;
+pub use message_list::{Composer, MessageList};
 pub use name_prompt::NamePrompt;
+pub use popups::Popups;
 pub use room_view::RoomView;
+pub use sidebar::Sidebar;

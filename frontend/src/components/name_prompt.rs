@@ -3,14 +3,14 @@
 use leptos::prelude::*;
 use natter_protocol::validate;
 
-use crate::client::{Chat, Status};
+use crate::client::{form, Chat, Status};
 
 /// The name form, with the shared validation rules checked as the person types and the
 /// server's verdict (e.g. "taken") shown inline.
 #[component]
 pub fn NamePrompt() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let name = RwSignal::new(Chat::remembered_name().unwrap_or_default());
+    let name = RwSignal::new(String::new());
     let local_error = move || {
         let value = name.get();
         if value.is_empty() {
@@ -28,6 +28,7 @@ pub fn NamePrompt() -> impl IntoView {
     view! {
         <main class="name-prompt">
             <form on:submit=submit>
+                <h2>"Welcome to natter"</h2>
                 <label for="name-input">"Pick a display name"</label>
                 <input
                     id="name-input"
@@ -35,13 +36,16 @@ pub fn NamePrompt() -> impl IntoView {
                     autocomplete="nickname"
                     maxlength="32"
                     prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev))
+                    on:input=move |ev| {
+                        name.set(event_target_value(&ev));
+                        chat.set_error(form::HELLO, None);
+                    }
                 />
                 <button type="submit" disabled=move || local_error().is_some() || name.with(String::is_empty)>
                     "Join"
                 </button>
                 <p class="error" role="alert">
-                    {move || local_error().or_else(|| chat.name_error.get())}
+                    {move || local_error().or_else(|| chat.error(form::HELLO))}
                 </p>
                 <Show when=move || chat.status.get() == Status::Reconnecting>
                     <p class="hint">"Cannot reach the server; retrying…"</p>

@@ -1,102 +1,59 @@
-//! The current room: its messages and the composer.
+//! The main pane: the current channel or code room.
 
 use leptos::prelude::*;
-use natter_protocol::{validate, ChatMessage, MessageKind, RoomKind};
+use natter_protocol::{RoomId, RoomKind};
 
-use crate::client::Chat;
-use crate::logic::name_hue;
+use crate::client::{form, Chat};
+use crate::components::sidebar::room_title;
+use crate::components::{Composer, MessageList};
 
-/// Messages of the current room, oldest first, and a box to write in.
+/// The room on screen, or a hint when there is none.
 #[component]
 pub fn RoomView() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let title = move || {
-        let current = chat.current.get()?;
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .find(|r| r.id == current)
-                .map(|room| match &room.kind {
-                    RoomKind::Channel { name } => format!("#{name}"),
-                    RoomKind::Code { code } => format!("Room {code}"),
-                    RoomKind::Direct { members } => members
-                        .iter()
-                        .map(|m| m.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" · "),
-                })
-        })
-    };
-    let messages = move || {
-        let current = chat.current.get();
-        chat.history.with(|h| {
-            current
-                .and_then(|room| h.get(&room).cloned())
-                .unwrap_or_default()
-        })
-    };
-    let draft = RwSignal::new(String::new());
-    let send = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if let Ok(text) = validate::message_text(&draft.get_untracked()) {
-            chat.post(text);
-            draft.set(String::new());
-        }
-    };
     view! {
         <main class="room">
-            <h2 class="room-title">{title}</h2>
-            <ol class="messages" aria-label="messages" aria-live="polite">
-                <For each=messages key=|m| m.seq children=move |m| view! { <MessageLine message=m/> }/>
-            </ol>
-            <p class="error" role="alert">{move || chat.notice.get()}</p>
-            <form class="composer" on:submit=send>
-                <input
-                    aria-label="Write a message"
-                    placeholder="Write a message, Enter sends"
-                    autocomplete="off"
-                    prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
-                />
-            </form>
+            {move || match chat.current.get() {
+                Some(room) => view! { <RoomPane room/> }.into_any(),
+                None => view! {
+                    <p class="empty">"Join a channel or create a room from the list."</p>
+                }.into_any(),
+            }}
         </main>
     }
 }
 
-/// One message: local time, sender in their colour, text (always as text, never HTML).
 #[component]
-fn MessageLine(message: ChatMessage) -> impl IntoView {
-    let time = local_time(message.ts);
-    let hue = name_hue(&message.sender.name);
-    let name = message.sender.name.clone();
-    match message.kind {
-        MessageKind::Text => view! {
-            <li class="message" data-seq=message.seq>
-                <time>{time}</time>
-                <span class="sender" style=format!("color: hsl({hue}, 65%, 35%)")>{name}</span>
-                <span class="text">{message.text}</span>
-            </li>
-        }
-        .into_any(),
-        MessageKind::Join | MessageKind::Leave => {
-            let verb = if message.kind == MessageKind::Join {
-                "joined"
-            } else {
-                "left"
-            };
-            view! {
-                <li class="notice" data-seq=message.seq>
-                    <time>{time}</time>
-                    <span>{format!("{name} {verb}")}</span>
-                </li>
-            }
-            .into_any()
-        }
+fn RoomPane(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let info = move || {
+        chat.rooms
+            .with(|rooms| rooms.iter().find(|r| r.id == room).cloned())
+    };
+    let title = move || {
+        let me = chat.me.with(|me| me.as_ref().map(|m| m.id.clone()));
+        info()
+            .map(|r| room_title(&r, me.as_ref()))
+            .unwrap_or_default()
+    };
+    let code = move || match info().map(|r| r.kind) {
+        Some(RoomKind::Code { code }) => Some(code),
+        _ => None,
+    };
+    let ephemeral = move || info().is_some_and(|r| r.delete_when_empty);
+    view! {
+        <div class="room-head">
+            <h2 class="room-title">{title}</h2>
+            {move || code().map(|code| view! {
+                <span class="code">"Code: " <strong class="code-value" aria-label="Room code to share">{code}</strong></span>
+            })}
+            <Show when=ephemeral>
+                <span class="tag" title="Deleted with its messages when the last member leaves">"deleted when empty"</span>
+            </Show>
+            <button class="quiet leave" on:click=move |_| chat.leave(room)>"Leave"</button>
+        </div>
+        <MessageList room/>
+        <p class="error" role="alert">{move || chat.error(form::GENERAL)}</p>
+        <Composer room label="Write a message"/>
     }
-}
-
-/// "HH:MM" in the browser's time zone.
-fn local_time(ts: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }

@@ -1,0 +1,121 @@
+//! What the browser keeps in localStorage (gloo-storage), all under keys made of the
+//! server's origin and, for anything personal, the user's id (see [`crate::logic`]):
+//!
+//! - the guest credentials for this server;
+//! - per user: a [`Profile`] (who I am, my rooms, read positions, the room on screen,
+//!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages.
+//!
+//! A corrupt or old-format entry is deleted and treated as absent, never a crash.
+
+use gloo_storage::{LocalStorage, Storage};
+use natter_protocol::{ChatMessage, GuestCredentials, RoomId, RoomInfo, Seq, UserId, UserSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Popup;
+use crate::logic;
+
+/// The user's own snapshot, restored before the socket is back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    /// Who I was.
+    pub me: UserSummary,
+    /// My rooms.
+    pub rooms: Vec<RoomInfo>,
+    /// Newest seq read per room.
+    pub read: Vec<(RoomId, Seq)>,
+    /// The room in the main pane.
+    pub current: Option<RoomId>,
+    /// Open direct-message popups.
+    pub popups: Vec<Popup>,
+}
+
+/// This page's origin: the namespace of everything natter keeps here.
+pub fn origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// Reads a key; a value that does not parse is removed.
+fn get<T: for<'de> Deserialize<'de>>(key: &str) -> Option<T> {
+    match LocalStorage::get::<T>(key) {
+        Ok(value) => Some(value),
+        Err(gloo_storage::errors::StorageError::KeyNotFound(_)) => None,
+        Err(err) => {
+            leptos::logging::warn!("dropping unreadable cache entry {key}: {err}");
+            LocalStorage::delete(key);
+            None
+        }
+    }
+}
+
+fn set<T: Serialize + ?Sized>(key: &str, value: &T) {
+    if let Err(err) = LocalStorage::set(key, value) {
+        // Quota exceeded or storage disabled: the cache is an optimisation only.
+        leptos::logging::warn!("could not cache {key}: {err}");
+    }
+}
+
+/// The guest identity this browser holds for this server.
+pub fn load_credentials() -> Option<GuestCredentials> {
+    get(&logic::credentials_key(&origin()))
+}
+
+/// Keeps the guest identity for the next visit.
+pub fn save_credentials(credentials: &GuestCredentials) {
+    set(&logic::credentials_key(&origin()), credentials);
+}
+
+/// Forgets the guest identity.
+pub fn forget_credentials() {
+    LocalStorage::delete(logic::credentials_key(&origin()));
+}
+
+/// The profile of the identity this browser holds, if it matches the credentials.
+pub fn load_profile() -> Option<Profile> {
+    let credentials = load_credentials()?;
+    let profile: Profile = get(&logic::profile_key(&origin(), &credentials.user_id))?;
+    (profile.me.id == credentials.user_id).then_some(profile)
+}
+
+/// Saves the profile.
+pub fn save_profile(profile: &Profile) {
+    set(&logic::profile_key(&origin(), &profile.me.id), profile);
+}
+
+/// A room's cached messages; anything malformed or from another room is dropped.
+pub fn load_history(user: &UserId, room: RoomId) -> Vec<ChatMessage> {
+    let mut messages: Vec<ChatMessage> =
+        get(&logic::storage_key(&origin(), user, room)).unwrap_or_default();
+    messages.retain(|m| m.room == room);
+    let mut clean = Vec::with_capacity(messages.len());
+    logic::merge_history(&mut clean, messages);
+    clean
+}
+
+/// Caches the newest messages of a room.
+pub fn save_history(user: &UserId, room: RoomId, messages: &[ChatMessage]) {
+    let start = messages.len().saturating_sub(logic::CACHE_PER_ROOM);
+    set(
+        &logic::storage_key(&origin(), user, room),
+        &messages[start..],
+    );
+}
+
+/// Removes a room's cached messages (after leaving it).
+pub fn forget_room(user: &UserId, room: RoomId) {
+    LocalStorage::delete(logic::storage_key(&origin(), user, room));
+}
+
+/// Removes everything stored for `user` on this server.
+pub fn forget_user(user: &UserId) {
+    let prefix = logic::user_prefix(&origin(), user);
+    let storage = LocalStorage::raw();
+    let keys: Vec<String> = (0..storage.length().unwrap_or(0))
+        .filter_map(|i| storage.key(i).ok().flatten())
+        .filter(|key| key.starts_with(&prefix))
+        .collect();
+    for key in keys {
+        LocalStorage::delete(&key);
+    }
+}

@@ -1,0 +1,200 @@
+//! A room's messages and the box to write in; shared by the main pane and the popups.
+//!
+//! The list sticks to the bottom on load and on new messages unless the reader has
+//! scrolled up — then a "new messages" marker appears instead. Scrolling to the top
+//! loads the previous page, keeping the reader's place.
+
+use leptos::html;
+use leptos::prelude::*;
+use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
+
+use crate::client::Chat;
+use crate::logic::name_hue;
+
+/// Pixels from the bottom that still count as "at the bottom".
+const STICK_SLACK: i32 = 40;
+/// Pixels from the top at which the previous page is requested.
+const LOAD_OLDER_AT: i32 = 60;
+
+/// The messages of `room`, oldest first, with pending sends greyed at the end.
+#[component]
+pub fn MessageList(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let list: NodeRef<html::Ol> = NodeRef::new();
+    let messages = Memo::new(move |_| {
+        chat.history
+            .with(|h| h.get(&room).map(|h| h.messages.clone()).unwrap_or_default())
+    });
+    let pending = move || {
+        chat.pending.with(|p| {
+            p.iter()
+                .filter(|p| p.room == room)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let more_before = move || {
+        chat.history
+            .with(|h| h.get(&room).is_some_and(|h| h.more_before))
+    };
+    let loading = move || {
+        chat.history
+            .with(|h| h.get(&room).is_some_and(|h| h.loading_older))
+    };
+    // Where the reader is: at the bottom (follow new messages) or reading back.
+    let stuck = StoredValue::new(true);
+    let unseen = RwSignal::new(false);
+    // (first seq, last seq, scroll height) after the previous render.
+    let previous = StoredValue::new((0u64, 0u64, 0i32));
+
+    Effect::new(move |_| {
+        let (first, last) = messages.with(|m| {
+            (
+                m.first().map_or(0, |m| m.seq),
+                m.last().map_or(0, |m| m.seq),
+            )
+        });
+        let pending_count = pending().len();
+        let Some(el) = list.get() else { return };
+        let (prev_first, prev_last, prev_height) = previous.get_value();
+        let height = el.scroll_height();
+        if prev_first != 0 && first < prev_first && last == prev_last {
+            // An older page was prepended: keep the same message under the reader's eyes.
+            el.set_scroll_top(el.scroll_top() + height - prev_height);
+        } else if stuck.get_value() {
+            el.set_scroll_top(height);
+        } else if last > prev_last || pending_count > 0 {
+            unseen.set(true);
+        }
+        previous.set_value((first, last, el.scroll_height()));
+    });
+
+    let on_scroll = move |_| {
+        let Some(el) = list.get_untracked() else {
+            return;
+        };
+        let at_bottom = el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_SLACK;
+        stuck.set_value(at_bottom);
+        if at_bottom {
+            unseen.set(false);
+        }
+        if el.scroll_top() <= LOAD_OLDER_AT {
+            chat.load_older(room);
+        }
+        previous.update_value(|p| p.2 = el.scroll_height());
+    };
+    let jump_to_bottom = move |_| {
+        if let Some(el) = list.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+        stuck.set_value(true);
+        unseen.set(false);
+    };
+
+    view! {
+        <div class="message-area">
+            <ol class="messages" node_ref=list on:scroll=on_scroll aria-label="Messages" aria-live="polite">
+                <li class="history-edge">
+                    {move || if loading() {
+                        "Loading older messages…"
+                    } else if more_before() {
+                        "Scroll up for older messages"
+                    } else {
+                        "This is the beginning of the room."
+                    }}
+                </li>
+                <For each=move || messages.get() key=|m| m.seq children=move |m| view! { <MessageLine message=m/> }/>
+                <For each=pending key=|p| p.client_id.clone() children=move |p| view! {
+                    <li class="message pending" title="Sending…">
+                        <time>"…"</time>
+                        <span class="text">{p.text}</span>
+                    </li>
+                }/>
+            </ol>
+            <Show when=move || unseen.get()>
+                <button class="new-marker" on:click=jump_to_bottom>"New messages ↓"</button>
+            </Show>
+        </div>
+    }
+}
+
+/// One message: local time, sender in their colour, text — always as text, never HTML.
+#[component]
+fn MessageLine(message: ChatMessage) -> impl IntoView {
+    let time = local_time(message.ts);
+    let full_time = full_time(message.ts);
+    let hue = name_hue(&message.sender.name);
+    let name = message.sender.name.clone();
+    match message.kind {
+        MessageKind::Text => view! {
+            <li class="message" data-seq=message.seq>
+                <time title=full_time>{time}</time>
+                <span class="sender" style=format!("color: hsl({hue}, 65%, 35%)")>{name}</span>
+                <span class="text">{message.text}</span>
+            </li>
+        }
+        .into_any(),
+        MessageKind::Join | MessageKind::Leave => {
+            let verb = if message.kind == MessageKind::Join {
+                "joined"
+            } else {
+                "left"
+            };
+            view! {
+                <li class="notice" data-seq=message.seq>
+                    <time title=full_time>{time}</time>
+                    <span>{format!("{name} {verb}")}</span>
+                </li>
+            }
+            .into_any()
+        }
+    }
+}
+
+/// "HH:MM" in the browser's time zone.
+fn local_time(ts: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// Date and time in the browser's locale, for the tooltip.
+fn full_time(ts: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
+    String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+}
+
+/// The box to write in: Enter sends, the shared rules decide what is sendable.
+#[component]
+pub fn Composer(room: RoomId, #[prop(into)] label: String) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let draft = RwSignal::new(String::new());
+    let too_long = move || {
+        draft
+            .with(|d| d.chars().count() > validate::MAX_MESSAGE_CHARS)
+            .then(|| {
+                format!(
+                    "Messages are at most {} characters.",
+                    validate::MAX_MESSAGE_CHARS
+                )
+            })
+    };
+    let send = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if let Ok(text) = validate::message_text(&draft.get_untracked()) {
+            chat.post(room, text);
+            draft.set(String::new());
+        }
+    };
+    view! {
+        <form class="composer" on:submit=send>
+            <input
+                aria-label=label
+                placeholder="Write a message, Enter sends"
+                autocomplete="off"
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+            />
+            <span class="error" role="alert">{too_long}</span>
+        </form>
+    }
+}

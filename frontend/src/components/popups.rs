@@ -1,0 +1,64 @@
+//! Direct-message popups: one small window per conversation, bottom right. Each can be
+//! folded to its title bar or closed; a new message in a closed one opens it again,
+//! and a folded one shows its unread count.
+
+use leptos::prelude::*;
+use natter_protocol::RoomId;
+
+use crate::client::Chat;
+use crate::components::sidebar::{room_title, UnreadBadge};
+use crate::components::{Composer, MessageList};
+
+/// All open popups.
+#[component]
+pub fn Popups() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let rooms = move || {
+        chat.popups
+            .with(|p| p.iter().map(|p| p.room).collect::<Vec<_>>())
+    };
+    view! {
+        <div class="popups">
+            <For each=rooms key=|room| *room children=move |room| view! { <Popup room/> }/>
+        </div>
+    }
+}
+
+#[component]
+fn Popup(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let peer = move || {
+        let me = chat.me.with(|me| me.as_ref().map(|m| m.id.clone()));
+        chat.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.id == room)
+                .map(|r| room_title(r, me.as_ref()))
+                .unwrap_or_default()
+        })
+    };
+    let minimized = move || {
+        chat.popups
+            .with(|p| p.iter().any(|p| p.room == room && p.minimized))
+    };
+    view! {
+        <section class="popup" class=("minimized", minimized) aria-label=move || format!("Direct messages with {}", peer())>
+            <header class="popup-head">
+                <button
+                    class="popup-title"
+                    aria-expanded=move || (!minimized()).to_string()
+                    title=move || if minimized() { "Open" } else { "Minimize" }
+                    on:click=move |_| chat.toggle_popup(room)
+                >
+                    {peer}
+                    <UnreadBadge room/>
+                </button>
+                <button class="close" aria-label="Close" on:click=move |_| chat.close_popup(room)>"✕"</button>
+            </header>
+            <Show when=move || !minimized()>
+                <MessageList room/>
+                <Composer room label=format!("Message {}", peer())/>
+            </Show>
+        </section>
+    }
+}

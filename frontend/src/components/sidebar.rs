@@ -1,0 +1,251 @@
+//! The sidebar (a drawer on narrow screens): my rooms, direct messages, all channels,
+//! private rooms by code, and the people online.
+
+use leptos::prelude::*;
+use natter_protocol::{validate, RoomId, RoomInfo, RoomKind, UserId};
+
+use crate::client::{form, Chat};
+use crate::logic::name_hue;
+
+/// How a room is named in lists and titles, from my point of view.
+pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
+    match &room.kind {
+        RoomKind::Channel { name } => format!("#{name}"),
+        RoomKind::Code { code } => format!("Room {code}"),
+        RoomKind::Direct { members } => members
+            .iter()
+            .find(|m| Some(&m.id) != me)
+            .or(members.first())
+            .map(|m| m.name.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// An unread badge, absent when there is nothing unread.
+#[component]
+pub fn UnreadBadge(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    move || {
+        let count = chat.unread(room);
+        (count > 0).then(|| {
+            view! { <span class="badge" aria-label=format!("{count} unread")>{count}</span> }
+        })
+    }
+}
+
+/// Everything to navigate by.
+#[component]
+pub fn Sidebar() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let me = move || chat.me.get().map(|m| m.id);
+    let main_rooms = move || {
+        chat.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .filter(|r| !matches!(r.kind, RoomKind::Direct { .. }))
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        })
+    };
+    let direct_rooms = move || {
+        chat.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .filter(|r| matches!(r.kind, RoomKind::Direct { .. }))
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        })
+    };
+    let title_of = move |room: RoomId| {
+        let me = me();
+        chat.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.id == room)
+                .map(|r| room_title(r, me.as_ref()))
+                .unwrap_or_default()
+        })
+    };
+    let people = move || {
+        let mut people = chat.people.get();
+        people.sort_by(|a, b| {
+            b.online
+                .cmp(&a.online)
+                .then_with(|| a.user.name.to_lowercase().cmp(&b.user.name.to_lowercase()))
+        });
+        people
+    };
+    view! {
+        <nav class="sidebar" aria-label="Rooms and people">
+            <section>
+                <h3>"Your rooms"</h3>
+                <ul class="room-list">
+                    <For each=main_rooms key=|id| *id children=move |room| view! {
+                        <li>
+                            <button
+                                class="room-link"
+                                class=("active", move || chat.current.get() == Some(room))
+                                aria-current=move || (chat.current.get() == Some(room)).then_some("page")
+                                on:click=move |_| chat.view(room)
+                            >
+                                <span class="room-name">{move || title_of(room)}</span>
+                                <UnreadBadge room/>
+                            </button>
+                        </li>
+                    }/>
+                </ul>
+            </section>
+            <section>
+                <h3>"Direct messages"</h3>
+                <ul class="room-list">
+                    <For each=direct_rooms key=|id| *id children=move |room| view! {
+                        <li>
+                            <button class="room-link" on:click=move |_| chat.show_popup(room)>
+                                <span class="room-name">{move || title_of(room)}</span>
+                                <UnreadBadge room/>
+                            </button>
+                        </li>
+                    }/>
+                </ul>
+            </section>
+            <ChannelSection/>
+            <CodeRoomSection/>
+            <section>
+                <h3>"People"</h3>
+                <ul class="people">
+                    <For
+                        each=people
+                        key=|p| (p.user.id.clone(), p.user.name.clone(), p.online)
+                        children=move |person| {
+                            let is_me = chat.me.with_untracked(|me| me.as_ref().is_some_and(|me| me.id == person.user.id));
+                            let id = person.user.id.clone();
+                            let hue = name_hue(&person.user.name);
+                            let name = person.user.name.clone();
+                            let state = if person.online { "online" } else { "offline" };
+                            view! {
+                                <li class=("offline", !person.online)>
+                                    <button
+                                        class="person"
+                                        disabled=is_me
+                                        title=if is_me { "You".to_string() } else { format!("Message {name}") }
+                                        aria-label=format!("{name} ({state}){}", if is_me { ", you" } else { "" })
+                                        on:click=move |_| chat.open_direct(&id)
+                                    >
+                                        <span class="dot" class=("on", person.online) aria-hidden="true"></span>
+                                        <span style=format!("color: hsl({hue}, 65%, 35%)")>{person.user.name.clone()}</span>
+                                    </button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+            </section>
+        </nav>
+    }
+}
+
+/// All public channels, and the form to create one.
+#[component]
+fn ChannelSection() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let name = RwSignal::new(String::new());
+    let delete_when_empty = RwSignal::new(false);
+    let local_error = move || {
+        let value = name.get();
+        (!value.is_empty())
+            .then(|| validate::channel_name(&value).err())
+            .flatten()
+    };
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if let Ok(valid) = validate::channel_name(&name.get_untracked()) {
+            chat.create_channel(valid, delete_when_empty.get_untracked());
+            name.set(String::new());
+        }
+    };
+    view! {
+        <section>
+            <h3>"Channels"</h3>
+            <ul class="room-list">
+                <For each=move || chat.channels.get() key=|c| c.id children=move |channel| {
+                    let label = format!("#{}", channel.name);
+                    view! {
+                        <li>
+                            <button class="room-link" on:click=move |_| chat.join_channel(&channel)>{label}</button>
+                        </li>
+                    }
+                }/>
+            </ul>
+            <form class="mini-form" on:submit=create>
+                <input
+                    aria-label="New channel name"
+                    placeholder="new-channel"
+                    maxlength="41"
+                    prop:value=move || name.get()
+                    on:input=move |ev| {
+                        name.set(event_target_value(&ev));
+                        chat.set_error(form::CHANNEL, None);
+                    }
+                />
+                <label class="check">
+                    <input type="checkbox" prop:checked=move || delete_when_empty.get()
+                        on:change=move |ev| delete_when_empty.set(event_target_checked(&ev))/>
+                    "delete when empty"
+                </label>
+                <button type="submit" disabled=move || local_error().is_some() || name.with(String::is_empty)>"Create channel"</button>
+                <p class="error" role="alert">{move || local_error().or_else(|| chat.error(form::CHANNEL))}</p>
+            </form>
+        </section>
+    }
+}
+
+/// Private rooms: create one (and get its code), or join one by code.
+#[component]
+fn CodeRoomSection() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let code = RwSignal::new(String::new());
+    let delete_when_empty = RwSignal::new(false);
+    let local_error = move || {
+        let value = code.get();
+        (value.len() >= validate::ROOM_CODE_LEN)
+            .then(|| validate::room_code(&value).err())
+            .flatten()
+    };
+    let join = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match validate::room_code(&code.get_untracked()) {
+            Ok(valid) => {
+                chat.join_code(valid);
+                code.set(String::new());
+            }
+            Err(err) => chat.set_error(form::CODE, Some(err)),
+        }
+    };
+    view! {
+        <section>
+            <h3>"Private rooms"</h3>
+            <div class="mini-form">
+                <button on:click=move |_| chat.create_code_room(delete_when_empty.get_untracked())>"Create private room"</button>
+                <label class="check">
+                    <input type="checkbox" prop:checked=move || delete_when_empty.get()
+                        on:change=move |ev| delete_when_empty.set(event_target_checked(&ev))/>
+                    "delete when empty"
+                </label>
+            </div>
+            <form class="mini-form" on:submit=join>
+                <input
+                    aria-label="Room code"
+                    placeholder="8-letter code"
+                    maxlength="8"
+                    prop:value=move || code.get()
+                    on:input=move |ev| {
+                        code.set(event_target_value(&ev));
+                        chat.set_error(form::CODE, None);
+                    }
+                />
+                <button type="submit" disabled=move || code.with(String::is_empty)>"Join by code"</button>
+                <p class="error" role="alert">{move || local_error().or_else(|| chat.error(form::CODE))}</p>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,62 @@
+// Shared steps of natter's browser tests.
+const { expect } = require('@playwright/test');
+const fs = require('fs');
+const path = require('path');
+
+const screenshotDir = path.resolve(__dirname, '..', '..', 'docs', 'screenshots');
+
+/** Opens natter in a fresh browser context (a separate person) and registers `name`. */
+async function register(browser, name, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  failOnDialog(page);
+  await page.goto('/');
+  await page.getByLabel('Pick a display name').fill(name);
+  await page.getByLabel('Pick a display name').press('Enter');
+  await expect(page.getByLabel('your name')).toHaveText(name);
+  await expect(page.getByRole('status')).toHaveText('online');
+  return { context, page };
+}
+
+/** Any alert/confirm means user text was run as code: fail loudly. */
+function failOnDialog(page) {
+  page.on('dialog', async (dialog) => {
+    await dialog.dismiss();
+    throw new Error(`unexpected dialog: ${dialog.message()}`);
+  });
+}
+
+/** The main pane's composer. */
+function composer(page) {
+  return page.getByRole('textbox', { name: 'Write a message' });
+}
+
+async function say(page, text) {
+  await composer(page).fill(text);
+  await composer(page).press('Enter');
+}
+
+/** The text of messages in a region (the page, a popup, ...). */
+function texts(scope) {
+  return scope.locator('.message:not(.pending) .text');
+}
+
+async function createChannel(page, name) {
+  await page.getByLabel('New channel name').fill(name);
+  await page.getByLabel('New channel name').press('Enter');
+  await expect(page.getByRole('heading', { name: `#${name}` })).toBeVisible();
+}
+
+/** The sidebar's button for one of my rooms. */
+function myRoom(page, title) {
+  return page.getByRole('navigation').locator('.room-link', { hasText: title }).first();
+}
+
+/** Saves a screenshot for the README when UPDATE_SCREENSHOTS=1. */
+async function screenshot(page, name) {
+  if (process.env.UPDATE_SCREENSHOTS !== '1') return;
+  fs.mkdirSync(screenshotDir, { recursive: true });
+  await page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
+}
+
+module.exports = { register, failOnDialog, composer, say, texts, createChannel, myRoom, screenshot };
