@@ -744,6 +744,7 @@ impl Chat {
                 code,
                 message,
                 request_ref,
+                ..
             } => self.on_error(code, message, request_ref),
         }
     }

@@ -42,6 +42,9 @@ pub enum ErrorCode {
     InvalidText,
     /// The `client_id` of a send is empty or too long.
     InvalidClientId,
+    /// Too many frames too fast; the error's `retry_after_ms` says when to try again.
+    /// Nothing was done with the frame. Persistent abuse is closed with 1008.
+    RateLimited,
     /// Something failed on the server; the request may be retried.
     Internal,
 }

@@ -198,6 +198,9 @@ pub enum ServerMsg {
         /// The `ref` of the request this answers, when it had one.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         request_ref: Option<String>,
+        /// For `rate_limited`: wait this long before sending again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -236,6 +239,7 @@ impl ServerMsg {
             code,
             message: message.into(),
             request_ref,
+            retry_after_ms: None,
         }
     }
 

@@ -293,4 +293,13 @@ fn server_messages() {
         ServerMsg::error(ErrorCode::BadFrame, "bad", None),
         json!({"type":"error","code":"bad_frame","message":"bad"}),
     );
+    server_golden(
+        ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            request_ref: Some("s1".into()),
+            retry_after_ms: Some(250),
+        },
+        json!({"type":"error","code":"rate_limited","message":"slow down","ref":"s1","retry_after_ms":250}),
+    );
 }

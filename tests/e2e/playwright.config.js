@@ -51,6 +51,12 @@ module.exports = defineConfig({
       NATTER_DATABASE_URL: `sqlite://${path.join(dataDir, 'natter.db')}`,
       NATTER_STATIC_DIR: path.join(root, 'dist'),
       NATTER_PRESENCE_GRACE_MS: '1000',
+      // One test posts 150 messages over one socket at full speed; the default rate
+      // limits (tested in the server's own tests) would rightly slow it down.
+      NATTER_RATE_PER_CONNECTION: '1000',
+      NATTER_BURST_PER_CONNECTION: '1000',
+      NATTER_RATE_PER_IP: '2000',
+      NATTER_BURST_PER_IP: '2000',
       RUST_LOG: 'warn',
     },
   },

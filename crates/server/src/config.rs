@@ -44,6 +44,41 @@ pub struct Config {
     #[arg(long, env = "NATTER_HEARTBEAT_MS", default_value_t = 20_000)]
     pub heartbeat_ms: u64,
 
+    /// Origins (scheme://host[:port]) allowed to open the WebSocket besides the
+    /// server's own; a browser page from anywhere else gets HTTP 403. Comma-separated
+    /// in the environment variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "NATTER_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Time a client has to send a request's headers; slower connections are closed
+    /// (slowloris protection).
+    #[arg(long, env = "NATTER_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+
+    /// WebSocket connections one IP address may hold open.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: u32,
+
+    /// Frames per second one connection may send, sustained.
+    #[arg(long, env = "NATTER_RATE_PER_CONNECTION", default_value_t = 20)]
+    pub rate_per_connection: u32,
+
+    /// Frames one connection may send in a burst.
+    #[arg(long, env = "NATTER_BURST_PER_CONNECTION", default_value_t = 40)]
+    pub burst_per_connection: u32,
+
+    /// Frames per second all connections of one IP may send together, sustained.
+    #[arg(long, env = "NATTER_RATE_PER_IP", default_value_t = 60)]
+    pub rate_per_ip: u32,
+
+    /// Frames all connections of one IP may send together in a burst.
+    #[arg(long, env = "NATTER_BURST_PER_IP", default_value_t = 120)]
+    pub burst_per_ip: u32,
+
     /// Frames that may wait for one connection; a client this far behind is cut off
     /// (close 1013) and resumes on reconnect, instead of growing server memory.
     #[arg(long, env = "NATTER_OUTBOUND_QUEUE", default_value_t = 1024)]
@@ -51,7 +86,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration for tests: the given database, no static files, short timers.
+    /// A configuration for tests: the given database, no static files, short timers,
+    /// and rate limits high enough that only tests about limits meet them.
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -61,7 +97,30 @@ impl Config {
             hello_timeout_ms: 10_000,
             heartbeat_ms: 20_000,
             outbound_queue: 1024,
+            allowed_origins: Vec::new(),
+            header_timeout_ms: 5_000,
+            max_connections_per_ip: 1000,
+            rate_per_connection: 10_000,
+            burst_per_connection: 10_000,
+            rate_per_ip: 10_000,
+            burst_per_ip: 10_000,
         }
+    }
+
+    /// The rate limits as the limiter wants them.
+    pub fn rate_settings(&self) -> crate::limits::RateSettings {
+        crate::limits::RateSettings {
+            conn_per_sec: self.rate_per_connection,
+            conn_burst: self.burst_per_connection,
+            ip_per_sec: self.rate_per_ip,
+            ip_burst: self.burst_per_ip,
+            max_conns_per_ip: self.max_connections_per_ip,
+        }
+    }
+
+    /// [`Self::header_timeout_ms`] as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
     }
 
     /// [`Self::presence_grace_ms`] as a duration.

@@ -2,8 +2,11 @@
 //!
 //! # Layout
 //! - [`config`]: flags and `NATTER_*` environment variables.
+//! - [`serve`]: the accept loop — HTTP/1.1 with a header-read timeout, peer addresses,
+//!   graceful shutdown.
 //! - [`ws`]: the only module that knows WebSocket frames; one task per connection
-//!   with a bounded outbound queue.
+//!   with a bounded outbound queue; Origin check, per-IP cap, rate limits.
+//! - [`limits`]: token buckets and connection counts per IP.
 //! - [`session`]: what each client request does, independent of frames.
 //! - [`hub`]: who is online, names, room membership index, local fan-out.
 //! - [`appender`]: the single batching writer — store, then fan out, then ack.
@@ -19,6 +22,8 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod hub;
+pub mod limits;
+pub mod serve;
 pub mod session;
 pub mod store;
 pub mod ws;
@@ -38,6 +43,7 @@ pub use config::Config;
 
 use crate::broker::LocalBroker;
 use crate::hub::RoomHub;
+use crate::limits::IpLimits;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 
@@ -50,9 +56,6 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] StoreError),
-    /// Accepting connections failed.
-    #[error("serving: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// What every request handler can reach.
@@ -66,6 +69,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket connection task, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Per-IP connection counts and rate buckets.
+    pub limits: IpLimits,
 }
 
 /// The HTTP routes: `/ws`, `/healthz`, and the web client with SPA fallback.
@@ -100,27 +105,38 @@ pub async fn run(
     }
     let state = AppState {
         hub: hub.clone(),
+        limits: IpLimits::new(config.rate_settings()),
         config: Arc::new(config),
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
     };
     let token = state.shutdown.clone();
-    let stop = async move {
+    let stop = tokio::spawn(async move {
         shutdown.await;
         token.cancel();
-    };
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(stop)
-        .await;
-    state.shutdown.cancel();
+    });
+    let http = TaskTracker::new();
+    serve::serve(
+        listener,
+        app(state.clone()),
+        state.config.header_timeout(),
+        state.shutdown.clone(),
+        http.clone(),
+    )
+    .await;
+    stop.abort();
+    http.close();
     state.connections.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, state.connections.wait())
+    let everything = async {
+        http.wait().await;
+        state.connections.wait().await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, everything)
         .await
         .is_err()
     {
         tracing::warn!("some connections did not close in time");
     }
     hub.shutdown().await;
-    served?;
     Ok(())
 }

@@ -73,6 +73,11 @@ impl Session {
         self.user.is_some()
     }
 
+    /// Sends a frame to this connection only.
+    pub fn send(&self, msg: &ServerMsg) {
+        self.outbox.send(msg);
+    }
+
     /// Answers a frame that could not be decoded.
     pub fn reject_frame(&self, reason: &str, request_ref: Option<String>) {
         self.outbox.send(&ServerMsg::error(

@@ -7,17 +7,28 @@
 //!
 //! Close codes sent by the server (see docs/protocol.md):
 //! 1001 going away (shutdown, heartbeat lost) · 1003 binary frame · 1007 invalid UTF-8 ·
-//! 1008 no hello in time · 1009 message too big · 1013 too slow (outbound queue full).
+//! 1008 no hello in time or persistent rate-limit abuse · 1009 message too big ·
+//! 1013 too slow (outbound queue full).
+//!
+//! Before upgrading, a browser's `Origin` must be the server's own (matching `Host`) or
+//! one of `--allowed-origin` (else 403), and the IP must be under its connection cap
+//! (else 429). Requests without `Origin` come from non-browser clients and are allowed:
+//! the check exists to stop other web pages from using a visitor's browser.
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use natter_protocol::{decode_client_frame, MAX_FRAME_BYTES};
+use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, MAX_FRAME_BYTES};
 use tokio::time::{sleep, Instant};
 
+use crate::limits::{ConnectionLimiter, Verdict};
 use crate::session::Session;
 use crate::AppState;
 
@@ -38,7 +49,7 @@ pub mod close {
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A text frame was not valid UTF-8.
     pub const INVALID_PAYLOAD: u16 = 1007;
-    /// Policy: no `hello` within the deadline.
+    /// Policy: no `hello` within the deadline, or rate limits ignored.
     pub const POLICY: u16 = 1008;
     /// A message exceeded [`natter_protocol::MAX_FRAME_BYTES`].
     pub const TOO_BIG: u16 = 1009;
@@ -46,8 +57,29 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-/// `GET /ws`: upgrades to a WebSocket with natter's limits and buffer sizes.
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws`: checks Origin and the per-IP cap, then upgrades to a WebSocket with
+/// natter's limits and buffer sizes.
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &app.config.allowed_origins) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open natter's WebSocket",
+        )
+            .into_response();
+    }
+    let Some(slot) = app.limits.connect(peer.ip()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address",
+        )
+            .into_response();
+    };
+    let limiter = ConnectionLimiter::new(slot);
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER)
@@ -55,14 +87,33 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = app.connections.clone();
-            tracker.track_future(serve(socket, app))
+            tracker.track_future(serve(socket, app, limiter))
         })
+}
+
+/// A request without `Origin` (not a browser) is allowed; a browser's must be the
+/// server's own origin (its host equals `Host`) or one of `allowed`.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin_host = origin.split_once("://").map(|(_, host)| host);
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    if origin_host.is_some() && origin_host == host {
+        return true;
+    }
+    allowed
+        .iter()
+        .any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 /// Why the connection loop ended: a close frame to send, or none.
 type Ending = Option<(u16, &'static str)>;
 
-async fn serve(socket: WebSocket, app: AppState) {
+async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter) {
     let (outbox, mut queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
     let mut session = Session::new(app.hub.clone(), outbox);
@@ -94,6 +145,21 @@ async fn serve(socket: WebSocket, app: AppState) {
             }
             incoming = stream.next() => {
                 last_heard = Instant::now();
+                if matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                    match limiter.check(std::time::Instant::now()) {
+                        Verdict::Allow => {}
+                        Verdict::Refuse(wait) => {
+                            session.send(&ServerMsg::Error {
+                                code: ErrorCode::RateLimited,
+                                message: "Too many messages; slow down.".into(),
+                                request_ref: None,
+                                retry_after_ms: Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1)),
+                            });
+                            continue;
+                        }
+                        Verdict::Close => break Some((close::POLICY, "rate limit exceeded")),
+                    }
+                }
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
                         Ok(frame) => session.handle(frame).await,

@@ -84,8 +84,8 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// Builds the web client into dist/ (the toolchain step must have run first).
 fn build_client() -> Result<()> {
-    tools::ensure_client_toolchain()?;
     exec(cmd("trunk", &["build", "--release", "--offline"]))
 }
 
@@ -104,7 +104,9 @@ fn dev() -> Result<()> {
         exec(cmd(&cargo(), &["build", "-p", "natter-server"]))
     })?;
     let server_bin = root().join("target/debug/natter-server");
+    // The page comes from trunk on :8081, so the server must accept that Origin.
     let mut server = Command::new(&server_bin)
+        .args(["--allowed-origin", "http://127.0.0.1:8081,http://localhost:8081"])
         .current_dir(root())
         .spawn()
         .with_context(|| format!("could not start {}", server_bin.display()))?;

@@ -32,8 +32,16 @@ impl TestServer {
         Self::start_with(Config::for_tests(sqlite_url(db))).await
     }
 
+    /// Starts a server on a given address (to restart one where clients expect it).
+    pub async fn start_on(addr: SocketAddr, db: &Path) -> TestServer {
+        let mut config = Config::for_tests(sqlite_url(db));
+        config.listen = addr;
+        Self::start_with(config).await
+    }
+
+    /// Starts a server with `config`, on `config.listen`.
     pub async fn start_with(config: Config) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(config.listen).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -118,6 +126,22 @@ impl Client {
 
     pub async fn send_raw(&mut self, msg: Message) {
         self.ws.send(msg).await.expect("send");
+    }
+
+    /// Sends a frame, reporting failure (the server may have closed the socket).
+    pub async fn try_send_raw(
+        &mut self,
+        msg: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(msg).await
+    }
+
+    /// The next frame of any kind, or `None` when the connection ended or `wait` passed.
+    pub async fn next_raw(&mut self, wait: Duration) -> Option<Message> {
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Ok(Some(Ok(msg))) => Some(msg),
+            _ => None,
+        }
     }
 
     /// The next server message (skipping pings); panics after [`WAIT`].
