@@ -696,22 +696,18 @@ impl Chat {
                 messages,
                 more_before,
             } => {
-                let older_page = self.history.with_untracked(|h| {
-                    h.get(&room).is_some_and(|h| {
-                        h.loading_older
-                            && messages
-                                .last()
-                                .zip(h.messages.first())
-                                .is_some_and(|(last, first)| last.seq < first.seq)
-                    })
-                });
+                let batch_first = messages.first().map(|m| m.seq);
                 self.history.update(|h| {
                     let entry = h.entry(room).or_default();
                     logic::apply_batch(&mut entry.messages, messages, more_before);
-                    if older_page || !entry.loading_older {
+                    // `more_before` describes what lies before this batch: it is the
+                    // room's answer only if the batch now starts what we hold.
+                    if batch_first.is_some() && entry.messages.first().map(|m| m.seq) == batch_first
+                    {
                         entry.more_before = more_before;
-                    }
-                    if older_page {
+                        entry.loading_older = false;
+                    } else if batch_first.is_none() {
+                        entry.more_before = more_before && !entry.messages.is_empty();
                         entry.loading_older = false;
                     }
                 });
@@ -744,8 +740,8 @@ impl Chat {
                 code,
                 message,
                 request_ref,
-                ..
-            } => self.on_error(code, message, request_ref),
+                retry_after_ms,
+            } => self.on_error(code, message, request_ref, retry_after_ms),
         }
     }
 
@@ -808,6 +804,12 @@ impl Chat {
         self.status.set(Status::Online);
         self.save_profile();
         // Anything not acknowledged before the drop goes out again, same client ids.
+        self.resend_pending();
+    }
+
+    /// Sends every unacknowledged message again with its original client id; the
+    /// server stores each once, so this is always safe.
+    fn resend_pending(&self) {
         for p in self.pending.get_untracked() {
             self.send(ClientMsg::Send {
                 room: p.room,
@@ -854,6 +856,20 @@ impl Chat {
     fn on_message(&self, message: ChatMessage) {
         let room = message.room;
         let seq = message.seq;
+        // A gap before a live message (missed while away): fetch exactly what is missing.
+        let held_until = self
+            .history
+            .with_untracked(|h| h.get(&room).and_then(|h| logic::resume_seq(&h.messages)));
+        if let Some(end) = held_until.filter(|end| seq > end + 1) {
+            let missing = u32::try_from(seq - end - 1)
+                .unwrap_or(u32::MAX)
+                .min(HISTORY_PAGE);
+            self.send(ClientMsg::History {
+                room,
+                before: seq,
+                limit: missing,
+            });
+        }
         self.history.update(|h| {
             logic::merge_history(&mut h.entry(room).or_default().messages, [message]);
         });
@@ -889,7 +905,13 @@ impl Chat {
         }
     }
 
-    fn on_error(&self, code: ErrorCode, message: String, request_ref: Option<String>) {
+    fn on_error(
+        &self,
+        code: ErrorCode,
+        message: String,
+        request_ref: Option<String>,
+        retry_after_ms: Option<u64>,
+    ) {
         match code {
             ErrorCode::BadCredentials => {
                 // This server does not know us (its database was reset): start afresh.
@@ -898,6 +920,13 @@ impl Chat {
                 }
                 cache::forget_credentials();
                 self.say_hello();
+            }
+            ErrorCode::RateLimited => {
+                // Sends refused for speed stay pending; try them again when allowed.
+                let chat = *self;
+                let wait = retry_after_ms.unwrap_or(1000);
+                set_timeout(move || chat.resend_pending(), Duration::from_millis(wait));
+                self.set_error(form::GENERAL, Some(message));
             }
             ErrorCode::NameTaken | ErrorCode::InvalidName
                 if request_ref.as_deref() == Some(form::HELLO) =>

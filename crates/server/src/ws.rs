@@ -80,15 +80,51 @@ pub async fn upgrade(
             .into_response();
     };
     let limiter = ConnectionLimiter::new(slot);
+    configure(ws).on_upgrade(move |socket| {
+        let tracker = app.connections.clone();
+        tracker.track_future(serve(socket, app, limiter))
+    })
+}
+
+/// Applies natter's message limits and buffer sizes to an upgrade.
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| {
-            let tracker = app.connections.clone();
-            tracker.track_future(serve(socket, app, limiter))
-        })
+}
+
+/// Echoes every data frame back, with natter's socket settings and close handling but
+/// without the chat: what protocol conformance suites (Autobahn, `cargo xtask
+/// autobahn`) need to exercise the WebSocket layer natter ships.
+pub async fn echo(mut socket: WebSocket) {
+    loop {
+        let reply = match socket.recv().await {
+            Some(Ok(Message::Text(text))) => Message::Text(text),
+            Some(Ok(Message::Binary(data))) => Message::Binary(data),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) => {
+                // tungstenite queued the close reply; flushing sends it.
+                let _ = socket.flush().await;
+                return;
+            }
+            None => return,
+            Some(Err(err)) => {
+                if let Some((code, reason)) = read_error_close(err) {
+                    let close = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(reason),
+                    };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                }
+                return;
+            }
+        };
+        if socket.send(reply).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A request without `Origin` (not a browser) is allowed; a browser's must be the
@@ -167,7 +203,12 @@ async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter)
                     },
                     Some(Ok(Message::Binary(_))) => break Some((close::UNSUPPORTED_DATA, "natter speaks JSON text frames")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the close reply; flushing sends it.
+                        let _ = sink.flush().await;
+                        break None;
+                    }
+                    None => break None,
                     Some(Err(err)) => break read_error_close(err),
                 }
             }

@@ -2,11 +2,14 @@
 //!
 //! - `run`: install missing tools, build the web client, start the server on :8080.
 //! - `dev`: the server plus `trunk serve` on :8081 with live reload (proxying /ws).
-//! - `test`: everything CI runs — fmt, clippy, all tests, the WASM build, browser tests.
+//! - `test`: everything CI runs — fmt, clippy, all tests, the WASM build, browser tests,
+//!   Autobahn's WebSocket conformance cases.
+//! - `autobahn`: just the Autobahn cases; `fuzz [seconds]`: fuzz client frame handling.
 //!
 //! Every tool version lives in [`tools`]; an install is skipped when the right version
 //! is already there, so only the first run on a machine is slow.
 
+mod checks;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +26,9 @@ commands:
                       start the server at http://127.0.0.1:8080
   dev                 server on :8080 plus `trunk serve` on :8081 with live reload
   test                fmt check, clippy -D warnings, all tests, WASM build,
-                      browser end-to-end tests (what CI runs)
+                      browser end-to-end tests, Autobahn cases (what CI runs)
+  autobahn            Autobahn WebSocket conformance cases against natter-echo
+  fuzz [seconds]      fuzz client frame handling with cargo-fuzz (default 60 s)
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +39,15 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("dev") => dev(),
         Some("test") => test(),
+        Some("autobahn") => step("Autobahn WebSocket conformance (kosoku)", checks::autobahn),
+        Some("fuzz") => match rest.first().map(|s| s.parse::<u64>()) {
+            None => step("fuzz client frames", || checks::fuzz(60)),
+            Some(Ok(seconds)) => step("fuzz client frames", || checks::fuzz(seconds)),
+            Some(Err(_)) => {
+                eprint!("fuzz takes a number of seconds\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -106,7 +120,10 @@ fn dev() -> Result<()> {
     let server_bin = root().join("target/debug/natter-server");
     // The page comes from trunk on :8081, so the server must accept that Origin.
     let mut server = Command::new(&server_bin)
-        .args(["--allowed-origin", "http://127.0.0.1:8081,http://localhost:8081"])
+        .args([
+            "--allowed-origin",
+            "http://127.0.0.1:8081,http://localhost:8081",
+        ])
         .current_dir(root())
         .spawn()
         .with_context(|| format!("could not start {}", server_bin.display()))?;
@@ -165,6 +182,7 @@ fn test() -> Result<()> {
         );
         exec(command)
     })?;
+    timed("Autobahn WebSocket conformance (kosoku)", &checks::autobahn)?;
     println!("\n==> all checks passed in {:.0?}", started.elapsed());
     for (name, took) in timings {
         println!("    {:>7.1?}  {name}", took);

@@ -1,0 +1,181 @@
+//! External checks of the WebSocket layer and the protocol handling:
+//!
+//! - `autobahn`: Autobahn's WebSocket conformance cases (PyPI `kosoku`, no Docker)
+//!   against `natter-echo`, which is natter's WebSocket layer as an echo server. The
+//!   compression cases (12.*, 13.*: natter negotiates none) and the 9.* cases (messages
+//!   up to 16 MiB, over natter's 64 KiB limit by design) are excluded.
+//! - `fuzz`: cargo-fuzz on `fuzz/fuzz_targets/client_frames.rs` for a given time.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cargo, cmd, exec, root};
+
+/// The kosoku release these checks were written against.
+const KOSOKU_VERSION: &str = "0.1.0";
+/// cargo-fuzz release that installs here.
+const CARGO_FUZZ_VERSION: &str = "0.13.1";
+/// Port of the echo server under test (outside the ephemeral range 32768–60999).
+const ECHO_PORT: u16 = 19001;
+/// Autobahn verdicts that count as passing.
+const PASSING: [&str; 3] = ["OK", "NON-STRICT", "INFORMATIONAL"];
+
+/// Kills the child when dropped, so a failed check never leaves a server behind.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tools_dir() -> PathBuf {
+    root().join("target").join("tools")
+}
+
+/// A Python virtualenv with kosoku, made once under target/tools.
+fn ensure_kosoku() -> Result<PathBuf> {
+    let venv = tools_dir().join("kosoku-venv");
+    let kosoku = venv.join("bin").join("kosoku");
+    let pip = venv.join("bin").join("pip");
+    let installed = Command::new(&pip)
+        .args(["show", "kosoku"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {KOSOKU_VERSION}")))
+        .unwrap_or(false);
+    if installed {
+        println!("    ok: kosoku {KOSOKU_VERSION}");
+        return Ok(kosoku);
+    }
+    println!("    installing kosoku {KOSOKU_VERSION} into target/tools (one-time, seconds)");
+    std::fs::create_dir_all(tools_dir())?;
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status();
+    if !made.map(|s| s.success()).unwrap_or(false) {
+        bail!("python3 with venv is needed for Autobahn: `apt-get install -y python3-venv`");
+    }
+    let mut install = Command::new(&pip);
+    install.args(["install", "-q", &format!("kosoku=={KOSOKU_VERSION}")]);
+    exec(install)?;
+    Ok(kosoku)
+}
+
+/// Runs Autobahn's cases against natter-echo; fails unless every case passes.
+pub fn autobahn() -> Result<()> {
+    let kosoku = ensure_kosoku()?;
+    exec(cmd(
+        &cargo(),
+        &["build", "-p", "natter-server", "--bin", "natter-echo"],
+    ))?;
+    let addr = format!("127.0.0.1:{ECHO_PORT}");
+    let echo = Command::new(root().join("target/debug/natter-echo"))
+        .args(["--listen", &addr])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting natter-echo")?;
+    let _echo = Reaper(echo);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("natter-echo did not start on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reports = root().join("target/autobahn");
+    let _ = std::fs::remove_dir_all(&reports);
+    let mut run = Command::new(&kosoku);
+    run.args(["-p", "2", "-x", "9.*", "-x", "12.*", "-x", "13.*", "-o"])
+        .arg(&reports)
+        .arg(&addr)
+        .stdout(Stdio::null());
+    exec(run)?;
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("index.json"))?)?;
+    let cases = index
+        .as_object()
+        .and_then(|agents| agents.values().next())
+        .and_then(|cases| cases.as_object())
+        .context("unexpected Autobahn report layout")?;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut failed = Vec::new();
+    for (case, result) in cases {
+        let behavior = result["behavior"].as_str().unwrap_or("?");
+        let close = result["behaviorClose"].as_str().unwrap_or("?");
+        *counts.entry(behavior.to_string()).or_default() += 1;
+        if !PASSING.contains(&behavior) || !PASSING.contains(&close) {
+            failed.push(format!("{case} ({behavior}, close {close})"));
+        }
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "    Autobahn: {} cases: {}; report in target/autobahn/index.html",
+        cases.len(),
+        summary.join(", ")
+    );
+    if !failed.is_empty() {
+        bail!(
+            "{} Autobahn cases failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    println!("{} passed, 0 failed", cases.len());
+    Ok(())
+}
+
+/// Fuzzes client frame handling for `seconds`.
+pub fn fuzz(seconds: u64) -> Result<()> {
+    let found = Command::new(cargo())
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION))
+        .unwrap_or(false);
+    if found {
+        println!("    ok: cargo-fuzz {CARGO_FUZZ_VERSION}");
+    } else {
+        println!("    installing cargo-fuzz {CARGO_FUZZ_VERSION} (one-time, about 4 minutes)");
+        exec(cmd(
+            &cargo(),
+            &[
+                "install",
+                "cargo-fuzz",
+                "--version",
+                CARGO_FUZZ_VERSION,
+                "--locked",
+            ],
+        ))?;
+    }
+    let has_nightly = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("nightly"))
+        .unwrap_or(false);
+    if !has_nightly {
+        println!("    installing the nightly toolchain for libFuzzer (one-time)");
+        exec(cmd(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        ))?;
+    }
+    println!("    fuzzing client frames for {seconds} s (corpus in fuzz/corpus, crashes in fuzz/artifacts)");
+    let mut run = cmd(
+        "cargo",
+        &[
+            "+nightly",
+            "fuzz",
+            "run",
+            "client_frames",
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-print_final_stats=1",
+        ],
+    );
+    run.env_remove("CARGO").env_remove("RUSTUP_TOOLCHAIN");
+    exec(run)
+}
