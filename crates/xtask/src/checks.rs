@@ -163,7 +163,10 @@ pub fn fuzz(seconds: u64) -> Result<()> {
             &["toolchain", "install", "nightly", "--profile", "minimal"],
         ))?;
     }
-    println!("    fuzzing client frames for {seconds} s (corpus in fuzz/corpus, crashes in fuzz/artifacts)");
+    println!(
+        "    fuzzing client frames for {seconds} s (seeds in fuzz/seeds, corpus in fuzz/corpus, crashes in fuzz/artifacts)"
+    );
+    std::fs::create_dir_all(root().join("fuzz/corpus/client_frames"))?;
     let mut run = cmd(
         "cargo",
         &[
@@ -171,6 +174,8 @@ pub fn fuzz(seconds: u64) -> Result<()> {
             "fuzz",
             "run",
             "client_frames",
+            "fuzz/corpus/client_frames",
+            "fuzz/seeds",
             "--",
             &format!("-max_total_time={seconds}"),
             "-print_final_stats=1",
