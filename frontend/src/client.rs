@@ -580,6 +580,29 @@ impl Chat {
                 .with_untracked(|p| p.iter().any(|p| p.room == room && !p.minimized))
     }
 
+    /// How a room is called on my screen (reactive).
+    pub fn room_title(&self, room: RoomId) -> String {
+        let me = self.me.with(|me| me.as_ref().map(|m| m.id.clone()));
+        self.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.id == room)
+                .map(|r| crate::logic::room_title(r, me.as_ref()))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Ids of my rooms: direct-message rooms or the others (reactive).
+    pub fn room_ids(&self, direct: bool) -> Vec<RoomId> {
+        self.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .filter(|r| matches!(r.kind, RoomKind::Direct { .. }) == direct)
+                .map(|r| r.id)
+                .collect()
+        })
+    }
+
     /// The newest seq known in a room (from its info or its messages).
     pub fn latest_seq(&self, room: RoomId) -> Seq {
         let from_info = self.rooms.with(|rooms| {

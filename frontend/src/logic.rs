@@ -7,9 +7,9 @@
 //!   people on one browser never see each other's history.
 //! - [`Backoff`]: full-jitter exponential reconnect delays.
 //! - [`unread`]: unread counts from sequence numbers.
-//! - [`name_hue`]: a stable colour per sender name.
+//! - [`name_hue`]: a stable colour per sender name; [`room_title`]: a room's name.
 
-use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
+use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 
 /// How many messages of one room the browser keeps in localStorage.
 pub const CACHE_PER_ROOM: usize = 200;
@@ -151,6 +151,21 @@ impl Backoff {
     /// Back to the first step after a successful connection.
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// How a room is named in lists and titles, from `me`'s point of view: `#channel`,
+/// `Room CODE`, or the other person's name for a direct room.
+pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
+    match &room.kind {
+        RoomKind::Channel { name } => format!("#{name}"),
+        RoomKind::Code { code } => format!("Room {code}"),
+        RoomKind::Direct { members } => members
+            .iter()
+            .find(|m| Some(&m.id) != me)
+            .or(members.first())
+            .map(|m| m.name.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -302,6 +317,42 @@ mod tests {
         assert_eq!(backoff.next_delay_ms(0.0), 100, "never zero");
         backoff.reset();
         assert_eq!(backoff.ceiling_ms(), 500);
+    }
+
+    #[test]
+    fn room_titles_name_the_other_person_in_direct_rooms() {
+        let ann = UserSummary {
+            id: UserId("a".into()),
+            name: "Ann".into(),
+        };
+        let bob = UserSummary {
+            id: UserId("b".into()),
+            name: "Bob".into(),
+        };
+        let direct = RoomInfo {
+            id: RoomId(5),
+            kind: RoomKind::Direct {
+                members: [ann.clone(), bob.clone()],
+            },
+            delete_when_empty: false,
+            latest_seq: 0,
+        };
+        assert_eq!(room_title(&direct, Some(&ann.id)), "Bob");
+        assert_eq!(room_title(&direct, Some(&bob.id)), "Ann");
+        let channel = RoomInfo {
+            kind: RoomKind::Channel {
+                name: "rust".into(),
+            },
+            ..direct.clone()
+        };
+        assert_eq!(room_title(&channel, None), "#rust");
+        let code = RoomInfo {
+            kind: RoomKind::Code {
+                code: "ABCDEFGH".into(),
+            },
+            ..direct
+        };
+        assert_eq!(room_title(&code, None), "Room ABCDEFGH");
     }
 
     #[test]

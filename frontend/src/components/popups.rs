@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use natter_protocol::RoomId;
 
 use crate::client::Chat;
-use crate::components::sidebar::{room_title, UnreadBadge};
+use crate::components::sidebar::UnreadBadge;
 use crate::components::{Composer, MessageList};
 
 /// All open popups.
@@ -27,16 +27,7 @@ pub fn Popups() -> impl IntoView {
 #[component]
 fn Popup(room: RoomId) -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let peer = move || {
-        let me = chat.me.with(|me| me.as_ref().map(|m| m.id.clone()));
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .find(|r| r.id == room)
-                .map(|r| room_title(r, me.as_ref()))
-                .unwrap_or_default()
-        })
-    };
+    let peer = move || chat.room_title(room);
     let minimized = move || {
         chat.popups
             .with(|p| p.iter().any(|p| p.room == room && p.minimized))

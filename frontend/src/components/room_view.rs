@@ -4,7 +4,6 @@ use leptos::prelude::*;
 use natter_protocol::{RoomId, RoomKind};
 
 use crate::client::{form, Chat};
-use crate::components::sidebar::room_title;
 use crate::components::{Composer, MessageList};
 
 /// The room on screen, or a hint when there is none.
@@ -30,12 +29,7 @@ fn RoomPane(room: RoomId) -> impl IntoView {
         chat.rooms
             .with(|rooms| rooms.iter().find(|r| r.id == room).cloned())
     };
-    let title = move || {
-        let me = chat.me.with(|me| me.as_ref().map(|m| m.id.clone()));
-        info()
-            .map(|r| room_title(&r, me.as_ref()))
-            .unwrap_or_default()
-    };
+    let title = move || chat.room_title(room);
     let code = move || match info().map(|r| r.kind) {
         Some(RoomKind::Code { code }) => Some(code),
         _ => None,

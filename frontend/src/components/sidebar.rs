@@ -2,24 +2,10 @@
 //! private rooms by code, and the people online.
 
 use leptos::prelude::*;
-use natter_protocol::{validate, RoomId, RoomInfo, RoomKind, UserId};
+use natter_protocol::{validate, RoomId};
 
 use crate::client::{form, Chat};
 use crate::logic::name_hue;
-
-/// How a room is named in lists and titles, from my point of view.
-pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
-    match &room.kind {
-        RoomKind::Channel { name } => format!("#{name}"),
-        RoomKind::Code { code } => format!("Room {code}"),
-        RoomKind::Direct { members } => members
-            .iter()
-            .find(|m| Some(&m.id) != me)
-            .or(members.first())
-            .map(|m| m.name.clone())
-            .unwrap_or_default(),
-    }
-}
 
 /// An unread badge, absent when there is nothing unread.
 #[component]
@@ -37,35 +23,6 @@ pub fn UnreadBadge(room: RoomId) -> impl IntoView {
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let me = move || chat.me.get().map(|m| m.id);
-    let main_rooms = move || {
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .filter(|r| !matches!(r.kind, RoomKind::Direct { .. }))
-                .map(|r| r.id)
-                .collect::<Vec<_>>()
-        })
-    };
-    let direct_rooms = move || {
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .filter(|r| matches!(r.kind, RoomKind::Direct { .. }))
-                .map(|r| r.id)
-                .collect::<Vec<_>>()
-        })
-    };
-    let title_of = move |room: RoomId| {
-        let me = me();
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .find(|r| r.id == room)
-                .map(|r| room_title(r, me.as_ref()))
-                .unwrap_or_default()
-        })
-    };
     let people = move || {
         let mut people = chat.people.get();
         people.sort_by(|a, b| {
@@ -80,7 +37,7 @@ pub fn Sidebar() -> impl IntoView {
             <section>
                 <h3>"Your rooms"</h3>
                 <ul class="room-list">
-                    <For each=main_rooms key=|id| *id children=move |room| view! {
+                    <For each=move || chat.room_ids(false) key=|id| *id children=move |room| view! {
                         <li>
                             <button
                                 class="room-link"
@@ -88,7 +45,7 @@ pub fn Sidebar() -> impl IntoView {
                                 aria-current=move || (chat.current.get() == Some(room)).then_some("page")
                                 on:click=move |_| chat.view(room)
                             >
-                                <span class="room-name">{move || title_of(room)}</span>
+                                <span class="room-name">{move || chat.room_title(room)}</span>
                                 <UnreadBadge room/>
                             </button>
                         </li>
@@ -98,10 +55,10 @@ pub fn Sidebar() -> impl IntoView {
             <section>
                 <h3>"Direct messages"</h3>
                 <ul class="room-list">
-                    <For each=direct_rooms key=|id| *id children=move |room| view! {
+                    <For each=move || chat.room_ids(true) key=|id| *id children=move |room| view! {
                         <li>
                             <button class="room-link" on:click=move |_| chat.show_popup(room)>
-                                <span class="room-name">{move || title_of(room)}</span>
+                                <span class="room-name">{move || chat.room_title(room)}</span>
                                 <UnreadBadge room/>
                             </button>
                         </li>

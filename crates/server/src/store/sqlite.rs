@@ -134,8 +134,13 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<ChatMessage> {
     })
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// A unique-constraint violation is a [`StoreError::Conflict`]; anything else is a
+/// database failure.
+fn conflict_or_database(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => err.into(),
+    }
 }
 
 /// The key of a direct room: the two ids in order, so (a, b) and (b, a) meet.
@@ -157,13 +162,7 @@ impl Store for SqliteStore {
             .bind(now_ms())
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict_or_database)?;
         Ok(())
     }
 
@@ -202,13 +201,7 @@ impl Store for SqliteStore {
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(conflict_or_database)?;
         room_from_row(&row)
     }
 
@@ -240,13 +233,7 @@ impl Store for SqliteStore {
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(conflict_or_database)?;
         room_from_row(&row)
     }
 
