@@ -263,3 +263,16 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_get_everything() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_closed_with_1001() {
+    let (_dir, db) = temp_db();
+    let mut config = Config::for_tests(sqlite_url(&db));
+    config.heartbeat_ms = 150;
+    let server = TestServer::start_with(config).await;
+    let mut silent = server.user("Silent").await;
+    // Not reading means not answering pings either.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(silent.closed().await, Some(CloseCode::Away));
+    server.stop().await;
+}
