@@ -4,6 +4,7 @@
 //! - `dev`: the server plus `trunk serve` on :8081 with live reload (proxying /ws).
 //! - `test`: everything CI runs — fmt, clippy, all tests, the WASM build, browser tests,
 //!   Autobahn's WebSocket conformance cases.
+//! - `bench`: the load benchmarks (crates/bench), servers and generator pinned apart.
 //! - `autobahn`: just the Autobahn cases; `fuzz [seconds]`: fuzz client frame handling.
 //!
 //! Every tool version lives in [`tools`]; an install is skipped when the right version
@@ -27,6 +28,8 @@ commands:
   dev                 server on :8080 plus `trunk serve` on :8081 with live reload
   test                fmt check, clippy -D warnings, all tests, WASM build,
                       browser end-to-end tests, Autobahn cases (what CI runs)
+  bench [--quick]     benchmark natter against a raw tungstenite ceiling; writes
+                      docs/benchmarks/results.md
   autobahn            Autobahn WebSocket conformance cases against natter-echo
   fuzz [seconds]      fuzz client frame handling with cargo-fuzz (default 60 s)
 ";
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("dev") => dev(),
         Some("test") => test(),
+        Some("bench") => bench(&rest),
         Some("autobahn") => step("Autobahn WebSocket conformance (kosoku)", checks::autobahn),
         Some("fuzz") => match rest.first().map(|s| s.parse::<u64>()) {
             None => step("fuzz client frames", || checks::fuzz(60)),
@@ -110,6 +114,38 @@ fn run(server_args: &[String]) -> Result<()> {
     let mut command = cmd(&cargo(), &["run", "--release", "-p", "natter-server", "--"]);
     command.args(server_args);
     exec(command)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    step(
+        "build release binaries (natter-server, ceiling, natter-bench)",
+        || {
+            exec(cmd(
+                &cargo(),
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "natter-server",
+                    "-p",
+                    "natter-bench",
+                ],
+            ))
+        },
+    )?;
+    let generator = root().join("target/release/natter-bench");
+    // Servers run on core 0 (the suite pins them); the generator on core 1.
+    let pinned = Command::new("taskset").arg("--version").output().is_ok();
+    let mut command = if pinned {
+        let mut c = cmd("taskset", &["-c", "1"]);
+        c.arg(&generator);
+        c
+    } else {
+        println!("    taskset not found: running unpinned");
+        Command::new(&generator)
+    };
+    command.current_dir(root()).args(args);
+    step("benchmark suite", || exec(command))
 }
 
 fn dev() -> Result<()> {

@@ -1,0 +1,363 @@
+//! A fleet of WebSocket clients spread over rooms, speaking either natter's protocol or
+//! the ceiling server's bare one, and the open-loop publisher that drives them.
+//!
+//! Every published message carries `step sender n scheduled_ns` in its text. Receivers
+//! measure latency from the *scheduled* send time (so queueing in the generator or the
+//! server counts), and count deliveries, duplicates and reordering per sender.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use natter_protocol::{ClientFrame, ClientMsg, RoomId, ServerMsg, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::measure::{Counters, Histogram};
+
+/// Which server the fleet talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// natter's JSON protocol (hello, join_channel, send).
+    Natter,
+    /// The ceiling server: first frame is the room, then raw text is relayed.
+    Ceiling,
+}
+
+/// State shared by the publisher and every reader.
+pub struct Shared {
+    /// The generator's clock origin: scheduled times are nanoseconds since this.
+    pub t0: Instant,
+    /// The step being measured; messages of other steps are ignored.
+    pub step: std::sync::atomic::AtomicU64,
+    /// Latencies of the current step.
+    pub latency: Histogram,
+    /// Counters of the current step.
+    pub counters: Counters,
+}
+
+impl Shared {
+    /// Fresh state.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            t0: Instant::now(),
+            step: 0.into(),
+            latency: Histogram::default(),
+            counters: Counters::default(),
+        })
+    }
+}
+
+/// One connected client.
+pub struct Member {
+    /// Frames to send (its writer task feeds and flushes them).
+    outbound: mpsc::Sender<Message>,
+    /// natter's id of its room (the ceiling uses names only).
+    room_id: RoomId,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The fleet: `rooms × members` clients.
+pub struct Fleet {
+    /// Clients in room-major order: room r's members are `r*members .. (r+1)*members`.
+    pub members: Vec<Member>,
+    /// Members per room.
+    pub per_room: usize,
+    /// How the fleet speaks.
+    pub protocol: Protocol,
+}
+
+async fn next_server_msg(ws: &mut Ws) -> Result<ServerMsg> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .context("server went quiet during setup")?
+            .context("connection closed during setup")??;
+        if let Message::Text(text) = frame {
+            return Ok(serde_json::from_str(text.as_str())?);
+        }
+    }
+}
+
+async fn send_msg(ws: &mut Ws, msg: ClientMsg) -> Result<()> {
+    ws.send(Message::text(ClientFrame::from(msg).to_json()))
+        .await?;
+    Ok(())
+}
+
+/// Creates channels `r0..r{rooms}` on a natter server (one admin connection).
+async fn create_natter_rooms(addr: SocketAddr, rooms: usize) -> Result<()> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    send_msg(
+        &mut ws,
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "bench-admin".into(),
+            credentials: None,
+            resume: vec![],
+        },
+    )
+    .await?;
+    for room in 0..rooms {
+        send_msg(
+            &mut ws,
+            ClientMsg::CreateChannel {
+                name: format!("r{room}"),
+                delete_when_empty: false,
+            },
+        )
+        .await?;
+    }
+    let mut created = 0;
+    while created < rooms {
+        match next_server_msg(&mut ws).await? {
+            ServerMsg::Joined { .. } => created += 1,
+            ServerMsg::Error { message, .. } => bail!("creating rooms: {message}"),
+            _ => {}
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
+/// Connects one member and joins its room; returns the socket and natter's room id.
+async fn join(
+    addr: SocketAddr,
+    protocol: Protocol,
+    index: usize,
+    room: usize,
+) -> Result<(Ws, RoomId)> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    match protocol {
+        Protocol::Ceiling => {
+            ws.send(Message::text(format!("r{room}"))).await?;
+            Ok((ws, RoomId(room as i64)))
+        }
+        Protocol::Natter => {
+            send_msg(
+                &mut ws,
+                ClientMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    name: format!("b{index}"),
+                    credentials: None,
+                    resume: vec![],
+                },
+            )
+            .await?;
+            send_msg(
+                &mut ws,
+                ClientMsg::JoinChannel {
+                    name: format!("r{room}"),
+                },
+            )
+            .await?;
+            loop {
+                match next_server_msg(&mut ws).await? {
+                    ServerMsg::Joined { room, .. } => return Ok((ws, room.id)),
+                    ServerMsg::Error { message, .. } => bail!("member {index}: {message}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl Fleet {
+    /// Connects `rooms × per_room` clients, `parallel` at a time. Returns the fleet and
+    /// how long connecting took.
+    pub async fn connect(
+        addr: SocketAddr,
+        protocol: Protocol,
+        rooms: usize,
+        per_room: usize,
+        shared: Arc<Shared>,
+    ) -> Result<(Fleet, Duration)> {
+        if protocol == Protocol::Natter {
+            create_natter_rooms(addr, rooms).await?;
+        }
+        let started = Instant::now();
+        let total = rooms * per_room;
+        let mut members = Vec::with_capacity(total);
+        let parallel = 200;
+        for batch_start in (0..total).step_by(parallel) {
+            let batch: Vec<_> = (batch_start..(batch_start + parallel).min(total))
+                .map(|i| tokio::spawn(join(addr, protocol, i, i / per_room)))
+                .collect();
+            for handle in batch {
+                let (ws, room_id) = handle.await??;
+                members.push(spawn_member(ws, room_id, protocol, shared.clone()));
+            }
+        }
+        Ok((
+            Fleet {
+                members,
+                per_room,
+                protocol,
+            },
+            started.elapsed(),
+        ))
+    }
+
+    /// Rooms in the fleet.
+    pub fn rooms(&self) -> usize {
+        self.members.len() / self.per_room.max(1)
+    }
+
+    /// Publishes `rate` messages per second for `duration`, open loop: message k is
+    /// due at `start + k/rate` whatever happened to earlier ones. Senders rotate over
+    /// rooms first, then members.
+    pub async fn publish(&self, shared: &Shared, step: u64, rate: f64, duration: Duration) {
+        let total = (rate * duration.as_secs_f64()).round() as u64;
+        let rooms = self.rooms() as u64;
+        let per_room = self.per_room as u64;
+        let start = Instant::now();
+        for k in 0..total {
+            let due = start + Duration::from_secs_f64(k as f64 / rate);
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let room = k % rooms;
+            let member = (k / rooms) % per_room;
+            let index = (room * per_room + member) as usize;
+            let sender = &self.members[index];
+            let scheduled = due.duration_since(shared.t0).as_nanos();
+            let text =
+                format!("{step} {index} {k} {scheduled} lorem ipsum dolor sit amet, consectetur");
+            let frame = match self.protocol {
+                Protocol::Ceiling => text,
+                Protocol::Natter => format!(
+                    r#"{{"type":"send","room":{},"client_id":"s{step}-{k}","text":"{text}"}}"#,
+                    sender.room_id.0
+                ),
+            };
+            match sender.outbound.try_send(Message::text(frame)) {
+                Ok(()) => shared.counters.sent.fetch_add(1, Ordering::Relaxed),
+                Err(_) => shared.counters.not_sent.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+}
+
+/// Starts a member's writer and reader tasks.
+fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>) -> Member {
+    let (mut sink, mut stream) = ws.split();
+    let (outbound, mut queue) = mpsc::channel::<Message>(256);
+    tokio::spawn(async move {
+        while let Some(first) = queue.recv().await {
+            if sink.feed(first).await.is_err() {
+                return;
+            }
+            while let Ok(more) = queue.try_recv() {
+                if sink.feed(more).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        // Per sender: the step and newest message number seen (duplicates, order).
+        let mut newest: HashMap<u64, (u64, u64)> = HashMap::new();
+        while let Some(Ok(frame)) = stream.next().await {
+            let Message::Text(text) = frame else { continue };
+            let payload = match protocol {
+                Protocol::Ceiling => Some(text.as_str()),
+                Protocol::Natter => natter_payload(text.as_str()),
+            };
+            if let Some(payload) = payload {
+                record(&shared, payload, &mut newest);
+            }
+        }
+    });
+    Member { outbound, room_id }
+}
+
+/// The text of a natter `message` frame, found without a full JSON parse (the
+/// generator must not be the bottleneck).
+fn natter_payload(frame: &str) -> Option<&str> {
+    if !frame.starts_with(r#"{"type":"message""#) {
+        return None;
+    }
+    let start = frame.find(r#""text":""#)? + 8;
+    let len = frame[start..].find('"')?;
+    Some(&frame[start..start + len])
+}
+
+fn record(shared: &Shared, payload: &str, newest: &mut HashMap<u64, (u64, u64)>) {
+    let mut fields = payload.split(' ');
+    let (Some(step), Some(sender), Some(n), Some(scheduled)) = (
+        fields.next().and_then(|f| f.parse::<u64>().ok()),
+        fields.next().and_then(|f| f.parse::<u64>().ok()),
+        fields.next().and_then(|f| f.parse::<u64>().ok()),
+        fields.next().and_then(|f| f.parse::<u64>().ok()),
+    ) else {
+        return;
+    };
+    if step != shared.step.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = shared.t0.elapsed();
+    shared
+        .latency
+        .record(now.saturating_sub(Duration::from_nanos(scheduled)));
+    let counters = &shared.counters;
+    counters.received.fetch_add(1, Ordering::Relaxed);
+    match newest.get(&sender) {
+        Some(&(last_step, last)) if last_step == step && last == n => {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(&(last_step, last)) if last_step == step && last > n => {
+            counters.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {
+            newest.insert(sender, (step, n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_text_of_a_message_frame() {
+        let frame = r#"{"type":"message","message":{"room":1,"seq":4,"sender":{"id":"a","name":"b"},"ts":1,"kind":"text","text":"1 2 3 4 lorem"}}"#;
+        assert_eq!(natter_payload(frame), Some("1 2 3 4 lorem"));
+        assert_eq!(natter_payload(r#"{"type":"ack","client_id":"x"}"#), None);
+    }
+
+    #[test]
+    fn counts_duplicates_and_reordering() {
+        let shared = Shared::new();
+        shared.step.store(7, Ordering::Relaxed);
+        let mut newest = HashMap::new();
+        for payload in [
+            "7 1 10 0", "7 1 11 0", "7 1 11 0", "7 1 9 0", "6 1 12 0", "7 2 1 0",
+        ] {
+            record(&shared, payload, &mut newest);
+        }
+        let c = &shared.counters;
+        assert_eq!(
+            c.received.load(Ordering::Relaxed),
+            5,
+            "other steps are ignored"
+        );
+        assert_eq!(c.duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(c.out_of_order.load(Ordering::Relaxed), 1);
+        // The next step numbers its messages from 0 again: not duplicates.
+        shared.step.store(8, Ordering::Relaxed);
+        record(&shared, "8 1 0 0", &mut newest);
+        record(&shared, "8 1 1 0", &mut newest);
+        assert_eq!(c.duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(c.out_of_order.load(Ordering::Relaxed), 1);
+    }
+}
