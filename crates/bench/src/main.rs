@@ -59,7 +59,7 @@ async fn main() -> Result<()> {
     let servers = [Server::Ceiling, Server::Natter];
     let mut results = Results {
         setup: vec![
-            format!("{} cores; servers pinned to core {}, generator on another core (when `taskset` exists)", std::thread::available_parallelism().map_or(0, |n| n.get()), args.server_core),
+            format!("{} cores; servers pinned to core {}, generator on another core (when `taskset` exists)", machine_cores(), args.server_core),
             format!("small rooms: {rooms} rooms × {per_room} members, {secs} s per step, open loop"),
             format!("big room: 1 room × {big} members"),
         ],
@@ -127,4 +127,11 @@ async fn main() -> Result<()> {
     std::fs::write(&args.out, markdown)?;
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// Cores of the machine (not of this pinned process, which sees only its own).
+fn machine_cores() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
 }
