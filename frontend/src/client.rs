@@ -666,32 +666,7 @@ impl Chat {
                 online,
                 channels,
             } => self.on_ready(me, credentials, rooms, online, channels),
-            ServerMsg::UserOnline { user } => {
-                if self
-                    .me
-                    .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == user.id))
-                {
-                    self.set_error(form::RENAME, None);
-                    // Reconnects say hello under the new name.
-                    self.wire().borrow_mut().name = Some(user.name.clone());
-                    self.me.set(Some(user.clone()));
-                    self.save_profile();
-                }
-                self.people.update(|people| {
-                    match people.iter_mut().find(|p| p.user.id == user.id) {
-                        Some(person) => {
-                            person.user = user;
-                            person.online = true;
-                        }
-                        None => people.push(Person { user, online: true }),
-                    }
-                })
-            }
-            ServerMsg::UserOffline { user } => self.people.update(|people| {
-                if let Some(person) = people.iter_mut().find(|p| p.user.id == user) {
-                    person.online = false;
-                }
-            }),
+            ServerMsg::Presence { online, offline } => self.on_presence(online, offline),
             ServerMsg::ChannelAdded { channel } => self.channels.update(|c| {
                 if !c.iter().any(|ch| ch.id == channel.id) {
                     c.push(channel);
@@ -766,6 +741,35 @@ impl Chat {
                 retry_after_ms,
             } => self.on_error(code, message, request_ref, retry_after_ms),
         }
+    }
+
+    fn on_presence(&self, online: Vec<UserSummary>, offline: Vec<UserId>) {
+        let my_id = self
+            .me
+            .with_untracked(|me| me.as_ref().map(|me| me.id.clone()));
+        if let Some(me) = online.iter().find(|u| Some(&u.id) == my_id.as_ref()) {
+            self.set_error(form::RENAME, None);
+            // Reconnects say hello under the new name.
+            self.wire().borrow_mut().name = Some(me.name.clone());
+            self.me.set(Some(me.clone()));
+            self.save_profile();
+        }
+        self.people.update(|people| {
+            for user in online {
+                match people.iter_mut().find(|p| p.user.id == user.id) {
+                    Some(person) => {
+                        person.user = user;
+                        person.online = true;
+                    }
+                    None => people.push(Person { user, online: true }),
+                }
+            }
+            for user in offline {
+                if let Some(person) = people.iter_mut().find(|p| p.user.id == user) {
+                    person.online = false;
+                }
+            }
+        });
     }
 
     fn on_ready(

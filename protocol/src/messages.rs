@@ -130,15 +130,17 @@ pub enum ServerMsg {
         /// All public channels.
         channels: Vec<ChannelInfo>,
     },
-    /// A user came online (after being offline past the grace period) or renamed.
-    UserOnline {
-        /// The user, with their current name.
-        user: UserSummary,
-    },
-    /// A user went offline (all their connections gone for longer than the grace period).
-    UserOffline {
-        /// The user.
-        user: UserId,
+    /// Presence changes since the previous presence frame: users who came online (after
+    /// being offline past the grace period) or changed their name, and users who went
+    /// offline. The server collects changes for a short window and sends them as one
+    /// frame, so a crowd connecting at once costs each client one frame per window.
+    Presence {
+        /// Users now online, with their current names.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        online: Vec<UserSummary>,
+        /// Users now offline.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offline: Vec<UserId>,
     },
     /// A public channel was created.
     ChannelAdded {

@@ -203,16 +203,18 @@ fn server_messages() {
                "channels":[{"id":1,"name":"general"}]}),
     );
     server_golden(
-        ServerMsg::UserOnline {
-            user: user("u2", "Bo"),
+        ServerMsg::Presence {
+            online: vec![user("u2", "Bo")],
+            offline: vec![UserId("u3".into())],
         },
-        json!({"type":"user_online","user":{"id":"u2","name":"Bo"}}),
+        json!({"type":"presence","online":[{"id":"u2","name":"Bo"}],"offline":["u3"]}),
     );
     server_golden(
-        ServerMsg::UserOffline {
-            user: UserId("u2".into()),
+        ServerMsg::Presence {
+            online: vec![],
+            offline: vec![UserId("u3".into())],
         },
-        json!({"type":"user_offline","user":"u2"}),
+        json!({"type":"presence","offline":["u3"]}),
     );
     server_golden(
         ServerMsg::ChannelAdded {

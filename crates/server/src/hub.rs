@@ -98,6 +98,18 @@ struct HubState {
     channels: BTreeMap<RoomId, String>,
 }
 
+/// How long presence changes are collected before they go out as one frame. A crowd
+/// connecting at once then costs each client one frame per window instead of one per
+/// person (with N people, N² frames become N per window).
+const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
+
+/// Presence changes not yet sent; a later change of the same user replaces an earlier.
+#[derive(Debug, Default)]
+struct PresenceBatch {
+    online: HashMap<UserId, UserSummary>,
+    offline: HashSet<UserId>,
+}
+
 /// Another online user holds the requested display name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the name is held by someone else online")]
@@ -147,6 +159,8 @@ struct HubInner {
     presence_grace: Duration,
     /// See [`crate::Config::outbound_queue`].
     outbound_queue: usize,
+    /// Presence changes waiting for the next window.
+    presence: std::sync::Mutex<PresenceBatch>,
 }
 
 impl RoomHub {
@@ -174,6 +188,19 @@ impl RoomHub {
                 next_conn: AtomicU64::new(1),
                 presence_grace,
                 outbound_queue,
+                presence: std::sync::Mutex::new(PresenceBatch::default()),
+            }
+        });
+        let presence_hub = WeakHub(Arc::downgrade(&inner));
+        tokio::spawn(async move {
+            let mut window = tokio::time::interval(PRESENCE_WINDOW);
+            window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                window.tick().await;
+                match presence_hub.upgrade() {
+                    Some(hub) => hub.flush_presence(),
+                    None => return,
+                }
             }
         });
         let weak = Arc::downgrade(&inner);
@@ -411,10 +438,43 @@ impl RoomHub {
                 }
             }
         }
+        self.note_offline(user.clone());
+    }
+
+    /// Queues "`user` is online under this name" for the next presence frame.
+    pub fn note_online(&self, user: UserSummary) {
+        let mut batch = self.presence_batch();
+        batch.offline.remove(&user.id);
+        batch.online.insert(user.id.clone(), user);
+    }
+
+    /// Queues "`user` went offline" for the next presence frame.
+    fn note_offline(&self, user: UserId) {
+        let mut batch = self.presence_batch();
+        batch.online.remove(&user);
+        batch.offline.insert(user);
+    }
+
+    fn presence_batch(&self) -> std::sync::MutexGuard<'_, PresenceBatch> {
+        self.inner
+            .presence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends the collected presence changes to everyone as one frame.
+    fn flush_presence(&self) {
+        let batch = std::mem::take(&mut *self.presence_batch());
+        if batch.online.is_empty() && batch.offline.is_empty() {
+            return;
+        }
         self.publish(
             Target::Everyone,
             None,
-            &ServerMsg::UserOffline { user: user.clone() },
+            &ServerMsg::Presence {
+                online: batch.online.into_values().collect(),
+                offline: batch.offline.into_iter().collect(),
+            },
         );
     }
 

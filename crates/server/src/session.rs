@@ -307,11 +307,7 @@ impl Session {
             store.rename_user(&user.id, &name).await?;
         }
         if registered != Registered::Unchanged {
-            self.hub.publish(
-                Target::Everyone,
-                Some(self.outbox.id),
-                &ServerMsg::UserOnline { user: me },
-            );
+            self.hub.note_online(me);
         }
         for record in &records {
             let after = resume.iter().find(|p| p.room == record.id).map(|p| p.seq);
@@ -330,8 +326,7 @@ impl Session {
             id: user.clone(),
             name,
         };
-        self.hub
-            .publish(Target::Everyone, None, &ServerMsg::UserOnline { user: me });
+        self.hub.note_online(me);
         Ok(())
     }
 

@@ -38,6 +38,8 @@ use crate::AppState;
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes written before tungstenite flushes on its own (we flush per wake-up anyway).
 const WRITE_BUFFER: usize = 8 * 1024;
+/// How long to wait for a client's close reply after sending ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Hard cap on unflushed outgoing bytes for one connection.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -222,6 +224,17 @@ async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter)
             reason: Utf8Bytes::from_static(reason),
         }));
         let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+        // Wait briefly for the peer's close reply before dropping the TCP connection:
+        // closing with unread data in our buffer would send a reset that can overtake
+        // the close frame on its way to the client.
+        let drain = async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
     }
 }
 

@@ -177,6 +177,22 @@ impl Client {
         }
     }
 
+    /// Asserts that no frame other than presence changes (and pings) arrives within
+    /// `quiet`: presence frames come on their own schedule.
+    pub async fn expect_no_messages(&mut self, quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if let Message::Text(text) = &msg {
+                let parsed: ServerMsg =
+                    serde_json::from_str(text.as_str()).expect("server frames parse");
+                assert!(
+                    matches!(parsed, ServerMsg::Presence { .. }),
+                    "expected no messages, got {parsed:?}"
+                );
+            }
+        }
+    }
+
     /// Asserts nothing but pings arrives within `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
         if let Ok(Some(Ok(msg))) = tokio::time::timeout(quiet, self.ws.next()).await {
