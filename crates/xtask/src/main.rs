@@ -112,7 +112,8 @@ fn run(server_args: &[String]) -> Result<()> {
     step("build the web client (trunk, release)", build_client)?;
     println!("\n==> starting natter at http://127.0.0.1:8080 (Ctrl-C stops it)\n");
     let mut command = cmd(&cargo(), &["run", "--release", "-p", "natter-server", "--"]);
-    command.args(server_args);
+    // `cargo xtask run -- --listen …` and `cargo xtask run --listen …` both work.
+    command.args(server_args.iter().skip_while(|arg| *arg == "--"));
     exec(command)
 }
 
