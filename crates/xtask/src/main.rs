@@ -201,6 +201,14 @@ fn test() -> Result<()> {
     timed("cargo test (unit, integration, client logic)", &|| {
         exec(cmd(&cargo(), &["test", "--workspace"]))
     })?;
+    // What `cargo xtask run` does, minus serving: catches a server that cargo cannot
+    // pick or that fails to parse its own configuration.
+    timed("cargo run -p natter-server -- --version", &|| {
+        exec(cmd(
+            &cargo(),
+            &["run", "--quiet", "-p", "natter-server", "--", "--version"],
+        ))
+    })?;
     timed("install missing tools", &tools::ensure_client_toolchain)?;
     timed(
         "WASM build of the web client (trunk, release)",
