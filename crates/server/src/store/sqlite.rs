@@ -60,6 +60,27 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// The newest `limit` messages of `room` whose seq passes `seq_condition` (with
+    /// `bound` bound to its `?`), oldest first.
+    async fn newest_where(
+        &self,
+        room: RoomId,
+        seq_condition: &str,
+        bound: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND {seq_condition} \
+             ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room.0)
+        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().rev().map(message_from_row).collect()
+    }
+
     async fn room_where(&self, clause: &str, bind: &str) -> StoreResult<Option<RoomRecord>> {
         let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {clause}"))
             .bind(bind)
@@ -392,15 +413,7 @@ impl Store for SqliteStore {
         before: Seq,
         limit: u32,
     ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(room.0)
-        .bind(i64::try_from(before).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().rev().map(message_from_row).collect()
+        self.newest_where(room, "seq < ?", before, limit).await
     }
 
     async fn latest_after(
@@ -409,14 +422,6 @@ impl Store for SqliteStore {
         after: Seq,
         limit: u32,
     ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(room.0)
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().rev().map(message_from_row).collect()
+        self.newest_where(room, "seq > ?", after, limit).await
     }
 }
