@@ -53,12 +53,24 @@ fn ensure_kosoku() -> Result<PathBuf> {
     }
     println!("    installing kosoku {KOSOKU_VERSION} into target/tools (one-time, seconds)");
     std::fs::create_dir_all(tools_dir())?;
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    if !made.map(|s| s.success()).unwrap_or(false) {
-        bail!("python3 with venv is needed for Autobahn: `apt-get install -y python3-venv`");
+    let make_venv = || {
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !make_venv() {
+        if !crate::tools::is_root() {
+            bail!(
+                "python3 with venv is needed for Autobahn: `sudo apt-get install -y python3-venv`"
+            );
+        }
+        println!("    installing python3-venv with apt (one-time)");
+        crate::tools::apt_install(&["python3", "python3-venv"])?;
+        if !make_venv() {
+            bail!("could not create a Python virtualenv in {}", venv.display());
+        }
     }
     let mut install = Command::new(&pip);
     install.args(["install", "-q", &format!("kosoku=={KOSOKU_VERSION}")]);

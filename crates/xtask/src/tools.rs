@@ -129,12 +129,9 @@ pub fn ensure_browser_tools() -> Result<()> {
         println!("    ok: {}", chromium.display());
     } else if std::env::var_os("CHROMIUM_PATH").is_some() {
         bail!("CHROMIUM_PATH={} does not exist", chromium.display());
-    } else if output("id", &["-u"]).as_deref().map(str::trim) == Some("0") {
+    } else if is_root() {
         println!("    installing Debian's chromium with apt (one-time, 1–3 minutes)");
-        exec(cmd("apt-get", &["update", "-qq"]))?;
-        let mut install = cmd("apt-get", &["install", "-y", "-qq", "chromium"]);
-        install.env("DEBIAN_FRONTEND", "noninteractive");
-        exec(install)?;
+        apt_install(&["chromium"])?;
     } else {
         bail!(
             "the browser tests need Debian's chromium: run `sudo apt-get install -y chromium` \
@@ -151,6 +148,21 @@ pub fn ensure_browser_tools() -> Result<()> {
         println!("    ok: tests/e2e/node_modules");
     }
     Ok(())
+}
+
+/// Whether this process may install system packages.
+pub fn is_root() -> bool {
+    output("id", &["-u"]).as_deref().map(str::trim) == Some("0")
+}
+
+/// Installs Debian packages (as root).
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    exec(cmd("apt-get", &["update", "-qq"]))?;
+    let mut install = cmd("apt-get", &["install", "-y", "-qq"]);
+    install
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    exec(install)
 }
 
 fn chromium_path() -> PathBuf {
