@@ -128,19 +128,22 @@ async fn write_loop(
         if received == 0 {
             return;
         }
-        let batch: Vec<NewMessage> = jobs.iter().map(|job| job.message.clone()).collect();
-        let outcomes = store.append(&batch).await;
+        // Move the messages out (no copy of their text); keep the replies in order.
+        let (batch, replies): (Vec<NewMessage>, Vec<AppendReply>) =
+            jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
+        let count = batch.len();
+        let outcomes = store.append(batch).await;
         let hub = hub.upgrade();
         match outcomes {
             Ok(outcomes) => {
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    finish(hub.as_ref(), job.reply, outcome);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    finish(hub.as_ref(), reply, outcome);
                 }
             }
             Err(err) => {
-                tracing::error!(%err, messages = jobs.len(), "storing messages failed");
-                for job in jobs.drain(..) {
-                    fail(job.reply, AppendError::Failed);
+                tracing::error!(%err, messages = count, "storing messages failed");
+                for reply in replies {
+                    fail(reply, AppendError::Failed);
                 }
             }
         }

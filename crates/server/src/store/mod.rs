@@ -146,7 +146,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores messages in one transaction, in order, each with the next seq of its
     /// room. Returns one outcome per input, in the same order.
-    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>>;
+    async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>>;
     /// Up to `limit` messages with seq below `before`, oldest first.
     async fn history_before(
         &self,

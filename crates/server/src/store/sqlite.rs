@@ -353,7 +353,7 @@ impl Store for SqliteStore {
         rows.iter().map(room_from_row).collect()
     }
 
-    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
+    async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for msg in batch {
@@ -397,10 +397,10 @@ impl Store for SqliteStore {
             outcomes.push(Appended::Stored(ChatMessage {
                 room: msg.room,
                 seq: seq as Seq,
-                sender: msg.sender.clone(),
+                sender: msg.sender,
                 ts: msg.ts,
                 kind: msg.kind,
-                text: msg.text.clone(),
+                text: msg.text,
             }));
         }
         tx.commit().await?;
