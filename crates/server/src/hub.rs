@@ -243,12 +243,10 @@ impl RoomHub {
         self.inner.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Is this name free for `user` (unused, or used by `user` itself)?
-    pub fn name_available(&self, name: &str, user: &UserId) -> bool {
-        self.read()
-            .names
-            .get(&name_key(name))
-            .is_none_or(|holder| holder == user)
+    /// Is this name unused by everyone online? A cheap early answer for a newcomer;
+    /// [`RoomHub::register`] decides atomically.
+    pub fn name_free(&self, name: &str) -> bool {
+        !self.read().names.contains_key(&name_key(name))
     }
 
     /// Puts a user online under `name` with a new connection, its rooms indexed for

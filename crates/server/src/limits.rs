@@ -146,8 +146,9 @@ impl IpLimits {
         }
     }
 
-    /// Connections currently counted for `ip` (for tests and diagnostics).
-    pub fn connections(&self, ip: IpAddr) -> u32 {
+    /// Connections currently counted for `ip`.
+    #[cfg(test)]
+    fn connections(&self, ip: IpAddr) -> u32 {
         self.lock().get(&ip).map_or(0, |s| s.connections)
     }
 }

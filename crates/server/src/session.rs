@@ -260,7 +260,7 @@ impl Session {
                 }
             }
             None => {
-                if !self.hub.name_available(&name, &UserId(String::new())) {
+                if !self.hub.name_free(&name) {
                     return Err(name_taken(&name));
                 }
                 let secret: String = rand::thread_rng()

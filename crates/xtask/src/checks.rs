@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::tools::{ensure_cargo_tool, output};
 use crate::{cargo, cmd, exec, root};
 
 /// The kosoku release these checks were written against.
@@ -42,11 +43,8 @@ fn ensure_kosoku() -> Result<PathBuf> {
     let venv = tools_dir().join("kosoku-venv");
     let kosoku = venv.join("bin").join("kosoku");
     let pip = venv.join("bin").join("pip");
-    let installed = Command::new(&pip)
-        .args(["show", "kosoku"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {KOSOKU_VERSION}")))
-        .unwrap_or(false);
+    let installed = output(&pip, &["show", "kosoku"])
+        .is_some_and(|shown| shown.contains(&format!("Version: {KOSOKU_VERSION}")));
     if installed {
         println!("    ok: kosoku {KOSOKU_VERSION}");
         return Ok(kosoku);
@@ -143,31 +141,15 @@ pub fn autobahn() -> Result<()> {
 
 /// Fuzzes client frame handling for `seconds`.
 pub fn fuzz(seconds: u64) -> Result<()> {
-    let found = Command::new(cargo())
-        .args(["fuzz", "--version"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION))
-        .unwrap_or(false);
-    if found {
-        println!("    ok: cargo-fuzz {CARGO_FUZZ_VERSION}");
-    } else {
-        println!("    installing cargo-fuzz {CARGO_FUZZ_VERSION} (one-time, about 4 minutes)");
-        exec(cmd(
-            &cargo(),
-            &[
-                "install",
-                "cargo-fuzz",
-                "--version",
-                CARGO_FUZZ_VERSION,
-                "--locked",
-            ],
-        ))?;
-    }
-    let has_nightly = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("nightly"))
-        .unwrap_or(false);
+    ensure_cargo_tool(
+        "cargo-fuzz",
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        &["--locked"],
+        "about 4 minutes",
+    )?;
+    let has_nightly = output("rustup", &["toolchain", "list"])
+        .is_some_and(|toolchains| toolchains.contains("nightly"));
     if !has_nightly {
         println!("    installing the nightly toolchain for libFuzzer (one-time)");
         exec(cmd(

@@ -57,7 +57,7 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 /// Installs `krate` at `version` unless `bin --version` already reports it.
-fn ensure_cargo_tool(
+pub fn ensure_cargo_tool(
     bin: &str,
     krate: &str,
     version: &str,
@@ -185,7 +185,7 @@ fn npm_install_needed(dir: &Path) -> bool {
 }
 
 /// A command's stdout, or None if it could not run or failed.
-fn output(program: &str, args: &[&str]) -> Option<String> {
+pub fn output(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     out.status
         .success()

@@ -81,6 +81,36 @@ impl SqliteStore {
         rows.iter().rev().map(message_from_row).collect()
     }
 
+    /// Inserts a room of `kind` with its identifying columns (fixed names, bound
+    /// values); a taken name or code is [`StoreError::Conflict`].
+    async fn insert_room(
+        &self,
+        kind: &str,
+        keys: &[(&str, &str)],
+        delete_when_empty: bool,
+    ) -> StoreResult<RoomRecord> {
+        let columns: String = keys
+            .iter()
+            .map(|(column, _)| format!("{column}, "))
+            .collect();
+        let marks = "?, ".repeat(keys.len());
+        let sql = format!(
+            "INSERT INTO rooms (kind, {columns}delete_when_empty, created_at) \
+             VALUES (?, {marks}?, ?) RETURNING {ROOM_COLUMNS}"
+        );
+        let mut query = sqlx::query(&sql).bind(kind);
+        for (_, value) in keys {
+            query = query.bind(*value);
+        }
+        let row = query
+            .bind(delete_when_empty)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
+        room_from_row(&row)
+    }
+
     async fn room_where(&self, clause: &str, bind: &str) -> StoreResult<Option<RoomRecord>> {
         let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {clause}"))
             .bind(bind)
@@ -212,18 +242,13 @@ impl Store for SqliteStore {
     }
 
     async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, name, name_key, delete_when_empty, created_at) \
-             VALUES ('channel', ?, ?, ?, ?) RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(name)
-        .bind(natter_protocol::validate::name_key(name))
-        .bind(delete_when_empty)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
+        let key = natter_protocol::validate::name_key(name);
+        self.insert_room(
+            "channel",
+            &[("name", name), ("name_key", &key)],
+            delete_when_empty,
+        )
         .await
-        .map_err(conflict_or_database)?;
-        room_from_row(&row)
     }
 
     async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
@@ -245,17 +270,8 @@ impl Store for SqliteStore {
         code: &str,
         delete_when_empty: bool,
     ) -> StoreResult<RoomRecord> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, code, delete_when_empty, created_at) \
-             VALUES ('code', ?, ?, ?) RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(code)
-        .bind(delete_when_empty)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(conflict_or_database)?;
-        room_from_row(&row)
+        self.insert_room("code", &[("code", code)], delete_when_empty)
+            .await
     }
 
     async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
