@@ -245,25 +245,32 @@ impl Fleet {
     }
 }
 
-/// Starts a member's writer and reader tasks.
-fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>) -> Member {
-    let (mut sink, mut stream) = ws.split();
-    let (outbound, mut queue) = mpsc::channel::<Message>(256);
-    tokio::spawn(async move {
-        while let Some(first) = queue.recv().await {
-            if sink.feed(first).await.is_err() {
-                return;
-            }
-            while let Ok(more) = queue.try_recv() {
-                if sink.feed(more).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
+/// Writes queued frames as natter's server does: feed everything waiting, flush once.
+/// Ends when the queue closes or the socket fails.
+pub async fn write_queued<S>(mut sink: S, mut queue: mpsc::Receiver<Message>)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    while let Some(first) = queue.recv().await {
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        while let Ok(more) = queue.try_recv() {
+            if sink.feed(more).await.is_err() {
                 return;
             }
         }
-    });
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts a member's writer and reader tasks.
+fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>) -> Member {
+    let (sink, mut stream) = ws.split();
+    let (outbound, queue) = mpsc::channel::<Message>(256);
+    tokio::spawn(write_queued(sink, queue));
     tokio::spawn(async move {
         // Per sender: the step and newest message number seen (duplicates, order).
         let mut newest: HashMap<u64, (u64, u64)> = HashMap::new();

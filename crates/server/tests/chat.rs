@@ -345,23 +345,7 @@ async fn history_pages_go_back_a_hundred_at_a_time() {
         last + 1,
         "ends with viewer's join notice"
     );
-    viewer
-        .send(ClientMsg::History {
-            room,
-            before: oldest_shown,
-            limit: 100,
-        })
-        .await;
-    let (page, more_before) = viewer
-        .recv_until(|m| match m {
-            ServerMsg::History {
-                messages,
-                more_before,
-                ..
-            } => Some((messages.clone(), *more_before)),
-            _ => None,
-        })
-        .await;
+    let (page, more_before) = viewer.history_page(room, oldest_shown).await;
     assert_eq!(page.last().expect("page").seq, oldest_shown - 1);
     assert_eq!(page.first().expect("page").seq, 1);
     assert!(!more_before);

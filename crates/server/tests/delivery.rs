@@ -296,23 +296,7 @@ async fn all_messages(client: &mut Client, newest: Seq) -> BTreeMap<Seq, String>
     let mut all = BTreeMap::new();
     let mut before = newest + 1;
     loop {
-        client
-            .send(ClientMsg::History {
-                room: RoomId(1),
-                before,
-                limit: 100,
-            })
-            .await;
-        let (messages, more) = client
-            .recv_until(|m| match m {
-                ServerMsg::History {
-                    messages,
-                    more_before,
-                    ..
-                } => Some((messages.clone(), *more_before)),
-                _ => None,
-            })
-            .await;
+        let (messages, more) = client.history_page(RoomId(1), before).await;
         for m in &messages {
             all.insert(m.seq, m.text.clone());
         }

@@ -101,6 +101,18 @@ pub fn Sidebar() -> impl IntoView {
     }
 }
 
+/// The "delete when empty" option of a new room.
+#[component]
+fn DeleteWhenEmpty(checked: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <label class="check">
+            <input type="checkbox" prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))/>
+            "delete when empty"
+        </label>
+    }
+}
+
 /// All public channels, and the form to create one.
 #[component]
 fn ChannelSection() -> impl IntoView {
@@ -144,11 +156,7 @@ fn ChannelSection() -> impl IntoView {
                         chat.set_error(form::CHANNEL, None);
                     }
                 />
-                <label class="check">
-                    <input type="checkbox" prop:checked=move || delete_when_empty.get()
-                        on:change=move |ev| delete_when_empty.set(event_target_checked(&ev))/>
-                    "delete when empty"
-                </label>
+                <DeleteWhenEmpty checked=delete_when_empty/>
                 <button type="submit" disabled=move || local_error().is_some() || name.with(String::is_empty)>"Create channel"</button>
                 <p class="error" role="alert">{move || local_error().or_else(|| chat.error(form::CHANNEL))}</p>
             </form>
@@ -183,11 +191,7 @@ fn CodeRoomSection() -> impl IntoView {
             <h3>"Private rooms"</h3>
             <div class="mini-form">
                 <button on:click=move |_| chat.create_code_room(delete_when_empty.get_untracked())>"Create private room"</button>
-                <label class="check">
-                    <input type="checkbox" prop:checked=move || delete_when_empty.get()
-                        on:change=move |ev| delete_when_empty.set(event_target_checked(&ev))/>
-                    "delete when empty"
-                </label>
+                <DeleteWhenEmpty checked=delete_when_empty/>
             </div>
             <form class="mini-form" on:submit=join>
                 <input

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -47,23 +47,9 @@ async fn serve(stream: tokio::net::TcpStream, id: u64, rooms: Rooms) {
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(1024);
-    let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            if sink.feed(first).await.is_err() {
-                return;
-            }
-            while let Ok(more) = rx.try_recv() {
-                if sink.feed(more).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (sink, mut stream) = ws.split();
+    let (tx, rx) = mpsc::channel::<Message>(1024);
+    let writer = tokio::spawn(natter_bench::fleet::write_queued(sink, rx));
     let mut room: Option<String> = None;
     while let Some(Ok(msg)) = stream.next().await {
         let Message::Text(text) = msg else { continue };

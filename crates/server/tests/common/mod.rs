@@ -281,6 +281,25 @@ impl Client {
         (room, messages)
     }
 
+    /// Asks for the page of `room` before `before`; returns it and `more_before`.
+    pub async fn history_page(&mut self, room: RoomId, before: Seq) -> (Vec<ChatMessage>, bool) {
+        self.send(ClientMsg::History {
+            room,
+            before,
+            limit: HISTORY_PAGE,
+        })
+        .await;
+        self.recv_until(|m| match m {
+            ServerMsg::History {
+                room: r,
+                messages,
+                more_before,
+            } if *r == room => Some((messages.clone(), *more_before)),
+            _ => None,
+        })
+        .await
+    }
+
     /// Sends text and waits for its ack; returns the seq.
     pub async fn say(&mut self, room: RoomId, client_id: &str, text: &str) -> Seq {
         self.send(ClientMsg::Send {
