@@ -28,6 +28,27 @@ struct Args {
     /// Port for the servers (outside the ephemeral range 32768–60999).
     #[arg(long, default_value_t = 19300)]
     port: u16,
+    /// Run only these scenarios (repeatable; default: all). For development: the
+    /// report then holds only what ran.
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Measure only these servers (repeatable; default: all).
+    #[arg(long = "server", value_enum)]
+    servers: Vec<Server>,
+    /// Publish rates for the small-rooms ramp, instead of the default steps.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<f64>,
+}
+
+/// The scenarios of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Many idle connections: memory and connect rate.
+    Idle,
+    /// 1000 rooms of 10, rate stepped up.
+    SmallRooms,
+    /// One room of 2000.
+    BigRoom,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -47,7 +68,9 @@ async fn main() -> Result<()> {
     } else {
         (1000, 10, 5)
     };
-    let rates: Vec<f64> = if args.quick {
+    let rates: Vec<f64> = if !args.rates.is_empty() {
+        args.rates.clone()
+    } else if args.quick {
         vec![200.0, 500.0, 1000.0]
     } else {
         vec![
@@ -56,7 +79,12 @@ async fn main() -> Result<()> {
         ]
     };
     let big = if args.quick { 200 } else { 2000 };
-    let servers = [Server::Ceiling, Server::Natter];
+    let servers = if args.servers.is_empty() {
+        vec![Server::Ceiling, Server::Natter]
+    } else {
+        args.servers.clone()
+    };
+    let wants = |scenario| args.scenarios.is_empty() || args.scenarios.contains(&scenario);
     let mut results = Results {
         setup: vec![
             format!("{} cores; servers pinned to core {}, generator on another core (when `taskset` exists)", machine_cores(), args.server_core),
@@ -68,7 +96,7 @@ async fn main() -> Result<()> {
         big_room: Vec::new(),
     };
 
-    for server in servers {
+    for &server in servers.iter().filter(|_| wants(Scenario::Idle)) {
         println!(
             "==> idle: {} — {} connections",
             server.name(),
@@ -81,7 +109,7 @@ async fn main() -> Result<()> {
         );
         results.idle.push((server, idle));
     }
-    for server in servers {
+    for &server in servers.iter().filter(|_| wants(Scenario::SmallRooms)) {
         println!(
             "==> small rooms: {} — {rooms} × {per_room}, stepping the rate",
             server.name()
@@ -96,7 +124,7 @@ async fn main() -> Result<()> {
         .await?;
         results.small_rooms.push((server, steps));
     }
-    for server in servers {
+    for &server in servers.iter().filter(|_| wants(Scenario::BigRoom)) {
         println!("==> big room: {} — 1 × {big}", server.name());
         let steps = bench
             .ramp(

@@ -126,6 +126,46 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// Waits until a process has gone quiet — under 5% of a core over half a second —
+/// so that one phase's leftovers (a connect storm's presence frames, say) do not count
+/// against the next. Gives up after `limit` and says so.
+pub async fn settle(pid: u32, limit: Duration) -> bool {
+    let window = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut before = cpu_time(pid).unwrap_or_default();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(window).await;
+        let now = cpu_time(pid).unwrap_or_default();
+        if now.saturating_sub(before) * 20 <= window {
+            return true;
+        }
+        before = now;
+    }
+    false
+}
+
+/// Kernel memory held by TCP sockets, in KiB, from `/proc/net/sockstat` (the `mem`
+/// field counts pages of socket buffers, system-wide).
+pub fn tcp_kernel_kib() -> Option<u64> {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let tcp = sockstat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut fields = tcp.split_whitespace();
+    fields.find(|f| *f == "mem")?;
+    let pages: u64 = fields.next()?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// Kernel slab memory in KiB (`Slab:` in `/proc/meminfo`): socket structures live
+/// there, so the growth over a connect phase is the kernel's cost per connection.
+pub fn slab_kib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Resident memory of a process in KiB, from `/proc/<pid>/status`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -170,5 +210,7 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
         assert!(cpu_time(me).is_some());
+        assert!(slab_kib().is_some_and(|kib| kib > 0));
+        assert!(tcp_kernel_kib().is_some());
     }
 }

@@ -82,17 +82,19 @@ impl Results {
         let _ = writeln!(out, "\n## Idle connections\n");
         let _ = writeln!(
             out,
-            "| server | connections | RSS KiB per connection | connects/s |"
+            "| server | connections | RSS KiB per connection | kernel KiB per connection (both ends) | connects/s | quiet after (s) |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
         for (server, idle) in &self.idle {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.0} |",
+                "| {} | {} | {:.1} | {:.1} | {:.0} | {:.1} |",
                 server.name(),
                 idle.connections,
                 idle.rss_kib_per_conn,
-                idle.connects_per_sec
+                idle.kernel_kib_per_conn,
+                idle.connects_per_sec,
+                idle.settle_secs
             );
         }
         let _ = writeln!(

@@ -18,15 +18,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::fleet::{Fleet, Protocol, Shared};
-use crate::measure::{cpu_time, rss_kib};
+use crate::measure::{cpu_time, rss_kib, settle, slab_kib, tcp_kernel_kib};
+
+/// Longest wait for a server to finish one phase's work before the next is measured.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
 /// A server under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Server {
     /// The raw tokio-tungstenite broadcast server in this crate.
     Ceiling,
     /// natter with its default SQLite store and presence.
     Natter,
+    /// natter with the in-memory store: what persistence costs.
+    NatterMemory,
 }
 
 impl Server {
@@ -35,13 +40,14 @@ impl Server {
         match self {
             Server::Ceiling => "ceiling (raw tungstenite)",
             Server::Natter => "natter (SQLite, presence)",
+            Server::NatterMemory => "natter (in-memory store, presence)",
         }
     }
 
     fn protocol(self) -> Protocol {
         match self {
             Server::Ceiling => Protocol::Ceiling,
-            Server::Natter => Protocol::Natter,
+            Server::Natter | Server::NatterMemory => Protocol::Natter,
         }
     }
 }
@@ -97,7 +103,7 @@ pub fn start(
 ) -> Result<Running> {
     let (program, data) = match server {
         Server::Ceiling => (bins.ceiling.clone(), None),
-        Server::Natter => {
+        Server::Natter | Server::NatterMemory => {
             let dir = std::env::temp_dir().join(format!("natter-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             (bins.natter.clone(), Some(dir))
@@ -113,18 +119,22 @@ pub fn start(
     };
     command.args(["--listen", &addr.to_string()]);
     if let Some(dir) = &data {
+        let database_url = match server {
+            Server::NatterMemory => "memory:".to_string(),
+            _ => format!("sqlite://{}/bench.db", dir.display()),
+        };
         command
-            .env(
-                "NATTER_DATABASE_URL",
-                format!("sqlite://{}/bench.db", dir.display()),
-            )
+            .env("NATTER_DATABASE_URL", database_url)
             .env("NATTER_STATIC_DIR", "none")
             .env("NATTER_MAX_CONNECTIONS_PER_IP", "1000000")
             .env("NATTER_RATE_PER_CONNECTION", "1000000")
             .env("NATTER_BURST_PER_CONNECTION", "1000000")
             .env("NATTER_RATE_PER_IP", "10000000")
             .env("NATTER_BURST_PER_IP", "10000000")
-            .env("RUST_LOG", "error");
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or("error".into()),
+            );
     }
     let child = command
         .stdout(Stdio::null())
@@ -231,6 +241,11 @@ pub struct Idle {
     pub connections: usize,
     /// Server RSS per connection, KiB.
     pub rss_kib_per_conn: f64,
+    /// Kernel memory per connection, KiB: slab and TCP buffer growth, both ends of
+    /// each loopback connection together.
+    pub kernel_kib_per_conn: f64,
+    /// Seconds until the server went quiet after the last connect.
+    pub settle_secs: f64,
     /// Connections (with join) per second.
     pub connects_per_sec: f64,
 }
@@ -252,17 +267,24 @@ impl Bench {
         let core = self.core;
         let bins = &self.bins;
         let running = start(server, bins, addr, core)?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = rss_kib(running.pid()).unwrap_or(0);
+        settle(running.pid(), SETTLE_LIMIT).await;
+        let kernel = || slab_kib().unwrap_or(0) + tcp_kernel_kib().unwrap_or(0);
+        let (rss_before, kernel_before) = (rss_kib(running.pid()).unwrap_or(0), kernel());
         let shared = Shared::new();
         let (fleet, took) =
             Fleet::connect(addr, server.protocol(), rooms, per_room, shared).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let after = rss_kib(running.pid()).unwrap_or(0);
+        let connected = Instant::now();
+        settle(running.pid(), SETTLE_LIMIT).await;
+        let settle_secs = connected.elapsed().as_secs_f64();
+        let (rss_after, kernel_after) = (rss_kib(running.pid()).unwrap_or(0), kernel());
         let connections = fleet.members.len();
+        let per_conn =
+            |after: u64, before: u64| after.saturating_sub(before) as f64 / connections as f64;
         Ok(Idle {
             connections,
-            rss_kib_per_conn: after.saturating_sub(before) as f64 / connections as f64,
+            rss_kib_per_conn: per_conn(rss_after, rss_before),
+            kernel_kib_per_conn: per_conn(kernel_after, kernel_before),
+            settle_secs,
             connects_per_sec: connections as f64 / took.as_secs_f64(),
         })
     }
@@ -282,6 +304,12 @@ impl Bench {
         let shared = Shared::new();
         let (fleet, _) =
             Fleet::connect(addr, server.protocol(), rooms, per_room, shared.clone()).await?;
+        settle(running.pid(), SETTLE_LIMIT).await;
+        // Warm-up at the first rate (step 0, not reported): connections, caches and
+        // the database file reach their working size before anything is measured.
+        if let Some(first) = rates.first() {
+            step(&fleet, &shared, running.pid(), 0, *first, duration).await;
+        }
         let mut steps = Vec::new();
         for (i, rate) in rates.iter().enumerate() {
             let result = step(

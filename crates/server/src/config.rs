@@ -18,7 +18,8 @@ pub struct Config {
     #[arg(long, env = "NATTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Database to use; a SQLite file is created (with its directory) if missing.
+    /// Database to use: `sqlite://path` (created with its directory if missing), or
+    /// `memory:` to keep everything in memory (lost on restart; for tests and benchmarks).
     #[arg(
         long,
         env = "NATTER_DATABASE_URL",

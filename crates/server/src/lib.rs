@@ -11,7 +11,8 @@
 //! - [`hub`]: who is online, names, room membership index, local fan-out.
 //! - [`appender`]: the single batching writer — store, then fan out, then ack.
 //! - [`broker`]: how deliveries reach every node ([`broker::LocalBroker`] for one).
-//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default).
+//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
+//!   in-memory with `--database-url memory:`).
 //! - [`clock`]: server timestamps.
 //!
 //! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
@@ -44,8 +45,9 @@ pub use config::Config;
 use crate::broker::LocalBroker;
 use crate::hub::RoomHub;
 use crate::limits::IpLimits;
+use crate::store::memory::{MemoryStore, MEMORY_URL};
 use crate::store::sqlite::SqliteStore;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for connections to say goodbye before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -91,7 +93,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+    let store: Arc<dyn Store> = if config.database_url == MEMORY_URL {
+        Arc::new(MemoryStore::new())
+    } else {
+        Arc::new(SqliteStore::open(&config.database_url).await?)
+    };
     let broker = Arc::new(LocalBroker::default());
     let hub = RoomHub::start(
         store,

@@ -162,11 +162,18 @@ async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter)
     let heartbeat_every = app.config.heartbeat();
     let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_heard = Instant::now();
+    // Made once, not per turn of the loop: a fresh `cancelled()` future registers with
+    // (and on drop, leaves) the token's waiter list every time it is polled anew.
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let overflow = overflowed.cancelled();
+    tokio::pin!(overflow);
 
     let ending: Ending = loop {
         tokio::select! {
-            _ = app.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down")),
-            _ = overflowed.cancelled() => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
+            biased;
+            _ = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down")),
+            _ = &mut overflow => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
             _ = &mut hello_deadline, if !session.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * 2 {

@@ -8,6 +8,8 @@
 //! - a message whose `(sender, client_id)` was stored before is not stored again: the
 //!   original is returned as [`Appended::Duplicate`].
 
+pub mod batch;
+pub mod memory;
 pub mod sqlite;
 
 use async_trait::async_trait;

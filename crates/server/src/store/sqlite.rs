@@ -2,8 +2,10 @@
 //!
 //! WAL with `synchronous=NORMAL` keeps every committed transaction across a process
 //! kill; only a power loss may roll back the last commits. Writes are batched by the
-//! hub's append queue, so one transaction (one fsync at checkpoint) covers many messages.
+//! hub's append queue, so one transaction covers many messages; the WAL is copied into
+//! the database file by a background checkpoint every second, never inside a commit.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,8 +15,9 @@ use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, UserId, UserSummary
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use super::batch::AppendBatch;
 use super::{
     Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
 };
@@ -27,6 +30,9 @@ pub struct SqliteStore {
 }
 
 const ROOM_COLUMNS: &str = "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
+/// Rows per multi-row statement: 8 bound values each stays far below SQLite's limit of
+/// 32,766 variables.
+const ROWS_PER_STATEMENT: usize = 500;
 const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
 
 impl SqliteStore {
@@ -38,7 +44,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Checkpoints run in the background (see `checkpoint_in_background`), not
+            // inside whichever commit crosses the threshold: that commit — and every
+            // message queued behind it — would wait for the copy into the main file.
+            .pragma("wal_autocheckpoint", "0")
+            // After a checkpoint resets the log, keep at most this much of the file.
+            .pragma("journal_size_limit", "67108864");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory {
             if let Some(parent) = Path::new(options.get_filename()).parent() {
@@ -57,6 +69,9 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        if !in_memory {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
         Ok(SqliteStore { pool })
     }
 
@@ -117,6 +132,34 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(room_from_row).transpose()
+    }
+}
+
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies committed pages from the WAL into the database file, on a connection of
+/// its own, without blocking writers (`PASSIVE`). Once every frame is copied, the next
+/// writer starts the log from the beginning, so it stays about one interval's size.
+/// Ends when the pool is closed.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok((_, log_frames, copied_frames)) => {
+                tracing::debug!(log_frames, copied_frames, took = ?started.elapsed(), "WAL checkpoint");
+            }
+            Err(err) => tracing::warn!(%err, "WAL checkpoint failed; retrying in a second"),
+        }
     }
 }
 
@@ -370,54 +413,74 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
+        // Three statements per batch (see store::batch), not three per message: each
+        // statement is a round trip to sqlx's SQLite worker thread.
+        let mut batch = AppendBatch::new(batch);
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for msg in batch {
-            if let Some(client_id) = &msg.client_id {
-                let original = sqlx::query(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
-                ))
-                .bind(&msg.sender.id.0)
-                .bind(client_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = original {
-                    outcomes.push(Appended::Duplicate(message_from_row(&row)?));
-                    continue;
-                }
+
+        let keys: Vec<(&str, &str)> = batch.idempotency_keys().collect();
+        let mut stored_before = HashMap::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, client_id FROM messages WHERE "
+            ));
+            let mut terms = query.separated(" OR ");
+            for (sender, client_id) in chunk {
+                terms.push("(sender_id = ");
+                terms.push_bind_unseparated(*sender);
+                terms.push_unseparated(" AND client_id = ");
+                terms.push_bind_unseparated(*client_id);
+                terms.push_unseparated(")");
             }
-            let seq: Option<i64> = sqlx::query_scalar(
-                "UPDATE rooms SET latest_seq = latest_seq + 1 WHERE id = ? RETURNING latest_seq",
-            )
-            .bind(msg.room.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(seq) = seq else {
-                outcomes.push(Appended::NoSuchRoom);
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(msg.room.0)
-            .bind(seq)
-            .bind(&msg.sender.id.0)
-            .bind(&msg.sender.name)
-            .bind(msg.ts)
-            .bind(kind_str(msg.kind))
-            .bind(&msg.text)
-            .bind(&msg.client_id)
-            .execute(&mut *tx)
-            .await?;
-            outcomes.push(Appended::Stored(ChatMessage {
-                room: msg.room,
-                seq: seq as Seq,
-                sender: msg.sender,
-                ts: msg.ts,
-                kind: msg.kind,
-                text: msg.text,
-            }));
+            for row in query.build().fetch_all(&mut *tx).await? {
+                let key = (row.try_get("sender_id")?, row.try_get("client_id")?);
+                stored_before.insert(key, message_from_row(&row)?);
+            }
+        }
+        drop(keys);
+        batch.mark_resends(stored_before);
+
+        let demand: Vec<(RoomId, u64)> = batch.seq_demand().into_iter().collect();
+        let mut latest = HashMap::new();
+        for chunk in demand.chunks(ROWS_PER_STATEMENT) {
+            let mut query =
+                QueryBuilder::<Sqlite>::new("UPDATE rooms SET latest_seq = latest_seq + CASE id");
+            for (room, count) in chunk {
+                query.push(" WHEN ").push_bind(room.0);
+                query.push(" THEN ").push_bind(*count as i64);
+            }
+            query.push(" END WHERE id IN (");
+            let mut ids = query.separated(", ");
+            for (room, _) in chunk {
+                ids.push_bind(room.0);
+            }
+            query.push(") RETURNING id, latest_seq");
+            for row in query.build().fetch_all(&mut *tx).await? {
+                latest.insert(
+                    RoomId(row.try_get("id")?),
+                    row.try_get::<i64, _>("latest_seq")? as Seq,
+                );
+            }
+        }
+
+        let (outcomes, rows) = batch.assign(&latest);
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) ",
+            );
+            query.push_values(chunk, |mut row, new| {
+                if let Appended::Stored(m) = &outcomes[new.index] {
+                    row.push_bind(m.room.0)
+                        .push_bind(m.seq as i64)
+                        .push_bind(m.sender.id.0.as_str())
+                        .push_bind(m.sender.name.as_str())
+                        .push_bind(m.ts)
+                        .push_bind(kind_str(m.kind))
+                        .push_bind(m.text.as_str())
+                        .push_bind(new.client_id.as_deref());
+                }
+            });
+            query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
