@@ -28,6 +28,9 @@ pub enum Protocol {
     Natter,
     /// The ceiling server: first frame is the room, then raw text is relayed.
     Ceiling,
+    /// socket.io v4 (Engine.IO 4 over a WebSocket): `join` and `msg` events, as the
+    /// socket.io and Flask-SocketIO peers speak it.
+    SocketIo,
 }
 
 /// State shared by the publisher and every reader.
@@ -86,6 +89,21 @@ async fn next_server_msg(ws: &mut Ws) -> Result<ServerMsg> {
     }
 }
 
+/// Skips frames until a text frame starting with `prefix` (socket.io setup).
+async fn next_text_starting(ws: &mut Ws, prefix: &str) -> Result<()> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .context("server went quiet during setup")?
+            .context("connection closed during setup")??;
+        if let Message::Text(text) = frame {
+            if text.as_str().starts_with(prefix) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 async fn send_msg(ws: &mut Ws, msg: ClientMsg) -> Result<()> {
     ws.send(Message::text(ClientFrame::from(msg).to_json()))
         .await?;
@@ -128,16 +146,32 @@ async fn create_natter_rooms(addr: SocketAddr, rooms: usize) -> Result<()> {
 }
 
 /// Connects one member and joins its room; returns the socket and natter's room id.
-async fn join(
+/// natter members are named `b{index}`.
+pub async fn join(
     addr: SocketAddr,
     protocol: Protocol,
     index: usize,
     room: usize,
 ) -> Result<(Ws, RoomId)> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    let path = match protocol {
+        Protocol::SocketIo => "socket.io/?EIO=4&transport=websocket",
+        Protocol::Natter | Protocol::Ceiling => "ws",
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/{path}")).await?;
     match protocol {
         Protocol::Ceiling => {
             ws.send(Message::text(format!("r{room}"))).await?;
+            Ok((ws, RoomId(room as i64)))
+        }
+        Protocol::SocketIo => {
+            // Engine.IO "open" (0{…}), then connect to the default namespace (40), then
+            // join with an acknowledgement (420[…] answered by 430[…]).
+            next_text_starting(&mut ws, "0").await?;
+            ws.send(Message::text("40")).await?;
+            next_text_starting(&mut ws, "40").await?;
+            ws.send(Message::text(format!(r#"420["join","r{room}"]"#)))
+                .await?;
+            next_text_starting(&mut ws, "430").await?;
             Ok((ws, RoomId(room as i64)))
         }
         Protocol::Natter => {
@@ -232,6 +266,7 @@ impl Fleet {
                 format!("{step} {index} {k} {scheduled} lorem ipsum dolor sit amet, consectetur");
             let frame = match self.protocol {
                 Protocol::Ceiling => text,
+                Protocol::SocketIo => format!(r#"42["msg","{text}"]"#),
                 Protocol::Natter => format!(
                     r#"{{"type":"send","room":{},"client_id":"s{step}-{k}","text":"{text}"}}"#,
                     sender.room_id.0
@@ -242,6 +277,25 @@ impl Fleet {
                 Err(_) => shared.counters.not_sent.fetch_add(1, Ordering::Relaxed),
             };
         }
+    }
+}
+
+impl Fleet {
+    /// Sends message `n` of a stream of 3.9 KB filler messages from member `index` to its
+    /// room. Readers ignore them (the text is not a measured payload); they exist to
+    /// fill the buffers of a client that never reads.
+    pub fn send_filler(&self, index: usize, n: u64) {
+        let text = "x".repeat(3900);
+        let member = &self.members[index];
+        let frame = match self.protocol {
+            Protocol::Ceiling => text,
+            Protocol::SocketIo => format!(r#"42["msg","{text}"]"#),
+            Protocol::Natter => format!(
+                r#"{{"type":"send","room":{},"client_id":"filler-{n}","text":"{text}"}}"#,
+                member.room_id.0
+            ),
+        };
+        let _ = member.outbound.try_send(Message::text(frame));
     }
 }
 
@@ -271,6 +325,7 @@ fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>
     let (sink, mut stream) = ws.split();
     let (outbound, queue) = mpsc::channel::<Message>(256);
     tokio::spawn(write_queued(sink, queue));
+    let pong = outbound.clone();
     tokio::spawn(async move {
         // Per sender: the step and newest message number seen (duplicates, order).
         let mut newest: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -279,6 +334,13 @@ fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>
             let payload = match protocol {
                 Protocol::Ceiling => Some(text.as_str()),
                 Protocol::Natter => natter_payload(text.as_str()),
+                Protocol::SocketIo => {
+                    // Engine.IO 4: the server pings ("2"), the client answers ("3").
+                    if text.as_str() == "2" {
+                        let _ = pong.try_send(Message::text("3"));
+                    }
+                    socketio_payload(text.as_str())
+                }
             };
             if let Some(payload) = payload {
                 record(&shared, payload, &mut newest);
@@ -297,6 +359,11 @@ fn natter_payload(frame: &str) -> Option<&str> {
     let start = frame.find(r#""text":""#)? + 8;
     let len = frame[start..].find('"')?;
     Some(&frame[start..start + len])
+}
+
+/// The text of a socket.io `msg` event frame (`42["msg","…"]`).
+fn socketio_payload(frame: &str) -> Option<&str> {
+    frame.strip_prefix(r#"42["msg",""#)?.strip_suffix(r#""]"#)
 }
 
 fn record(shared: &Shared, payload: &str, newest: &mut HashMap<u64, (u64, u64)>) {
@@ -331,6 +398,47 @@ fn record(shared: &Shared, payload: &str, newest: &mut HashMap<u64, (u64, u64)>)
     }
 }
 
+/// Watches natter's presence frames on a connection of its own and records, for each
+/// member whose name is `b{index}` with `index` in `started`, the time from the start of
+/// its connect to its `online` announcement.
+pub async fn watch_presence(
+    addr: SocketAddr,
+    started: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    latency: Arc<Histogram>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    send_msg(
+        &mut ws,
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "presence-watcher".into(),
+            credentials: None,
+            resume: vec![],
+        },
+    )
+    .await?;
+    Ok(tokio::spawn(async move {
+        while let Some(Ok(frame)) = ws.next().await {
+            let Message::Text(text) = frame else { continue };
+            if !text.as_str().starts_with(r#"{"type":"presence""#) {
+                continue;
+            }
+            let Ok(ServerMsg::Presence { online, .. }) = serde_json::from_str(text.as_str()) else {
+                continue;
+            };
+            let now = Instant::now();
+            let Ok(mut started) = started.lock() else {
+                return;
+            };
+            for user in online {
+                if let Some(at) = started.remove(&user.name) {
+                    latency.record(now - at);
+                }
+            }
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +448,11 @@ mod tests {
         let frame = r#"{"type":"message","message":{"room":1,"seq":4,"sender":{"id":"a","name":"b"},"ts":1,"kind":"text","text":"1 2 3 4 lorem"}}"#;
         assert_eq!(natter_payload(frame), Some("1 2 3 4 lorem"));
         assert_eq!(natter_payload(r#"{"type":"ack","client_id":"x"}"#), None);
+        assert_eq!(
+            socketio_payload(r#"42["msg","1 2 3 4 lorem"]"#),
+            Some("1 2 3 4 lorem")
+        );
+        assert_eq!(socketio_payload("2"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use natter_bench::report::Results;
+use natter_bench::report::{self, best, Results};
 use natter_bench::suite::{Bench, Binaries, Server};
 
 /// Command line of the suite.
@@ -16,10 +16,17 @@ struct Args {
     /// Directory with the release `natter-server` and `ceiling` binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
+    /// The peer servers' directory (socket.io's `node_modules` installed).
+    #[arg(long, default_value = "crates/bench/peers")]
+    peers: PathBuf,
+    /// Python of the virtualenv with the Flask-SocketIO peer's requirements.
+    #[arg(long, default_value = "target/tools/flask-peer/bin/python")]
+    flask_python: PathBuf,
     /// Where to write the Markdown report.
     #[arg(long, default_value = "docs/benchmarks/results.md")]
     out: PathBuf,
-    /// Smaller fleets and shorter steps (a smoke run, not a measurement).
+    /// Smaller fleets, shorter steps, ceiling and natter only, no unpinned pass: a
+    /// smoke run for development (about two minutes), not a measurement.
     #[arg(long)]
     quick: bool,
     /// Core to pin servers to (the generator should run on another one).
@@ -49,6 +56,10 @@ enum Scenario {
     SmallRooms,
     /// One room of 2000.
     BigRoom,
+    /// Small-rooms traffic with clients coming and going and one that never reads.
+    Churn,
+    /// The small-rooms ramp again with the servers free to use every core.
+    Unpinned,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -57,6 +68,8 @@ async fn main() -> Result<()> {
     let bins = Binaries {
         natter: args.bin_dir.join("natter-server"),
         ceiling: args.bin_dir.join("ceiling"),
+        peers: args.peers.clone(),
+        flask_python: args.flask_python.clone(),
     };
     let bench = Bench {
         bins,
@@ -71,29 +84,51 @@ async fn main() -> Result<()> {
     let rates: Vec<f64> = if !args.rates.is_empty() {
         args.rates.clone()
     } else if args.quick {
-        vec![200.0, 500.0, 1000.0]
+        vec![100.0, 200.0, 500.0, 1000.0]
     } else {
         vec![
-            500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0, 8000.0, 9000.0, 10000.0,
-            12000.0,
+            50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0,
+            8000.0, 9000.0, 10000.0, 12000.0,
         ]
     };
     let big = if args.quick { 200 } else { 2000 };
-    let servers = if args.servers.is_empty() {
+    let churn_secs = if args.quick { 3 } else { 10 };
+    let servers = if !args.servers.is_empty() {
+        args.servers.clone()
+    } else if args.quick {
         vec![Server::Ceiling, Server::Natter]
     } else {
-        args.servers.clone()
+        vec![
+            Server::Ceiling,
+            Server::Natter,
+            Server::NatterMemory,
+            Server::Socketio,
+            Server::Flask,
+        ]
     };
-    let wants = |scenario| args.scenarios.is_empty() || args.scenarios.contains(&scenario);
+    // The quick run leaves out the unpinned pass unless asked for by name.
+    let wants = |scenario| {
+        if args.scenarios.is_empty() {
+            !(args.quick && scenario == Scenario::Unpinned)
+        } else {
+            args.scenarios.contains(&scenario)
+        }
+    };
     let mut results = Results {
         setup: vec![
             format!("{} cores; servers pinned to core {}, generator on another core (when `taskset` exists)", machine_cores(), args.server_core),
             format!("small rooms: {rooms} rooms × {per_room} members, {secs} s per step, open loop"),
             format!("big room: 1 room × {big} members"),
+            format!("churn: small-rooms traffic at half each server's best clean rate for {churn_secs} s, {CHURN_PER_SEC} connects/s (each stays 2 s), one client that never reads in room 0, which also carries 1000 filler messages/s of 3.9 KB"),
+            "unpinned: the servers free to use both cores; the generator stays on its core".to_string(),
+            format!("run on {}", today()),
         ],
         idle: Vec::new(),
         small_rooms: Vec::new(),
         big_room: Vec::new(),
+        churn: Vec::new(),
+        unpinned: Vec::new(),
+        web_client_gzip_bytes: web_client_gzip_bytes(),
     };
 
     for &server in servers.iter().filter(|_| wants(Scenario::Idle)) {
@@ -109,19 +144,28 @@ async fn main() -> Result<()> {
         );
         results.idle.push((server, idle));
     }
+    let print_step = |s: &natter_bench::suite::Step| {
+        println!(
+            "    {:>6.0} msg/s: {:>7.0} deliveries/s, p99 {:>6.1} ms, lost {}, dup {}, unsent {}, {:.1} CPU-µs/delivery{}",
+            s.rate, s.deliveries_per_sec, s.p99_ms, s.lost(), s.duplicates, s.not_sent, s.cpu_us_per_delivery,
+            if s.clean() { "" } else { "  ✗ stop" }
+        );
+    };
     for &server in servers.iter().filter(|_| wants(Scenario::SmallRooms)) {
         println!(
             "==> small rooms: {} — {rooms} × {per_room}, stepping the rate",
             server.name()
         );
-        let steps = bench.ramp(server, rooms, per_room, &rates, Duration::from_secs(secs), |s| {
-            println!(
-                "    {:>6.0} msg/s: {:>7.0} deliveries/s, p99 {:>6.1} ms, lost {}, dup {}, unsent {}, {:.1} CPU-µs/delivery{}",
-                s.rate, s.deliveries_per_sec, s.p99_ms, s.lost(), s.duplicates, s.not_sent, s.cpu_us_per_delivery,
-                if s.clean() { "" } else { "  ✗ stop" }
-            );
-        })
-        .await?;
+        let steps = bench
+            .ramp(
+                server,
+                rooms,
+                per_room,
+                &rates,
+                Duration::from_secs(secs),
+                print_step,
+            )
+            .await?;
         results.small_rooms.push((server, steps));
     }
     for &server in servers.iter().filter(|_| wants(Scenario::BigRoom)) {
@@ -147,14 +191,109 @@ async fn main() -> Result<()> {
         results.big_room.push((server, steps));
     }
 
+    for &server in servers.iter().filter(|_| wants(Scenario::Churn)) {
+        let best = results
+            .small_rooms
+            .iter()
+            .find(|(s, _)| *s == server)
+            .and_then(|(_, steps)| best(steps))
+            .map_or(rates[0], |s| s.rate);
+        let rate = (best / 2.0).max(rates[0]);
+        println!(
+            "==> churn: {} — {rate:.0} msg/s, {CHURN_PER_SEC} connects/s, one client never reads",
+            server.name()
+        );
+        let churn = bench
+            .churn(
+                server,
+                rooms,
+                per_room,
+                rate,
+                CHURN_PER_SEC,
+                Duration::from_secs(churn_secs),
+            )
+            .await?;
+        print_step(&churn.step);
+        println!(
+            "    presence p50/p99 {:?} ms, RSS {} → {} KiB, non-reader: {}",
+            churn.presence_ms, churn.rss_kib.0, churn.rss_kib.1, churn.non_reader
+        );
+        results.churn.push((server, churn));
+    }
+    let unpinned = Bench {
+        core: None,
+        ..bench
+    };
+    let unpinned_servers = [Server::Ceiling, Server::Natter, Server::Socketio];
+    for &server in servers
+        .iter()
+        .filter(|s| wants(Scenario::Unpinned) && unpinned_servers.contains(s))
+    {
+        println!("==> unpinned small rooms: {}", server.name());
+        let steps = unpinned
+            .ramp(
+                server,
+                rooms,
+                per_room,
+                &rates,
+                Duration::from_secs(secs),
+                print_step,
+            )
+            .await?;
+        results.unpinned.push((server, steps));
+    }
+
     let markdown = results.markdown();
     println!("\n{markdown}");
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, markdown)?;
+    let chart = args.out.with_file_name(report::CHART_FILE);
+    std::fs::write(&chart, results.svg_chart())?;
+    println!("chart written to {}", chart.display());
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// Connects (and later disconnects) per second in the churn scenario.
+const CHURN_PER_SEC: f64 = 20.0;
+
+/// Today's date (UTC) for the report, from `date`.
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|date| date.trim().to_string())
+        .unwrap_or_else(|| "an unknown date".into())
+}
+
+/// Gzipped size of the built web client's wasm and JavaScript (`dist/`, from the
+/// release build `cargo xtask run` and `cargo xtask test` make), if it is built.
+fn web_client_gzip_bytes() -> Option<u64> {
+    let files: Vec<PathBuf> = std::fs::read_dir("dist")
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "wasm" || ext == "js")
+        })
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let mut total = 0;
+    for file in files {
+        let gzipped = std::process::Command::new("gzip")
+            .args(["-9", "-c"])
+            .arg(&file)
+            .output()
+            .ok()?;
+        total += gzipped.stdout.len() as u64;
+    }
+    Some(total)
 }
 
 /// Cores of the machine (not of this pinned process, which sees only its own).

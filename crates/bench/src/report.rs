@@ -3,7 +3,10 @@
 
 use std::fmt::Write;
 
-use crate::suite::{Idle, Server, Step};
+use crate::suite::{Churn, Idle, Server, Step};
+
+/// File name of the SVG chart, written next to the Markdown report.
+pub const CHART_FILE: &str = "small-rooms.svg";
 
 /// All results of one suite run.
 pub struct Results {
@@ -15,6 +18,12 @@ pub struct Results {
     pub small_rooms: Vec<(Server, Vec<Step>)>,
     /// Big-room steps per server.
     pub big_room: Vec<(Server, Vec<Step>)>,
+    /// Churn scenario per server.
+    pub churn: Vec<(Server, Churn)>,
+    /// Small-rooms ramp with unpinned servers.
+    pub unpinned: Vec<(Server, Vec<Step>)>,
+    /// Gzipped size of the built web client, if `dist/` was built.
+    pub web_client_gzip_bytes: Option<u64>,
 }
 
 /// The highest clean step of a ramp.
@@ -101,44 +110,356 @@ impl Results {
             out,
             "\n## Small rooms: highest clean rate (p99 < 50 ms, nothing lost)\n"
         );
-        let _ = writeln!(
-            out,
-            "| server | highest clean msg/s | deliveries/s | CPU µs/delivery | p99 ms |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        let ceiling = self
-            .small_rooms
-            .iter()
-            .find(|(s, _)| *s == Server::Ceiling)
-            .and_then(|(_, steps)| best(steps))
-            .map(|s| s.rate);
-        for (server, steps) in &self.small_rooms {
-            match best(steps) {
-                Some(s) => {
-                    let ratio = ceiling
-                        .map(|c| format!(" ({:.2}× ceiling)", s.rate / c))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "| {} | {:.0}{ratio} | {:.0} | {:.1} | {:.1} |",
-                        server.name(),
-                        s.rate,
-                        s.deliveries_per_sec,
-                        s.cpu_us_per_delivery,
-                        s.p99_ms
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "| {} | none clean | | | |", server.name());
-                }
-            }
-        }
+        best_table(&mut out, &self.small_rooms);
         let _ = writeln!(out, "\nEvery step:\n");
         steps_table(&mut out, &self.small_rooms);
         let _ = writeln!(out);
         chart(&mut out, &self.small_rooms);
+        let _ = writeln!(out, "\n![p99 latency against publish rate]({CHART_FILE})");
         let _ = writeln!(out, "\n## Big room: latency to every member\n");
         steps_table(&mut out, &self.big_room);
+        self.churn_section(&mut out);
+        if !self.unpinned.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## Small rooms, unpinned (servers may use both cores)\n"
+            );
+            best_table(&mut out, &self.unpinned);
+            let _ = writeln!(out, "\nEvery step:\n");
+            steps_table(&mut out, &self.unpinned);
+        }
+        let _ = writeln!(out, "\n## Web client\n");
+        match self.web_client_gzip_bytes {
+            Some(bytes) => {
+                let _ = writeln!(
+                    out,
+                    "Built client (wasm + JS in `dist/`), gzipped: {:.1} KB (target ≤ 300 KB).",
+                    bytes as f64 / 1000.0
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "`dist/` was not built; run `cargo xtask run` or `cargo xtask test` first."
+                );
+            }
+        }
+        self.targets_section(&mut out);
         out
+    }
+}
+
+/// The highest clean step per server, with its ratio to the ceiling's.
+fn best_table(out: &mut String, runs: &[(Server, Vec<Step>)]) {
+    let _ = writeln!(
+        out,
+        "| server | highest clean msg/s | deliveries/s | CPU µs/delivery | p99 ms |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let ceiling = runs
+        .iter()
+        .find(|(s, _)| *s == Server::Ceiling)
+        .and_then(|(_, steps)| best(steps))
+        .map(|s| s.rate);
+    for (server, steps) in runs {
+        match best(steps) {
+            Some(s) => {
+                let ratio = ceiling
+                    .map(|c| format!(" ({:.2}× ceiling)", s.rate / c))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0}{ratio} | {:.0} | {:.1} | {:.1} |",
+                    server.name(),
+                    s.rate,
+                    s.deliveries_per_sec,
+                    s.cpu_us_per_delivery,
+                    s.p99_ms
+                );
+            }
+            None => {
+                let _ = writeln!(out, "| {} | none clean | | | |", server.name());
+            }
+        }
+    }
+}
+
+/// A target of issue 5 and how this run did against it.
+struct Target {
+    what: &'static str,
+    goal: &'static str,
+    measured: Option<(f64, String)>,
+    met: fn(f64) -> bool,
+}
+
+impl Results {
+    fn ramp(&self, server: Server) -> Option<&[Step]> {
+        self.small_rooms
+            .iter()
+            .find(|(s, _)| *s == server)
+            .map(|(_, steps)| steps.as_slice())
+    }
+
+    fn best_rate(&self, server: Server) -> Option<f64> {
+        self.ramp(server).and_then(best).map(|s| s.rate)
+    }
+
+    /// CPU-µs per delivery of natter and of the ceiling at the highest rate both ran
+    /// cleanly.
+    fn cpu_at_same_rate(&self) -> Option<(f64, f64, f64)> {
+        let natter = self.ramp(Server::Natter)?;
+        let ceiling = self.ramp(Server::Ceiling)?;
+        natter
+            .iter()
+            .filter(|s| s.clean())
+            .filter_map(|n| {
+                ceiling
+                    .iter()
+                    .find(|c| c.rate == n.rate && c.clean())
+                    .map(|c| (n.rate, n.cpu_us_per_delivery, c.cpu_us_per_delivery))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    fn big_room_p99_at(&self, server: Server, rate: f64) -> Option<f64> {
+        self.big_room
+            .iter()
+            .find(|(s, _)| *s == server)?
+            .1
+            .iter()
+            .find(|s| s.rate == rate)
+            .map(|s| s.p99_ms)
+    }
+
+    fn targets_section(&self, out: &mut String) {
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let ratio_of = |r: Option<f64>, detail: String| r.map(|r| (r, detail));
+        let natter = self.best_rate(Server::Natter);
+        let ceiling = self.best_rate(Server::Ceiling);
+        let memory = self.best_rate(Server::NatterMemory);
+        let cpu = self.cpu_at_same_rate();
+        let big = (
+            self.big_room_p99_at(Server::Natter, 50.0),
+            self.big_room_p99_at(Server::Ceiling, 50.0),
+        );
+        let idle = self
+            .idle
+            .iter()
+            .find(|(s, _)| *s == Server::Natter)
+            .map(|(_, i)| i.rss_kib_per_conn);
+        let targets = [
+            Target {
+                what: "small rooms: natter's highest clean rate / ceiling's",
+                goal: "≥ 0.8",
+                measured: ratio_of(
+                    ratio(natter, ceiling),
+                    format!("{natter:?} / {ceiling:?} msg/s"),
+                ),
+                met: |r| r >= 0.8,
+            },
+            Target {
+                what: "CPU-µs per delivery, natter / ceiling at the same rate",
+                goal: "≤ 1.3",
+                measured: cpu
+                    .map(|(rate, n, c)| (n / c, format!("{n:.1} / {c:.1} µs at {rate:.0} msg/s"))),
+                met: |r| r <= 1.3,
+            },
+            Target {
+                what: "big room p99 at 50 msg/s, natter / ceiling",
+                goal: "≤ 1.3",
+                measured: ratio_of(
+                    ratio(big.0, big.1),
+                    format!(
+                        "{:.1} / {:.1} ms",
+                        big.0.unwrap_or(0.0),
+                        big.1.unwrap_or(0.0)
+                    ),
+                ),
+                met: |r| r <= 1.3,
+            },
+            Target {
+                what: "idle: natter RSS per connection (KiB)",
+                goal: "≤ 12",
+                measured: idle.map(|kib| (kib, format!("{kib:.1} KiB"))),
+                met: |kib| kib <= 12.0,
+            },
+            Target {
+                what: "natter on SQLite / natter in memory, highest clean rate",
+                goal: "≥ 0.8",
+                measured: ratio_of(
+                    ratio(natter, memory),
+                    format!("{natter:?} / {memory:?} msg/s"),
+                ),
+                met: |r| r >= 0.8,
+            },
+            Target {
+                what: "web client, gzipped (KB)",
+                goal: "≤ 300",
+                measured: self
+                    .web_client_gzip_bytes
+                    .map(|b| (b as f64 / 1000.0, format!("{:.1} KB", b as f64 / 1000.0))),
+                met: |kb| kb <= 300.0,
+            },
+        ];
+        let _ = writeln!(out, "\n## Targets\n");
+        let _ = writeln!(out, "| target | goal | this run | detail | met |");
+        let _ = writeln!(out, "|---|---|---:|---|---|");
+        for t in targets {
+            let (value, detail, met) = match &t.measured {
+                Some((v, d)) => (
+                    format!("{v:.2}"),
+                    d.as_str(),
+                    if (t.met)(*v) { "yes" } else { "**no**" },
+                ),
+                None => ("—".into(), "not measured in this run", "—"),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {value} | {detail} | {met} |",
+                t.what, t.goal
+            );
+        }
+    }
+
+    fn churn_section(&self, out: &mut String) {
+        if self.churn.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\n## Churn: people coming and going, one client never reads\n"
+        );
+        let _ = writeln!(out, "| server | msg/s | lost | p99 ms | presence p50 / p99 ms (online seen) | RSS before → after (MiB) | client that never reads |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---|---|---|");
+        for (server, c) in &self.churn {
+            let presence = match c.presence_ms {
+                Some((p50, p99)) => format!(
+                    "{p50:.1} / {p99:.1} ({} of {})",
+                    c.presence_seen.0, c.presence_seen.1
+                ),
+                None => "no presence".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {:.1} | {presence} | {:.1} → {:.1} | {} |",
+                server.name(),
+                c.step.rate,
+                c.step.lost(),
+                c.step.p99_ms,
+                c.rss_kib.0 as f64 / 1024.0,
+                c.rss_kib.1 as f64 / 1024.0,
+                c.non_reader
+            );
+        }
+    }
+
+    /// p99 latency against publish rate for every server of the small-rooms ramp, as a
+    /// standalone SVG (log-scaled latency axis, the 50 ms bar drawn in).
+    pub fn svg_chart(&self) -> String {
+        const W: f64 = 760.0;
+        const H: f64 = 420.0;
+        const LEFT: f64 = 70.0;
+        const RIGHT: f64 = 230.0;
+        const TOP: f64 = 30.0;
+        const BOTTOM: f64 = 50.0;
+        const COLORS: [&str; 6] = [
+            "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9",
+        ];
+        let max_rate = self
+            .small_rooms
+            .iter()
+            .flat_map(|(_, steps)| steps.iter().map(|s| s.rate))
+            .fold(1.0_f64, f64::max);
+        // Latency axis: 1 ms to 10 s, logarithmic.
+        let (lo, hi) = (0.0_f64, 4.0_f64);
+        let x = |rate: f64| LEFT + (rate / max_rate) * (W - LEFT - RIGHT);
+        let y = |ms: f64| {
+            let l = ms.max(1.0).log10().clamp(lo, hi);
+            H - BOTTOM - (l - lo) / (hi - lo) * (H - TOP - BOTTOM)
+        };
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{LEFT}" y="18" font-size="14" font-weight="bold">Small rooms (1000 × 10): p99 latency by publish rate</text>"#
+        );
+        for decade in 0..=4 {
+            let ms = 10f64.powi(decade);
+            let yy = y(ms);
+            let label = if ms >= 1000.0 {
+                format!("{} s", ms / 1000.0)
+            } else {
+                format!("{ms} ms")
+            };
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e9ecef"/><text x="{}" y="{:.1}" text-anchor="end">{label}</text>"##,
+                W - RIGHT,
+                LEFT - 6.0,
+                yy + 4.0
+            );
+        }
+        let bar = y(50.0);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{}" y1="{bar:.1}" y2="{bar:.1}" stroke="#c92a2a" stroke-dasharray="4 3"/><text x="{}" y="{:.1}" fill="#c92a2a" text-anchor="end">50 ms bar</text>"##,
+            W - RIGHT,
+            W - RIGHT - 4.0,
+            bar - 4.0
+        );
+        for i in 0..=5 {
+            let rate = max_rate * i as f64 / 5.0;
+            let xx = x(rate);
+            let _ = writeln!(
+                svg,
+                r#"<text x="{xx:.1}" y="{}" text-anchor="middle">{rate:.0}</text>"#,
+                H - BOTTOM + 18.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">published messages per second (each delivered to 9 others)</text>"#,
+            (LEFT + W - RIGHT) / 2.0,
+            H - 10.0
+        );
+        for (i, (server, steps)) in self.small_rooms.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let points: Vec<String> = steps
+                .iter()
+                .map(|s| format!("{:.1},{:.1}", x(s.rate), y(s.p99_ms)))
+                .collect();
+            let _ = writeln!(
+                svg,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                points.join(" ")
+            );
+            for s in steps {
+                let _ = writeln!(
+                    svg,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                    x(s.rate),
+                    y(s.p99_ms)
+                );
+            }
+            let ly = TOP + 20.0 + i as f64 * 20.0;
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
+                W - RIGHT + 10.0,
+                W - RIGHT + 30.0,
+                W - RIGHT + 36.0,
+                ly + 4.0,
+                server.name()
+            );
+        }
+        let _ = writeln!(svg, "</svg>");
+        svg
     }
 }

@@ -8,6 +8,7 @@
 //!   lost: the highest clean rate, CPU-µs per delivery.
 //! - `big-room`: one room of many, a few messages per second: latency to everyone.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,8 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fleet::{Fleet, Protocol, Shared};
+use crate::fleet::{join, watch_presence, Fleet, Protocol, Shared};
+use crate::measure::Histogram;
 use crate::measure::{cpu_time, rss_kib, settle, slab_kib, tcp_kernel_kib};
+
+/// Filler messages per second into room 0 during the churn scenario.
+const FILLER_PER_SEC: f64 = 1000.0;
 
 /// Longest wait for a server to finish one phase's work before the next is measured.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
@@ -32,6 +37,10 @@ pub enum Server {
     Natter,
     /// natter with the in-memory store: what persistence costs.
     NatterMemory,
+    /// socket.io 4.8 on Node (`crates/bench/peers/socketio`).
+    Socketio,
+    /// Flask-SocketIO 5 in gevent mode (`crates/bench/peers/flask`).
+    Flask,
 }
 
 impl Server {
@@ -41,6 +50,8 @@ impl Server {
             Server::Ceiling => "ceiling (raw tungstenite)",
             Server::Natter => "natter (SQLite, presence)",
             Server::NatterMemory => "natter (in-memory store, presence)",
+            Server::Socketio => "socket.io 4.8 (Node)",
+            Server::Flask => "Flask-SocketIO 5 (gevent)",
         }
     }
 
@@ -48,6 +59,7 @@ impl Server {
         match self {
             Server::Ceiling => Protocol::Ceiling,
             Server::Natter | Server::NatterMemory => Protocol::Natter,
+            Server::Socketio | Server::Flask => Protocol::SocketIo,
         }
     }
 }
@@ -77,12 +89,16 @@ impl Drop for Running {
     }
 }
 
-/// Where the release binaries are.
+/// Where the servers under test are.
 pub struct Binaries {
-    /// `natter-server`.
+    /// `natter-server` (release).
     pub natter: PathBuf,
-    /// `ceiling`.
+    /// `ceiling` (release).
     pub ceiling: PathBuf,
+    /// `crates/bench/peers`, with the socket.io peer's `node_modules` installed.
+    pub peers: PathBuf,
+    /// The Python of the virtualenv holding the Flask-SocketIO peer's requirements.
+    pub flask_python: PathBuf,
 }
 
 fn taskset_available() -> bool {
@@ -101,13 +117,23 @@ pub fn start(
     addr: SocketAddr,
     core: Option<usize>,
 ) -> Result<Running> {
-    let (program, data) = match server {
-        Server::Ceiling => (bins.ceiling.clone(), None),
+    let (program, script, data) = match server {
+        Server::Ceiling => (bins.ceiling.clone(), None, None),
         Server::Natter | Server::NatterMemory => {
             let dir = std::env::temp_dir().join(format!("natter-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
-            (bins.natter.clone(), Some(dir))
+            (bins.natter.clone(), None, Some(dir))
         }
+        Server::Socketio => (
+            PathBuf::from("node"),
+            Some(bins.peers.join("socketio/server.js")),
+            None,
+        ),
+        Server::Flask => (
+            bins.flask_python.clone(),
+            Some(bins.peers.join("flask/server.py")),
+            None,
+        ),
     };
     let mut command = match core.filter(|_| taskset_available()) {
         Some(core) => {
@@ -117,7 +143,7 @@ pub fn start(
         }
         None => Command::new(&program),
     };
-    command.args(["--listen", &addr.to_string()]);
+    command.args(script).args(["--listen", &addr.to_string()]);
     if let Some(dir) = &data {
         let database_url = match server {
             Server::NatterMemory => "memory:".to_string(),
@@ -131,10 +157,7 @@ pub fn start(
             .env("NATTER_BURST_PER_CONNECTION", "1000000")
             .env("NATTER_RATE_PER_IP", "10000000")
             .env("NATTER_BURST_PER_IP", "10000000")
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or("error".into()),
-            );
+            .env("RUST_LOG", "error");
     }
     let child = command
         .stdout(Stdio::null())
@@ -250,6 +273,25 @@ pub struct Idle {
     pub connects_per_sec: f64,
 }
 
+/// Churn scenario result: scenario 2's traffic plus people coming and going, plus one
+/// client that never reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Churn {
+    /// The small-rooms traffic during the churn.
+    pub step: Step,
+    /// Connects (each followed by a disconnect) per second.
+    pub churn_per_sec: f64,
+    /// Presence latency (connect started → `online` seen by another client), p50 and
+    /// p99 in ms; `None` for servers without presence.
+    pub presence_ms: Option<(f64, f64)>,
+    /// Churners whose `online` was seen / churners started.
+    pub presence_seen: (u64, u64),
+    /// Server RSS before and after the churn period, KiB.
+    pub rss_kib: (u64, u64),
+    /// What became of the client that never reads.
+    pub non_reader: String,
+}
+
 /// Where and how the servers under test run.
 pub struct Bench {
     /// The release binaries.
@@ -330,4 +372,113 @@ impl Bench {
         }
         Ok(steps)
     }
+
+    /// Runs small-rooms traffic at `rate` while `churn_per_sec` clients connect, join a
+    /// room, stay two seconds and leave, and one client joins room 0 — which also
+    /// carries a stream of 3.9 KB filler messages — and never reads.
+    pub async fn churn(
+        &self,
+        server: Server,
+        rooms: usize,
+        per_room: usize,
+        rate: f64,
+        churn_per_sec: f64,
+        duration: Duration,
+    ) -> Result<Churn> {
+        let addr = self.addr;
+        let protocol = server.protocol();
+        let running = start(server, &self.bins, addr, self.core)?;
+        let shared = Shared::new();
+        let (fleet, _) = Fleet::connect(addr, protocol, rooms, per_room, shared.clone()).await?;
+        settle(running.pid(), SETTLE_LIMIT).await;
+        step(&fleet, &shared, running.pid(), 0, rate, duration).await;
+
+        let started: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+        let presence = Arc::new(Histogram::default());
+        let watcher = match protocol {
+            Protocol::Natter => {
+                Some(watch_presence(addr, started.clone(), presence.clone()).await?)
+            }
+            _ => None,
+        };
+        // Joins room 0 (the busiest rooms are all alike) and is never read again.
+        let (non_reader, _) = join(addr, protocol, 900_000, 0).await?;
+        let rss_before = rss_kib(running.pid()).unwrap_or(0);
+
+        let churners = (churn_per_sec * duration.as_secs_f64()).round() as usize;
+        let churn = async {
+            let begin = Instant::now();
+            for n in 0..churners {
+                let due = begin + Duration::from_secs_f64(n as f64 / churn_per_sec);
+                tokio::time::sleep_until(due.into()).await;
+                let index = 1_000_000 + n;
+                if let Ok(mut started) = started.lock() {
+                    started.insert(format!("b{index}"), Instant::now());
+                }
+                tokio::spawn(async move {
+                    if let Ok((ws, _)) = join(addr, protocol, index, n % rooms).await {
+                        // Read (and drop) whatever arrives for two seconds, then leave.
+                        let (_, mut stream) = futures_util::StreamExt::split(ws);
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while futures_util::StreamExt::next(&mut stream).await.is_some() {}
+                        })
+                        .await;
+                    }
+                });
+            }
+        };
+        // Room 0 also carries 3.9 KB filler messages at FILLER_PER_SEC, so the client that
+        // never reads falls behind by about 4 MB a second.
+        let filler = async {
+            let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / FILLER_PER_SEC));
+            for n in 0..(FILLER_PER_SEC * duration.as_secs_f64()) as u64 {
+                every.tick().await;
+                fleet.send_filler(0, n);
+            }
+        };
+        let (traffic, (), ()) = tokio::join!(
+            step(&fleet, &shared, running.pid(), 1, rate, duration),
+            churn,
+            filler
+        );
+        let rss_after = rss_kib(running.pid()).unwrap_or(0);
+        let seen = churners as u64 - started.lock().map(|s| s.len() as u64).unwrap_or(0);
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        let ms = |q: f64| presence.quantile(q).as_secs_f64() * 1000.0;
+        Ok(Churn {
+            step: traffic,
+            churn_per_sec,
+            presence_ms: (protocol == Protocol::Natter).then(|| (ms(0.5), ms(0.99))),
+            presence_seen: (seen, churners as u64),
+            rss_kib: (rss_before, rss_after),
+            non_reader: non_reader_fate(non_reader).await,
+        })
+    }
+}
+
+/// Reads what the never-reading client was sent until the server closed it (or ten
+/// seconds pass): was it cut off, and how.
+async fn non_reader_fate(
+    mut ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let fate = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    break format!("closed by the server ({})", u16::from(frame.code));
+                }
+                Some(Ok(Message::Close(None))) => break "closed by the server".to_string(),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break "connection dropped by the server".to_string(),
+            }
+        }
+    })
+    .await;
+    fate.unwrap_or_else(|_| "still connected, buffered".to_string())
 }

@@ -317,6 +317,52 @@ async fn members_and_direct_rooms(store: Arc<dyn Store>) {
     );
 }
 
+async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
+    let room = store
+        .create_channel("busy", false)
+        .await
+        .expect("store call failed")
+        .id;
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                let outcome = store
+                    .append(vec![text(room, "u1", &format!("c{n}"), "hi")])
+                    .await
+                    .expect("an append failed because another connection wrote");
+                assert!(matches!(outcome[0], Appended::Stored(_)));
+            } else {
+                let user = UserId(format!("u{n}"));
+                store
+                    .create_user(&UserRecord {
+                        id: user.clone(),
+                        secret_hash: "h".into(),
+                        name: user.0.clone(),
+                    })
+                    .await
+                    .expect("store call failed");
+                store
+                    .add_member(room, &user)
+                    .await
+                    .expect("store call failed");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task panicked");
+    }
+    assert_eq!(
+        store
+            .room(room)
+            .await
+            .expect("store call failed")
+            .map(|r| r.latest_seq),
+        Some(20)
+    );
+}
+
 macro_rules! contract_tests {
     ($store:ident, $open:expr) => {
         mod $store {
@@ -354,6 +400,12 @@ macro_rules! contract_tests {
             async fn history_pages_from_either_end() {
                 let (store, _dir) = open().await;
                 super::history_pages_from_either_end(store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn appends_succeed_while_other_writes_run() {
+                let (store, _dir) = open().await;
+                super::appends_succeed_while_other_writes_run(store).await;
             }
 
             #[tokio::test]

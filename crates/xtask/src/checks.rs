@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::tools::{ensure_cargo_tool, output};
+use crate::tools::{ensure_cargo_tool, ensure_venv, output};
 use crate::{cargo, cmd, exec, root};
 
 /// The kosoku release these checks were written against.
@@ -34,46 +34,15 @@ impl Drop for Reaper {
     }
 }
 
-fn tools_dir() -> PathBuf {
-    root().join("target").join("tools")
-}
-
 /// A Python virtualenv with kosoku, made once under target/tools.
 fn ensure_kosoku() -> Result<PathBuf> {
-    let venv = tools_dir().join("kosoku-venv");
-    let kosoku = venv.join("bin").join("kosoku");
-    let pip = venv.join("bin").join("pip");
-    let installed = output(&pip, &["show", "kosoku"])
-        .is_some_and(|shown| shown.contains(&format!("Version: {KOSOKU_VERSION}")));
-    if installed {
-        println!("    ok: kosoku {KOSOKU_VERSION}");
-        return Ok(kosoku);
-    }
-    println!("    installing kosoku {KOSOKU_VERSION} into target/tools (one-time, seconds)");
-    std::fs::create_dir_all(tools_dir())?;
-    let make_venv = || {
-        Command::new("python3")
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !make_venv() {
-        if !crate::tools::is_root() {
-            bail!(
-                "python3 with venv is needed for Autobahn: `sudo apt-get install -y python3-venv`"
-            );
-        }
-        println!("    installing python3-venv with apt (one-time)");
-        crate::tools::apt_install(&["python3", "python3-venv"])?;
-        if !make_venv() {
-            bail!("could not create a Python virtualenv in {}", venv.display());
-        }
-    }
-    let mut install = Command::new(&pip);
-    install.args(["install", "-q", &format!("kosoku=={KOSOKU_VERSION}")]);
-    exec(install)?;
-    Ok(kosoku)
+    let requirements = format!("kosoku=={KOSOKU_VERSION}\n");
+    let venv = ensure_venv(
+        "kosoku-venv",
+        &requirements,
+        &format!("kosoku {KOSOKU_VERSION}"),
+    )?;
+    Ok(venv.join("bin/kosoku"))
 }
 
 /// Runs Autobahn's cases against natter-echo; fails unless every case passes.

@@ -134,6 +134,19 @@ fn bench(args: &[String]) -> Result<()> {
             ))
         },
     )?;
+    step(
+        "install the peer servers (socket.io from npm, Flask-SocketIO from PyPI)",
+        || {
+            let peers = root().join("crates/bench/peers");
+            tools::ensure_npm_packages(&peers.join("socketio"), "socket.io 4.8")?;
+            let requirements = std::fs::read_to_string(peers.join("flask/requirements.txt"))?;
+            tools::ensure_venv("flask-peer", &requirements, "Flask-SocketIO 5")?;
+            Ok(())
+        },
+    )?;
+    if !root().join("dist/index.html").exists() {
+        println!("    note: dist/ is not built, so the report cannot size the web client (cargo xtask run builds it)");
+    }
     let generator = root().join("target/release/natter-bench");
     // Servers run on core 0 (the suite pins them); the generator on core 1.
     let pinned = Command::new("taskset").arg("--version").output().is_ok();

@@ -138,16 +138,58 @@ pub fn ensure_browser_tools() -> Result<()> {
              (or set CHROMIUM_PATH to a Chromium binary)"
         );
     }
-    let e2e = root().join("tests/e2e");
-    if npm_install_needed(&e2e) {
-        println!("    installing the Playwright npm package (one-time, seconds)");
+    ensure_npm_packages(&root().join("tests/e2e"), "the Playwright npm package")
+}
+
+/// `npm ci` in `dir` unless its `node_modules` matches its lock file.
+pub fn ensure_npm_packages(dir: &Path, what: &str) -> Result<()> {
+    if npm_install_needed(dir) {
+        println!("    installing {what} from npm (one-time, seconds)");
         let mut npm = cmd("npm", &["ci", "--no-audit", "--no-fund"]);
-        npm.current_dir(&e2e);
+        npm.current_dir(dir);
         exec(npm)?;
     } else {
-        println!("    ok: tests/e2e/node_modules");
+        println!("    ok: {}", dir.join("node_modules").display());
     }
     Ok(())
+}
+
+/// A Python virtualenv under `target/tools/<name>` holding `requirements` (pip's
+/// requirements-file syntax), made once: a copy of the requirements installed last
+/// is kept inside, and the venv is only rebuilt when they change. Returns the venv.
+pub fn ensure_venv(name: &str, requirements: &str, what: &str) -> Result<PathBuf> {
+    let venv = root().join("target/tools").join(name);
+    let installed = venv.join("natter-requirements.txt");
+    if std::fs::read_to_string(&installed).is_ok_and(|done| done == requirements) {
+        println!("    ok: {what} in target/tools/{name}");
+        return Ok(venv);
+    }
+    println!("    installing {what} into target/tools/{name} (one-time, seconds to a minute)");
+    std::fs::create_dir_all(root().join("target/tools"))?;
+    let make_venv = || {
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !make_venv() {
+        if !is_root() {
+            bail!("python3 with venv is needed for {what}: `sudo apt-get install -y python3-venv`");
+        }
+        println!("    installing python3-venv with apt (one-time)");
+        apt_install(&["python3", "python3-venv"])?;
+        if !make_venv() {
+            bail!("could not create a Python virtualenv in {}", venv.display());
+        }
+    }
+    let wanted = venv.join("requirements.txt");
+    std::fs::write(&wanted, requirements)?;
+    let mut install = Command::new(venv.join("bin/pip"));
+    install.args(["install", "-q", "-r"]).arg(&wanted);
+    exec(install)?;
+    std::fs::write(&installed, requirements)?;
+    Ok(venv)
 }
 
 /// Whether this process may install system packages.

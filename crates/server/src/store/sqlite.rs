@@ -75,6 +75,14 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
+    /// waiting up to the busy timeout for it. A plain `BEGIN` that reads first and
+    /// writes later fails outright (`SQLITE_BUSY_SNAPSHOT`) when another connection
+    /// committed in between — a batch of messages would be refused for nothing.
+    async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The newest `limit` messages of `room` whose seq passes `seq_condition` (with
     /// `bound` bound to its `?`), oldest first.
     async fn newest_where(
@@ -323,7 +331,7 @@ impl Store for SqliteStore {
 
     async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
         let key = direct_key(a, b);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let existing = sqlx::query(&format!(
             "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?"
         ))
@@ -387,7 +395,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
             .bind(room.0)
             .bind(&user.0)
@@ -416,7 +424,7 @@ impl Store for SqliteStore {
         // Three statements per batch (see store::batch), not three per message: each
         // statement is a round trip to sqlx's SQLite worker thread.
         let mut batch = AppendBatch::new(batch);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
 
         let keys: Vec<(&str, &str)> = batch.idempotency_keys().collect();
         let mut stored_before = HashMap::new();
