@@ -663,15 +663,10 @@ impl Chat {
                 me,
                 credentials,
                 rooms,
-                online,
-                channels,
-            } => self.on_ready(me, credentials, rooms, online, channels),
+            } => self.on_ready(me, credentials, rooms),
             ServerMsg::Presence { online, offline } => self.on_presence(online, offline),
-            ServerMsg::ChannelAdded { channel } => self.channels.update(|c| {
-                if !c.iter().any(|ch| ch.id == channel.id) {
-                    c.push(channel);
-                }
-            }),
+            ServerMsg::Channels { channels } => self.add_channels(channels),
+            ServerMsg::ChannelAdded { channel } => self.add_channels(vec![channel]),
             ServerMsg::ChannelRemoved { room } => {
                 self.channels.update(|c| c.retain(|ch| ch.id != room))
             }
@@ -772,13 +767,22 @@ impl Chat {
         });
     }
 
+    /// Adds channels to the list (snapshot frames after `ready`, or one created live).
+    fn add_channels(&self, channels: Vec<ChannelInfo>) {
+        self.channels.update(|list| {
+            for channel in channels {
+                if !list.iter().any(|ch| ch.id == channel.id) {
+                    list.push(channel);
+                }
+            }
+        });
+    }
+
     fn on_ready(
         &self,
         me: UserSummary,
         credentials: natter_protocol::GuestCredentials,
         rooms: Vec<RoomInfo>,
-        online: Vec<UserSummary>,
-        channels: Vec<ChannelInfo>,
     ) {
         let previous = self.me.get_untracked();
         if previous.as_ref().is_some_and(|p| p.id != me.id) {
@@ -811,15 +815,13 @@ impl Chat {
             .any(|r| matches!(&r.kind, RoomKind::Channel { name } if name == DEFAULT_CHANNEL));
         self.popups
             .update(|p| p.retain(|p| rooms.iter().any(|r| r.id == p.room)));
-        self.people.set(
-            online
-                .into_iter()
-                .map(|user| Person { user, online: true })
-                .collect(),
-        );
+        // The snapshot that follows `ready` says who is online and which channels
+        // exist; until then, nobody is known to be online and no channel is listed.
+        self.people
+            .update(|people| people.iter_mut().for_each(|p| p.online = false));
         self.me.set(Some(me));
         self.rooms.set(rooms);
-        self.channels.set(channels);
+        self.channels.set(Vec::new());
         if !current_ok {
             self.current.set(self.first_main_room());
         }

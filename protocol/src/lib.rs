@@ -42,3 +42,7 @@ pub const HISTORY_PAGE: u32 = 100;
 
 /// The channel every server has from its first start, so a newcomer lands somewhere.
 pub const DEFAULT_CHANNEL: &str = "general";
+
+/// Most entries in one snapshot frame after `ready` (users online, channels): about
+/// 5 KB of JSON, so no connection's write buffer has to hold the whole list.
+pub const SNAPSHOT_CHUNK: usize = 100;

@@ -116,8 +116,12 @@ fn default_page() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    /// Answer to `hello`: the session's starting snapshot. [`ServerMsg::History`] frames
-    /// for each room follow.
+    /// Answer to `hello`: who I am and my rooms. The rest of the snapshot follows in
+    /// bounded frames, before any live event: everyone online as [`ServerMsg::Presence`]
+    /// frames and every public channel as [`ServerMsg::Channels`] frames (at most
+    /// [`crate::SNAPSHOT_CHUNK`] entries each), then [`ServerMsg::History`] per room.
+    /// Bounded frames keep a big server's snapshot from costing every connection a
+    /// buffer the size of the whole user list.
     Ready {
         /// Who I am.
         me: UserSummary,
@@ -125,9 +129,12 @@ pub enum ServerMsg {
         credentials: GuestCredentials,
         /// Rooms I am a member of.
         rooms: Vec<RoomInfo>,
-        /// Everyone online now (including me).
-        online: Vec<UserSummary>,
-        /// All public channels.
+    },
+    /// Part of the snapshot after `ready`: public channels that exist. The client's
+    /// channel list after `ready` is the union of these frames (plus later
+    /// `channel_added` / `channel_removed`).
+    Channels {
+        /// Up to [`crate::SNAPSHOT_CHUNK`] channels.
         channels: Vec<ChannelInfo>,
     },
     /// Presence changes since the previous presence frame: users who came online (after

@@ -190,17 +190,19 @@ fn server_messages() {
                 secret: "s".into(),
             },
             rooms: vec![channel_room.clone()],
-            online: vec![user("u1", "Ann")],
+        },
+        json!({"type":"ready","me":{"id":"u1","name":"Ann"},
+               "credentials":{"user_id":"u1","secret":"s"},
+               "rooms":[{"id":1,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":42}]}),
+    );
+    server_golden(
+        ServerMsg::Channels {
             channels: vec![ChannelInfo {
                 id: RoomId(1),
                 name: "general".into(),
             }],
         },
-        json!({"type":"ready","me":{"id":"u1","name":"Ann"},
-               "credentials":{"user_id":"u1","secret":"s"},
-               "rooms":[{"id":1,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":42}],
-               "online":[{"id":"u1","name":"Ann"}],
-               "channels":[{"id":1,"name":"general"}]}),
+        json!({"type":"channels","channels":[{"id":1,"name":"general"}]}),
     );
     server_golden(
         ServerMsg::Presence {

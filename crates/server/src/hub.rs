@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
-use natter_protocol::{ChannelInfo, RoomId, ServerMsg, UserId, UserSummary};
+use natter_protocol::{ChannelInfo, RoomId, ServerMsg, UserId, UserSummary, SNAPSHOT_CHUNK};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -250,15 +250,16 @@ impl RoomHub {
     }
 
     /// Puts a user online under `name` with a new connection, its rooms indexed for
-    /// fan-out, and queues `ready` (built from the state at that same instant) as the
-    /// connection's first frame. Fails when another user holds the name.
+    /// fan-out, and queues `ready` followed by the snapshot of who is online and which
+    /// channels exist (read at that same instant) as the connection's first frames.
+    /// Fails when another user holds the name.
     pub fn register(
         &self,
         user: &UserId,
         name: &str,
         rooms: &[RoomId],
         outbox: &Outbox,
-        ready: impl FnOnce(Vec<UserSummary>, Vec<ChannelInfo>) -> ServerMsg,
+        ready: ServerMsg,
     ) -> Result<Registered, NameTaken> {
         let key = name_key(name);
         let mut state = self.write();
@@ -288,7 +289,10 @@ impl RoomHub {
         for room in rooms {
             state.rooms.entry(*room).or_default().insert(user.clone());
         }
-        let online = state
+        // The snapshot, in bounded frames, queued before the connection can receive
+        // any live event (it is attached below, under the same lock).
+        outbox.send(&ready);
+        let online: Vec<UserSummary> = state
             .users
             .iter()
             .map(|(id, u)| UserSummary {
@@ -296,7 +300,13 @@ impl RoomHub {
                 name: u.name.clone(),
             })
             .collect();
-        let channels = state
+        for chunk in online.chunks(SNAPSHOT_CHUNK) {
+            outbox.send(&ServerMsg::Presence {
+                online: chunk.to_vec(),
+                offline: Vec::new(),
+            });
+        }
+        let channels: Vec<ChannelInfo> = state
             .channels
             .iter()
             .map(|(id, name)| ChannelInfo {
@@ -304,7 +314,11 @@ impl RoomHub {
                 name: name.clone(),
             })
             .collect();
-        outbox.send(&ready(online, channels));
+        for chunk in channels.chunks(SNAPSHOT_CHUNK) {
+            outbox.send(&ServerMsg::Channels {
+                channels: chunk.to_vec(),
+            });
+        }
         if let Some(entry) = state.users.get_mut(user) {
             entry.conns.insert(outbox.id, outbox.clone());
         }
@@ -466,14 +480,30 @@ impl RoomHub {
         if batch.online.is_empty() && batch.offline.is_empty() {
             return;
         }
-        self.publish(
-            Target::Everyone,
-            None,
-            &ServerMsg::Presence {
-                online: batch.online.into_values().collect(),
-                offline: batch.offline.into_iter().collect(),
-            },
-        );
+        // In frames of at most SNAPSHOT_CHUNK people each, like the snapshot: a crowd
+        // arriving in one window must not grow every connection's write buffer.
+        let online: Vec<UserSummary> = batch.online.into_values().collect();
+        let offline: Vec<UserId> = batch.offline.into_iter().collect();
+        for chunk in online.chunks(SNAPSHOT_CHUNK) {
+            self.publish(
+                Target::Everyone,
+                None,
+                &ServerMsg::Presence {
+                    online: chunk.to_vec(),
+                    offline: Vec::new(),
+                },
+            );
+        }
+        for chunk in offline.chunks(SNAPSHOT_CHUNK) {
+            self.publish(
+                Target::Everyone,
+                None,
+                &ServerMsg::Presence {
+                    online: Vec::new(),
+                    offline: chunk.to_vec(),
+                },
+            );
+        }
     }
 
     /// Serializes `msg` once and sends it to `target` through the broker.

@@ -291,12 +291,10 @@ impl Session {
             name: name.clone(),
         };
         let room_ids: Vec<RoomId> = records.iter().map(|r| r.id).collect();
-        let ready = |online, channels| ServerMsg::Ready {
+        let ready = ServerMsg::Ready {
             me: me.clone(),
             credentials,
             rooms,
-            online,
-            channels,
         };
         let registered = self
             .hub

@@ -37,7 +37,9 @@ use crate::AppState;
 /// in one go (larger frames just take several reads).
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes written before tungstenite flushes on its own (we flush per wake-up anyway).
-const WRITE_BUFFER: usize = 8 * 1024;
+/// The buffer never shrinks, so this (plus the largest frame) is memory every
+/// connection keeps; frames are kept small for the same reason (see `SNAPSHOT_CHUNK`).
+const WRITE_BUFFER: usize = 4 * 1024;
 /// How long to wait for a client's close reply after sending ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Hard cap on unflushed outgoing bytes for one connection.

@@ -600,3 +600,63 @@ async fn code_rooms_are_joined_by_their_code() {
     assert_eq!(ann.next_text(room).await.seq, seq);
     server.stop().await;
 }
+
+/// The snapshot after `ready` (who is online, which channels exist) comes in frames of
+/// at most `SNAPSHOT_CHUNK` entries that together list everything.
+#[tokio::test]
+async fn a_big_snapshot_arrives_in_bounded_frames() {
+    // About logic, not storage: the in-memory store.
+    let server = TestServer::start_with(natter_server::Config::for_tests("memory:")).await;
+    let people = SNAPSHOT_CHUNK + 20;
+    let mut online = Vec::new();
+    for n in 0..people {
+        online.push(server.user(&format!("person{n}")).await);
+    }
+    let creator = &mut online[0];
+    for n in 0..SNAPSHOT_CHUNK + 30 {
+        creator
+            .send(ClientMsg::CreateChannel {
+                name: format!("c{n}"),
+                delete_when_empty: false,
+            })
+            .await;
+        creator.expect_joined().await;
+    }
+
+    let mut newcomer = server.client().await;
+    newcomer.hello("Newcomer", None, vec![]).await;
+    let (mut seen_online, mut seen_channels) = (Vec::new(), Vec::new());
+    while let Some(Message::Text(text)) = newcomer.next_raw(Duration::from_millis(500)).await {
+        match serde_json::from_str::<ServerMsg>(text.as_str()).expect("server frames parse") {
+            ServerMsg::Presence { online, .. } => {
+                assert!(
+                    online.len() <= SNAPSHOT_CHUNK,
+                    "{} in one frame",
+                    online.len()
+                );
+                seen_online.extend(online.into_iter().map(|u| u.name));
+            }
+            ServerMsg::Channels { channels } => {
+                assert!(
+                    channels.len() <= SNAPSHOT_CHUNK,
+                    "{} in one frame",
+                    channels.len()
+                );
+                seen_channels.extend(channels.into_iter().map(|c| c.name));
+            }
+            _ => {}
+        }
+    }
+    for n in 0..people {
+        assert!(
+            seen_online.contains(&format!("person{n}")),
+            "person{n} listed"
+        );
+    }
+    assert!(seen_online.contains(&"Newcomer".to_string()));
+    assert_eq!(
+        seen_channels.len(),
+        SNAPSHOT_CHUNK + 31,
+        "every channel and #general"
+    );
+}
