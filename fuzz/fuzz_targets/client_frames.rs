@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a client's text frame: decoded by the protocol, then handled by
-//! a real session (hub + in-memory SQLite store) that has already said hello, so every
+//! a real session (hub + the in-memory store) that has already said hello, so every
 //! request type is reachable. Nothing a client sends may panic the server.
 
 #![no_main]
@@ -13,7 +13,7 @@ use natter_protocol::{decode_client_frame, ClientMsg, PROTOCOL_VERSION};
 use natter_server::broker::LocalBroker;
 use natter_server::hub::RoomHub;
 use natter_server::session::Session;
-use natter_server::store::sqlite::SqliteStore;
+use natter_server::store::memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 struct World {
@@ -29,9 +29,8 @@ fn world() -> &'static World {
             .build()
             .expect("runtime");
         let hub = runtime.block_on(async {
-            let store = SqliteStore::open("sqlite::memory:").await.expect("store");
             RoomHub::start(
-                Arc::new(store),
+                Arc::new(MemoryStore::new()),
                 Arc::new(LocalBroker::default()),
                 Duration::from_millis(10),
                 64,

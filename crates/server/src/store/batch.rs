@@ -1,12 +1,13 @@
 //! The database-independent half of [`Store::append`](super::Store::append): turning a
 //! batch of messages into a constant number of statements.
 //!
-//! A batch costs three statements whatever its size — look up the idempotency keys
-//! that were stored before, reserve a block of seqs per room, insert every new row —
-//! instead of three per message. That matters most where each statement is a round
-//! trip (sqlx's SQLite worker thread, PostgreSQL's network).
+//! Every backend appends a batch in three steps — look up the idempotency keys that
+//! were stored before, reserve a block of seqs per room, insert every new row — each of
+//! which can be one statement for the whole batch where statements are round trips
+//! (a database across the network), or cached prepared statements on the database's
+//! own thread (SQLite).
 //!
-//! [`AppendBatch`] does the bookkeeping between those statements: which messages are
+//! [`AppendBatch`] does the bookkeeping between those steps: which messages are
 //! resends (stored before, or twice in this batch), how many seqs each room needs, and
 //! which seq each new message gets.
 

@@ -30,6 +30,15 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// SQLite failed on the append writer's connection (rusqlite).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store cannot work as configured (the reason says why).
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The store's writer has stopped (the server is shutting down).
+    #[error("the store has stopped")]
+    Stopped,
 }
 
 /// Result of a store operation.

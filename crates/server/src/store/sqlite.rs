@@ -8,14 +8,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, UserId, UserSummary};
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
+use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
 use super::{
@@ -25,19 +28,136 @@ use super::{
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Connection pool; SQLite allows one writer at a time, readers run alongside (WAL).
+    /// Connection pool for everything but appends; SQLite allows one writer at a
+    /// time, readers run alongside (WAL).
     pool: SqlitePool,
+    /// The connection messages are appended through.
+    writer: Arc<AppendWriter>,
+}
+
+/// A batch handed to the append writer, and where its outcome goes.
+type AppendJob = (Vec<NewMessage>, oneshot::Sender<StoreResult<Vec<Appended>>>);
+
+/// Message appends — the hot path — run on a thread of their own with one rusqlite
+/// connection and cached prepared statements: a batch is one hand-off to the thread
+/// and one back, whatever its size. (Through sqlx every statement is a round trip to
+/// its worker thread; at a few thousand messages a second those thread switches cost
+/// more than SQLite itself.) Other writes go through the pool and take turns with
+/// this connection on SQLite's write lock.
+struct AppendWriter {
+    jobs: std::sync::mpsc::Sender<AppendJob>,
+}
+
+impl AppendWriter {
+    /// Opens the database file (already migrated) and starts the thread, which ends
+    /// when the store is dropped.
+    fn open(path: &Path) -> StoreResult<Self> {
+        let mut conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (jobs, queue) = std::sync::mpsc::channel::<AppendJob>();
+        std::thread::Builder::new()
+            .name("natter-append".into())
+            .spawn(move || {
+                while let Ok((batch, reply)) = queue.recv() {
+                    let _ = reply.send(append_batch(&mut conn, batch));
+                }
+            })
+            .map_err(|e| StoreError::Database(e.into()))?;
+        Ok(AppendWriter { jobs })
+    }
+
+    async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .send((batch, reply))
+            .map_err(|_| StoreError::Stopped)?;
+        outcome.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+/// Stores one batch in one `BEGIN IMMEDIATE` transaction (see [`super::batch`]).
+fn append_batch(
+    conn: &mut rusqlite::Connection,
+    batch: Vec<NewMessage>,
+) -> StoreResult<Vec<Appended>> {
+    let mut batch = AppendBatch::new(batch);
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut stored_before = HashMap::new();
+    {
+        let mut find = tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ?1 AND client_id = ?2"
+        ))?;
+        for (sender, client_id) in batch.idempotency_keys() {
+            let found = find
+                .query_row(rusqlite::params![sender, client_id], |row| {
+                    Ok(ChatMessage {
+                        room: RoomId(row.get(0)?),
+                        seq: row.get::<_, i64>(1)? as Seq,
+                        sender: UserSummary {
+                            id: UserId(row.get(2)?),
+                            name: row.get(3)?,
+                        },
+                        ts: row.get(4)?,
+                        kind: kind_from_str(&row.get::<_, String>(5)?),
+                        text: row.get(6)?,
+                    })
+                })
+                .optional()?;
+            if let Some(original) = found {
+                stored_before.insert((sender.to_string(), client_id.to_string()), original);
+            }
+        }
+    }
+    batch.mark_resends(stored_before);
+    let mut latest = HashMap::new();
+    {
+        let mut reserve = tx.prepare_cached(
+            "UPDATE rooms SET latest_seq = latest_seq + ?1 WHERE id = ?2 RETURNING latest_seq",
+        )?;
+        for (room, count) in batch.seq_demand() {
+            let newest: Option<i64> = reserve
+                .query_row(rusqlite::params![count as i64, room.0], |row| row.get(0))
+                .optional()?;
+            if let Some(newest) = newest {
+                latest.insert(room, newest as Seq);
+            }
+        }
+    }
+    let (outcomes, rows) = batch.assign(&latest);
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for row in &rows {
+            if let Appended::Stored(m) = &outcomes[row.index] {
+                insert.execute(rusqlite::params![
+                    m.room.0,
+                    m.seq as i64,
+                    m.sender.id.0,
+                    m.sender.name,
+                    m.ts,
+                    kind_str(m.kind),
+                    m.text,
+                    row.client_id,
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 const ROOM_COLUMNS: &str = "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
-/// Rows per multi-row statement: 8 bound values each stays far below SQLite's limit of
-/// 32,766 variables.
-const ROWS_PER_STATEMENT: usize = 500;
 const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
 
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directory) the database at `url`
-    /// (`sqlite://path` or `sqlite::memory:`) and brings the schema up to date.
+    /// (`sqlite://path`), brings the schema up to date and starts the append writer.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -51,28 +171,29 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0")
             // After a checkpoint resets the log, keep at most this much of the file.
             .pragma("journal_size_limit", "67108864");
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory {
-            if let Some(parent) = Path::new(options.get_filename()).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
-                }
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Unsupported(
+                "SQLite needs a file here (its append writer has its own connection); \
+                 use `memory:` for a store in memory",
+            ));
+        }
+        let path = Path::new(options.get_filename()).to_path_buf();
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
             }
         }
-        // An in-memory database exists per connection: keep exactly one.
-        let max = if in_memory { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
-            .max_connections(max)
+            .max_connections(4)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        if !in_memory {
-            tokio::spawn(checkpoint_in_background(pool.clone()));
-        }
-        Ok(SqliteStore { pool })
+        let writer = Arc::new(AppendWriter::open(&path)?);
+        tokio::spawn(checkpoint_in_background(pool.clone()));
+        Ok(SqliteStore { pool, writer })
     }
 
     /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
@@ -421,77 +542,7 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
-        // Three statements per batch (see store::batch), not three per message: each
-        // statement is a round trip to sqlx's SQLite worker thread.
-        let mut batch = AppendBatch::new(batch);
-        let mut tx = self.write_transaction().await?;
-
-        let keys: Vec<(&str, &str)> = batch.idempotency_keys().collect();
-        let mut stored_before = HashMap::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT {MESSAGE_COLUMNS}, client_id FROM messages WHERE "
-            ));
-            let mut terms = query.separated(" OR ");
-            for (sender, client_id) in chunk {
-                terms.push("(sender_id = ");
-                terms.push_bind_unseparated(*sender);
-                terms.push_unseparated(" AND client_id = ");
-                terms.push_bind_unseparated(*client_id);
-                terms.push_unseparated(")");
-            }
-            for row in query.build().fetch_all(&mut *tx).await? {
-                let key = (row.try_get("sender_id")?, row.try_get("client_id")?);
-                stored_before.insert(key, message_from_row(&row)?);
-            }
-        }
-        drop(keys);
-        batch.mark_resends(stored_before);
-
-        let demand: Vec<(RoomId, u64)> = batch.seq_demand().into_iter().collect();
-        let mut latest = HashMap::new();
-        for chunk in demand.chunks(ROWS_PER_STATEMENT) {
-            let mut query =
-                QueryBuilder::<Sqlite>::new("UPDATE rooms SET latest_seq = latest_seq + CASE id");
-            for (room, count) in chunk {
-                query.push(" WHEN ").push_bind(room.0);
-                query.push(" THEN ").push_bind(*count as i64);
-            }
-            query.push(" END WHERE id IN (");
-            let mut ids = query.separated(", ");
-            for (room, _) in chunk {
-                ids.push_bind(room.0);
-            }
-            query.push(") RETURNING id, latest_seq");
-            for row in query.build().fetch_all(&mut *tx).await? {
-                latest.insert(
-                    RoomId(row.try_get("id")?),
-                    row.try_get::<i64, _>("latest_seq")? as Seq,
-                );
-            }
-        }
-
-        let (outcomes, rows) = batch.assign(&latest);
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) ",
-            );
-            query.push_values(chunk, |mut row, new| {
-                if let Appended::Stored(m) = &outcomes[new.index] {
-                    row.push_bind(m.room.0)
-                        .push_bind(m.seq as i64)
-                        .push_bind(m.sender.id.0.as_str())
-                        .push_bind(m.sender.name.as_str())
-                        .push_bind(m.ts)
-                        .push_bind(kind_str(m.kind))
-                        .push_bind(m.text.as_str())
-                        .push_bind(new.client_id.as_deref());
-                }
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        self.writer.append(batch).await
     }
 
     async fn history_before(
