@@ -92,7 +92,7 @@ async fn main() -> Result<()> {
         ]
     };
     let big = if args.quick { 200 } else { 2000 };
-    let churn_secs = if args.quick { 3 } else { 10 };
+    let churn_secs = if args.quick { 3 } else { 15 };
     let servers = if !args.servers.is_empty() {
         args.servers.clone()
     } else if args.quick {
@@ -119,7 +119,7 @@ async fn main() -> Result<()> {
             format!("{} cores; servers pinned to core {}, generator on another core (when `taskset` exists)", machine_cores(), args.server_core),
             format!("small rooms: {rooms} rooms × {per_room} members, {secs} s per step, open loop"),
             format!("big room: 1 room × {big} members"),
-            format!("churn: small-rooms traffic at half each server's best clean rate for {churn_secs} s, {CHURN_PER_SEC} connects/s (each stays 2 s), one client that never reads in room 0, which also carries 1000 filler messages/s of 3.9 KB"),
+            format!("churn: small-rooms traffic at half each server's best clean rate for {churn_secs} s, {CHURN_PER_SEC} connects/s (each stays 2 s), one client that never reads in room 0, which also carries 200 filler messages/s of 3.9 KB"),
             "unpinned: the servers free to use both cores; the generator stays on its core".to_string(),
             format!("run on {}", today()),
         ],
