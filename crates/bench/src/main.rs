@@ -121,7 +121,11 @@ async fn main() -> Result<()> {
             format!("big room: 1 room × {big} members"),
             format!("churn: small-rooms traffic at half each server's best clean rate for {churn_secs} s, {CHURN_PER_SEC} connects/s (each stays 2 s), one client that never reads in room 0, which also carries 200 filler messages/s of 3.9 KB"),
             "unpinned: the servers free to use both cores; the generator stays on its core".to_string(),
-            format!("run on {}", today()),
+            format!(
+                "run on {} as `natter-bench {}` (what `cargo xtask bench` passes on)",
+                today(),
+                std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            ),
         ],
         idle: Vec::new(),
         small_rooms: Vec::new(),

@@ -237,6 +237,7 @@ impl Results {
             _ => None,
         };
         let ratio_of = |r: Option<f64>, detail: String| r.map(|r| (r, detail));
+        let rate = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.0}"));
         let natter = self.best_rate(Server::Natter);
         let ceiling = self.best_rate(Server::Ceiling);
         let memory = self.best_rate(Server::NatterMemory);
@@ -256,7 +257,7 @@ impl Results {
                 goal: "≥ 0.8",
                 measured: ratio_of(
                     ratio(natter, ceiling),
-                    format!("{natter:?} / {ceiling:?} msg/s"),
+                    format!("{} / {} msg/s", rate(natter), rate(ceiling)),
                 ),
                 met: |r| r >= 0.8,
             },

@@ -103,6 +103,17 @@ struct HubState {
 /// person (with N people, N² frames become N per window).
 const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
 
+/// Presence frames go to everyone online, so each window costs one delivery per
+/// connection. The window grows with the number of people online (this much per
+/// person) so that presence costs at most about 10,000 deliveries a second however
+/// many are online: 100 ms up to 1,000 people, 1 s at 10,000.
+const PRESENCE_WINDOW_PER_USER: Duration = Duration::from_micros(100);
+
+/// How long to collect presence changes with `online` people online.
+fn presence_window(online: usize) -> Duration {
+    PRESENCE_WINDOW.max(PRESENCE_WINDOW_PER_USER * u32::try_from(online).unwrap_or(u32::MAX))
+}
+
 /// Presence changes not yet sent; a later change of the same user replaces an earlier.
 #[derive(Debug, Default)]
 struct PresenceBatch {
@@ -193,12 +204,14 @@ impl RoomHub {
         });
         let presence_hub = WeakHub(Arc::downgrade(&inner));
         tokio::spawn(async move {
-            let mut window = tokio::time::interval(PRESENCE_WINDOW);
-            window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut window = PRESENCE_WINDOW;
             loop {
-                window.tick().await;
+                tokio::time::sleep(window).await;
                 match presence_hub.upgrade() {
-                    Some(hub) => hub.flush_presence(),
+                    Some(hub) => {
+                        hub.flush_presence();
+                        window = presence_window(hub.read().users.len());
+                    }
                     None => return,
                 }
             }
@@ -542,5 +555,19 @@ impl RoomHub {
             }
             Target::Everyone => state.users.values().for_each(send_to_user),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::presence_window;
+
+    #[test]
+    fn the_presence_window_grows_with_the_crowd() {
+        assert_eq!(presence_window(0), Duration::from_millis(100));
+        assert_eq!(presence_window(1_000), Duration::from_millis(100));
+        assert_eq!(presence_window(10_000), Duration::from_secs(1));
     }
 }
