@@ -77,31 +77,28 @@ pub struct Fleet {
     pub protocol: Protocol,
 }
 
-async fn next_server_msg(ws: &mut Ws) -> Result<ServerMsg> {
+/// The next text frame during setup (other frames skipped); fails after a minute of
+/// silence or when the connection closes.
+async fn next_text(ws: &mut Ws) -> Result<tokio_tungstenite::tungstenite::Utf8Bytes> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
             .await
             .context("server went quiet during setup")?
             .context("connection closed during setup")??;
         if let Message::Text(text) = frame {
-            return Ok(serde_json::from_str(text.as_str())?);
+            return Ok(text);
         }
     }
 }
 
+async fn next_server_msg(ws: &mut Ws) -> Result<ServerMsg> {
+    Ok(serde_json::from_str(next_text(ws).await?.as_str())?)
+}
+
 /// Skips frames until a text frame starting with `prefix` (socket.io setup).
 async fn next_text_starting(ws: &mut Ws, prefix: &str) -> Result<()> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .context("server went quiet during setup")?
-            .context("connection closed during setup")??;
-        if let Message::Text(text) = frame {
-            if text.as_str().starts_with(prefix) {
-                return Ok(());
-            }
-        }
-    }
+    while !next_text(ws).await?.as_str().starts_with(prefix) {}
+    Ok(())
 }
 
 async fn send_msg(ws: &mut Ws, msg: ClientMsg) -> Result<()> {

@@ -114,6 +114,17 @@ fn presence_window(online: usize) -> Duration {
     PRESENCE_WINDOW.max(PRESENCE_WINDOW_PER_USER * u32::try_from(online).unwrap_or(u32::MAX))
 }
 
+/// Hands `items` to `send` in vectors of at most [`SNAPSHOT_CHUNK`] (none when empty).
+fn in_chunks<T>(mut items: impl Iterator<Item = T>, mut send: impl FnMut(Vec<T>)) {
+    loop {
+        let chunk: Vec<T> = items.by_ref().take(SNAPSHOT_CHUNK).collect();
+        if chunk.is_empty() {
+            return;
+        }
+        send(chunk);
+    }
+}
+
 /// Presence changes not yet sent; a later change of the same user replaces an earlier.
 #[derive(Debug, Default)]
 struct PresenceBatch {
@@ -305,33 +316,23 @@ impl RoomHub {
         // The snapshot, in bounded frames, queued before the connection can receive
         // any live event (it is attached below, under the same lock).
         outbox.send(&ready);
-        let online: Vec<UserSummary> = state
-            .users
-            .iter()
-            .map(|(id, u)| UserSummary {
-                id: id.clone(),
-                name: u.name.clone(),
-            })
-            .collect();
-        for chunk in online.chunks(SNAPSHOT_CHUNK) {
+        let online = state.users.iter().map(|(id, u)| UserSummary {
+            id: id.clone(),
+            name: u.name.clone(),
+        });
+        in_chunks(online, |online| {
             outbox.send(&ServerMsg::Presence {
-                online: chunk.to_vec(),
+                online,
                 offline: Vec::new(),
-            });
-        }
-        let channels: Vec<ChannelInfo> = state
-            .channels
-            .iter()
-            .map(|(id, name)| ChannelInfo {
-                id: *id,
-                name: name.clone(),
             })
-            .collect();
-        for chunk in channels.chunks(SNAPSHOT_CHUNK) {
-            outbox.send(&ServerMsg::Channels {
-                channels: chunk.to_vec(),
-            });
-        }
+        });
+        let channels = state.channels.iter().map(|(id, name)| ChannelInfo {
+            id: *id,
+            name: name.clone(),
+        });
+        in_chunks(channels, |channels| {
+            outbox.send(&ServerMsg::Channels { channels })
+        });
         if let Some(entry) = state.users.get_mut(user) {
             entry.conns.insert(outbox.id, outbox.clone());
         }
@@ -495,28 +496,26 @@ impl RoomHub {
         }
         // In frames of at most SNAPSHOT_CHUNK people each, like the snapshot: a crowd
         // arriving in one window must not grow every connection's write buffer.
-        let online: Vec<UserSummary> = batch.online.into_values().collect();
-        let offline: Vec<UserId> = batch.offline.into_iter().collect();
-        for chunk in online.chunks(SNAPSHOT_CHUNK) {
+        in_chunks(batch.online.into_values(), |online| {
             self.publish(
                 Target::Everyone,
                 None,
                 &ServerMsg::Presence {
-                    online: chunk.to_vec(),
+                    online,
                     offline: Vec::new(),
                 },
-            );
-        }
-        for chunk in offline.chunks(SNAPSHOT_CHUNK) {
+            )
+        });
+        in_chunks(batch.offline.into_iter(), |offline| {
             self.publish(
                 Target::Everyone,
                 None,
                 &ServerMsg::Presence {
                     online: Vec::new(),
-                    offline: chunk.to_vec(),
+                    offline,
                 },
-            );
-        }
+            )
+        });
     }
 
     /// Serializes `msg` once and sends it to `target` through the broker.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use natter_protocol::{MessageKind, RoomId, UserId, UserSummary, DEFAULT_CHANNEL};
 use natter_server::store::memory::MemoryStore;
 use natter_server::store::sqlite::SqliteStore;
-use natter_server::store::{Appended, NewMessage, Store, StoreError, UserRecord};
+use natter_server::store::{Appended, NewMessage, Store, StoreError, StoreResult, UserRecord};
 
 fn user(id: &str) -> UserSummary {
     UserSummary {
@@ -187,61 +187,20 @@ async fn history_pages_from_either_end(store: Arc<dyn Store>) {
         .map(|n| text(room, "u1", &n.to_string(), &format!("m{n}")))
         .collect();
     store.append(batch).await.expect("store call failed");
-    let seqs = |page: Vec<natter_protocol::ChatMessage>| -> Vec<u64> {
+    let seqs = |page: StoreResult<Vec<natter_protocol::ChatMessage>>| -> Vec<u64> {
+        let page = page.expect("store call failed");
         page.iter().map(|m| m.seq).collect()
     };
+    assert_eq!(seqs(store.history_before(room, 26, 3).await), [23, 24, 25]);
+    assert_eq!(seqs(store.history_before(room, 3, 10).await), [1, 2]);
     assert_eq!(
-        seqs(
-            store
-                .history_before(room, 26, 3)
-                .await
-                .expect("store call failed")
-        ),
-        [23, 24, 25]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .history_before(room, 3, 10)
-                .await
-                .expect("store call failed")
-        ),
-        [1, 2]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .history_before(room, 1, 10)
-                .await
-                .expect("store call failed")
-        ),
+        seqs(store.history_before(room, 1, 10).await),
         Vec::<u64>::new()
     );
+    assert_eq!(seqs(store.latest_after(room, 20, 3).await), [23, 24, 25]);
+    assert_eq!(seqs(store.latest_after(room, 23, 10).await), [24, 25]);
     assert_eq!(
-        seqs(
-            store
-                .latest_after(room, 20, 3)
-                .await
-                .expect("store call failed")
-        ),
-        [23, 24, 25]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .latest_after(room, 23, 10)
-                .await
-                .expect("store call failed")
-        ),
-        [24, 25]
-    );
-    assert_eq!(
-        seqs(
-            store
-                .latest_after(room, 25, 10)
-                .await
-                .expect("store call failed")
-        ),
+        seqs(store.latest_after(room, 25, 10).await),
         Vec::<u64>::new()
     );
 }
@@ -363,8 +322,10 @@ async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
     );
 }
 
+/// Instantiates every contract test for one store: `$open` makes a fresh store (and
+/// the temporary directory that must outlive it).
 macro_rules! contract_tests {
-    ($store:ident, $open:expr) => {
+    ($store:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $store {
             use super::*;
 
@@ -372,59 +333,45 @@ macro_rules! contract_tests {
                 $open
             }
 
-            #[tokio::test]
-            async fn default_channel_exists_and_names_are_unique_in_any_case() {
-                let (store, _dir) = open().await;
-                super::default_channel_exists_and_names_are_unique_in_any_case(store).await;
-            }
-
-            #[tokio::test]
-            async fn seqs_are_gap_free_per_room_across_batches() {
-                let (store, _dir) = open().await;
-                super::seqs_are_gap_free_per_room_across_batches(store).await;
-            }
-
-            #[tokio::test]
-            async fn a_resend_is_stored_once_and_returns_the_original() {
-                let (store, _dir) = open().await;
-                super::a_resend_is_stored_once_and_returns_the_original(store).await;
-            }
-
-            #[tokio::test]
-            async fn a_deleted_room_refuses_messages_and_forgets_history() {
-                let (store, _dir) = open().await;
-                super::a_deleted_room_refuses_messages_and_forgets_history(store).await;
-            }
-
-            #[tokio::test]
-            async fn history_pages_from_either_end() {
-                let (store, _dir) = open().await;
-                super::history_pages_from_either_end(store).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn appends_succeed_while_other_writes_run() {
-                let (store, _dir) = open().await;
-                super::appends_succeed_while_other_writes_run(store).await;
-            }
-
-            #[tokio::test]
-            async fn members_and_direct_rooms() {
-                let (store, _dir) = open().await;
-                super::members_and_direct_rooms(store).await;
-            }
+            $(
+                // Several worker threads, so concurrent writes really overlap.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let (store, _dir) = open().await;
+                    super::$test(store).await;
+                }
+            )*
         }
     };
 }
 
-contract_tests!(sqlite, {
-    let dir = tempfile::tempdir().expect("store call failed");
+/// Every contract test above, for one store.
+macro_rules! all_contract_tests {
+    ($store:ident, $open:expr) => {
+        contract_tests!(
+            $store,
+            $open,
+            [
+                default_channel_exists_and_names_are_unique_in_any_case,
+                seqs_are_gap_free_per_room_across_batches,
+                a_resend_is_stored_once_and_returns_the_original,
+                a_deleted_room_refuses_messages_and_forgets_history,
+                history_pages_from_either_end,
+                appends_succeed_while_other_writes_run,
+                members_and_direct_rooms,
+            ]
+        );
+    };
+}
+
+all_contract_tests!(sqlite, {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}/store.db", dir.path().display());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("store call failed"));
     (store, Some(dir))
 });
 
-contract_tests!(memory, {
+all_contract_tests!(memory, {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     (store, None)
 });
