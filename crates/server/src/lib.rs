@@ -46,6 +46,7 @@ use crate::broker::LocalBroker;
 use crate::hub::RoomHub;
 use crate::limits::IpLimits;
 use crate::store::memory::{MemoryStore, MEMORY_URL};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -86,6 +87,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Opens the store a database URL names: `postgres://…` (or `postgresql://…`),
+/// `memory:`, and anything else as SQLite.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(if url == MEMORY_URL {
+        Arc::new(MemoryStore::new())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PgStore::open(url).await?)
+    } else {
+        Arc::new(SqliteStore::open(url).await?)
+    })
+}
+
 /// Runs the server on `listener` until `shutdown` resolves; then closes every
 /// connection with 1001 and stores everything already accepted before returning.
 pub async fn run(
@@ -93,11 +106,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store: Arc<dyn Store> = if config.database_url == MEMORY_URL {
-        Arc::new(MemoryStore::new())
-    } else {
-        Arc::new(SqliteStore::open(&config.database_url).await?)
-    };
+    let store = open_store(&config.database_url).await?;
     let broker = Arc::new(LocalBroker::default());
     let hub = RoomHub::start(
         store,

@@ -1,6 +1,7 @@
 //! Persistence behind one trait, so the hub does not know which database it has.
 //!
-//! [`Store`] is implemented by [`sqlite::SqliteStore`] (the default, embedded). The
+//! [`Store`] is implemented by [`sqlite::SqliteStore`] (the default, embedded),
+//! [`postgres::PgStore`] (shared by several nodes) and [`memory::MemoryStore`]. The
 //! contract every implementation keeps:
 //! - [`Store::append`] assigns each message the next seq of its room inside the same
 //!   transaction that stores it, so seqs are gap-free and in commit order even with
@@ -10,6 +11,7 @@
 
 pub mod batch;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -172,4 +174,46 @@ pub trait Store: Send + Sync + 'static {
         after: Seq,
         limit: u32,
     ) -> StoreResult<Vec<ChatMessage>>;
+}
+
+/// The wire name of a message kind, as stored.
+pub(crate) fn kind_str(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "text",
+        MessageKind::Join => "join",
+        MessageKind::Leave => "leave",
+    }
+}
+
+/// A stored message kind (anything unknown reads as text).
+pub(crate) fn kind_from_str(kind: &str) -> MessageKind {
+    match kind {
+        "join" => MessageKind::Join,
+        "leave" => MessageKind::Leave,
+        _ => MessageKind::Text,
+    }
+}
+
+/// The key of a direct room: the two ids in order, so (a, b) and (b, a) meet.
+pub(crate) fn direct_key(a: &UserId, b: &UserId) -> String {
+    if a <= b {
+        format!("{a}|{b}")
+    } else {
+        format!("{b}|{a}")
+    }
+}
+
+/// Splits a direct room's key back into its two members.
+pub(crate) fn direct_members(key: &str) -> [UserId; 2] {
+    let (a, b) = key.split_once('|').unwrap_or((key, ""));
+    [UserId(a.to_string()), UserId(b.to_string())]
+}
+
+/// A unique-constraint violation is a [`StoreError::Conflict`]; anything else is a
+/// database failure.
+pub(crate) fn conflict_or_database(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => err.into(),
+    }
 }

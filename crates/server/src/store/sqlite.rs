@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, UserId, UserSummary};
+use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
 use super::{
-    Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+    conflict_or_database, direct_key, direct_members, kind_from_str, kind_str, Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// SQLite-backed [`Store`].
@@ -196,7 +196,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = Arc::new(AppendWriter::open(&path)?);
         tokio::spawn(checkpoint_in_background(pool.clone()));
         Ok(SqliteStore {
@@ -307,21 +307,7 @@ fn now_ms() -> i64 {
     crate::clock::now_ms()
 }
 
-fn kind_str(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Text => "text",
-        MessageKind::Join => "join",
-        MessageKind::Leave => "leave",
-    }
-}
 
-fn kind_from_str(kind: &str) -> MessageKind {
-    match kind {
-        "join" => MessageKind::Join,
-        "leave" => MessageKind::Leave,
-        _ => MessageKind::Text,
-    }
-}
 
 fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRecord> {
     let kind: String = row.try_get("kind")?;
@@ -340,9 +326,8 @@ fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRecord> {
             let key: String = row
                 .try_get::<Option<String>, _>("direct_key")?
                 .unwrap_or_default();
-            let (a, b) = key.split_once('|').unwrap_or((&key, ""));
             RoomRecordKind::Direct {
-                members: [UserId(a.to_string()), UserId(b.to_string())],
+                members: direct_members(&key),
             }
         }
     };
@@ -368,23 +353,7 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<ChatMessage> {
     })
 }
 
-/// A unique-constraint violation is a [`StoreError::Conflict`]; anything else is a
-/// database failure.
-fn conflict_or_database(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => err.into(),
-    }
-}
 
-/// The key of a direct room: the two ids in order, so (a, b) and (b, a) meet.
-fn direct_key(a: &UserId, b: &UserId) -> String {
-    if a <= b {
-        format!("{a}|{b}")
-    } else {
-        format!("{b}|{a}")
-    }
-}
 
 #[async_trait]
 impl Store for SqliteStore {
