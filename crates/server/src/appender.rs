@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Target;
 use crate::hub::{Outbox, RoomHub, WeakHub};
 use crate::store::{Appended, NewMessage, Store};
 
@@ -162,25 +161,20 @@ async fn write_loop(
 
 /// After the commit: fan out, then ack.
 fn finish(hub: Option<&RoomHub>, reply: AppendReply, outcome: Appended) {
+    let except = match &reply {
+        AppendReply::Ack { outbox, .. } => Some(outbox.id),
+        AppendReply::Notice(_) => None,
+    };
     match outcome {
-        Appended::Stored(message) => {
+        // Stored before: ack again with the original seq. It is published again too: the
+        // node that stored it may have died before publishing it (every node hands each
+        // seq to its connections once, so nobody sees it twice).
+        Appended::Stored(message) | Appended::Duplicate(message) => {
             if let Some(hub) = hub {
-                let except = match &reply {
-                    AppendReply::Ack { outbox, .. } => Some(outbox.id),
-                    AppendReply::Notice(_) => None,
-                };
-                hub.publish(
-                    Target::Room(message.room),
-                    except,
-                    &ServerMsg::Message {
-                        message: message.clone(),
-                    },
-                );
+                hub.publish_message(&message, except);
             }
             succeed(reply, message);
         }
-        // Stored before: ack again with the original seq, tell nobody else.
-        Appended::Duplicate(message) => succeed(reply, message),
         Appended::NoSuchRoom => fail(reply, AppendError::NoSuchRoom),
     }
 }

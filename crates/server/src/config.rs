@@ -27,6 +27,16 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Redis to share fan-out and presence with other natter nodes (`redis://host:port`).
+    /// Without it this node works alone. Every node of a cluster needs the same Redis,
+    /// the same `--redis-prefix` and the same PostgreSQL `--database-url`.
+    #[arg(long, env = "NATTER_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of natter's Redis keys and channel, so several clusters can share a Redis.
+    #[arg(long, env = "NATTER_REDIS_PREFIX", default_value = "natter")]
+    pub redis_prefix: String,
+
     /// Directory of the built web client (trunk's `dist/`), served at `/`.
     #[arg(long, env = "NATTER_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
@@ -93,6 +103,8 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            redis_url: None,
+            redis_prefix: "natter".into(),
             static_dir: PathBuf::from("does-not-exist"),
             presence_grace_ms: 300,
             hello_timeout_ms: 10_000,

@@ -3,24 +3,41 @@
 //!
 //! Shared state is one [`RoomHub`] handle (a `Clone` around an `Arc`) with a std
 //! `RwLock` over [`HubState`]. The lock is only taken inside short synchronous methods
-//! here and never across an `.await`: fan-out is a read lock plus a non-blocking
-//! `try_send` per recipient, so one slow client can never stall a room. Everything
-//! that waits (the database) happens outside the lock, in `session.rs` and the
-//! append queue.
+//! here and never across an `.await`: fan-out is a non-blocking `try_send` per
+//! recipient, so one slow client can never stall a room. Everything that waits (the
+//! database, Redis) happens outside the lock, in `session.rs`, the append queue and
+//! the tasks spawned here.
+//!
+//! The hub is written for several nodes; with one node its broker simply hands
+//! everything back at once:
+//! - **Presence** is a board of who is online on which node (this one included). A
+//!   user is online while any node has them; people see one presence change when the
+//!   first node gains them and when the last loses them, so tabs on several nodes count
+//!   as one and a reconnect to another node within the grace period shows nothing.
+//! - **Room messages** carry their seq. Each node hands a room's messages to its
+//!   connections in seq order, once each: one that arrives early waits for the ones
+//!   before it, and if they do not come within [`GAP_WAIT`] (pub/sub dropped them, or
+//!   their node died before publishing) they are read from the store.
+//! - **Membership and channel changes** travel with the event that announces them
+//!   ([`Effect`]), so the node of the person concerned updates its index too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
-use natter_protocol::{ChannelInfo, RoomId, ServerMsg, UserId, UserSummary, SNAPSHOT_CHUNK};
+use natter_protocol::{
+    ChannelInfo, ChatMessage, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
+    SNAPSHOT_CHUNK,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::appender::AppendQueue;
-use crate::broker::{Broker, Delivery, Target};
+use crate::broker::{Broker, ClusterSink, Delivery, Effect, NodeId, Target};
 use crate::store::Store;
 
 /// Identifies one WebSocket connection (a browser tab), unique within this process.
@@ -71,12 +88,10 @@ impl Outbox {
     }
 }
 
-/// An online user: their connections and the rooms fan-out should reach them in.
+/// This node's part of an online user: their connections here.
 #[derive(Debug)]
-struct OnlineUser {
-    /// Current display name.
-    name: String,
-    /// Open connections (tabs) that finished `hello`.
+struct LocalUser {
+    /// Open connections (tabs) on this node that finished `hello`.
     conns: HashMap<ConnId, Outbox>,
     /// Rooms this user is a member of (mirrors the store while online).
     rooms: HashSet<RoomId>,
@@ -85,17 +100,200 @@ struct OnlineUser {
     epoch: u64,
 }
 
+/// A user online somewhere in the cluster.
+#[derive(Debug)]
+struct OnlineUser {
+    /// Current display name.
+    name: String,
+    /// The nodes that have this user (with a connection or in a grace period).
+    nodes: HashSet<NodeId>,
+}
+
+/// One room's fan-out on this node.
+#[derive(Debug, Default)]
+struct RoomFanout {
+    /// Members online on this node.
+    members: HashSet<UserId>,
+    /// The newest seq handed to them; the next message must be the one after.
+    delivered: Seq,
+    /// Messages that arrived ahead of a missing one, by seq, with the connection to skip.
+    early: BTreeMap<Seq, (Utf8Bytes, Option<ConnId>)>,
+    /// A task is already waiting to fill the gap before `early`.
+    filling: bool,
+}
+
+impl RoomFanout {
+    fn starting_after(seq: Seq) -> Self {
+        RoomFanout {
+            delivered: seq,
+            ..RoomFanout::default()
+        }
+    }
+
+    /// The first seq missing before the early messages, if any are waiting.
+    fn gap(&self) -> Option<Seq> {
+        self.early
+            .keys()
+            .next()
+            .filter(|first| **first > self.delivered + 1)
+            .map(|_| self.delivered + 1)
+    }
+}
+
 /// Everything the hub knows, guarded by one lock.
 #[derive(Debug, Default)]
 struct HubState {
-    /// Users online now, or inside their grace period.
-    users: HashMap<UserId, OnlineUser>,
+    /// Users with connections on this node, or inside their grace period here.
+    local: HashMap<UserId, LocalUser>,
+    /// Everyone online on any node: the presence board.
+    online: HashMap<UserId, OnlineUser>,
     /// `name_key` of every online user's name → the user holding it.
     names: HashMap<String, UserId>,
-    /// Online members of each room: the fan-out index.
-    rooms: HashMap<RoomId, HashSet<UserId>>,
-    /// Every public channel (id → name), kept in memory for the `ready` snapshot.
+    /// Rooms with members on this node: the fan-out index.
+    rooms: HashMap<RoomId, RoomFanout>,
+    /// Every public channel (id → name), kept in memory for the snapshot after `ready`.
     channels: BTreeMap<RoomId, String>,
+    /// Nodes that stopped answering and whose users go offline when their grace ends.
+    departing: HashSet<NodeId>,
+}
+
+/// What one presence update means to the people watching.
+enum PresenceChange {
+    /// Nothing they can see.
+    Unchanged,
+    /// Came online, or is online under a new name.
+    Online(UserSummary),
+    /// No node has them any more.
+    Offline(UserId),
+}
+
+impl HubState {
+    /// Records that `node` has `user` under `name` (`None`: no longer has them).
+    fn set_presence(&mut self, node: &str, user: &UserId, name: Option<&str>) -> PresenceChange {
+        match name {
+            Some(name) => {
+                let key = name_key(name);
+                let entry = self.online.entry(user.clone()).or_insert_with(|| OnlineUser {
+                    name: String::new(),
+                    nodes: HashSet::new(),
+                });
+                entry.nodes.insert(node.to_string());
+                if entry.name == name {
+                    return PresenceChange::Unchanged;
+                }
+                let old = std::mem::replace(&mut entry.name, name.to_string());
+                if self.names.get(&name_key(&old)) == Some(user) {
+                    self.names.remove(&name_key(&old));
+                }
+                self.names.insert(key, user.clone());
+                PresenceChange::Online(UserSummary {
+                    id: user.clone(),
+                    name: name.to_string(),
+                })
+            }
+            None => {
+                let Some(entry) = self.online.get_mut(user) else {
+                    return PresenceChange::Unchanged;
+                };
+                entry.nodes.remove(node);
+                if !entry.nodes.is_empty() {
+                    return PresenceChange::Unchanged;
+                }
+                if let Some(gone) = self.online.remove(user) {
+                    let key = name_key(&gone.name);
+                    if self.names.get(&key) == Some(user) {
+                        self.names.remove(&key);
+                    }
+                }
+                PresenceChange::Offline(user.clone())
+            }
+        }
+    }
+
+    /// Indexes a local user as a member of `room`, following the room from `seq` on if
+    /// this node did not follow it yet.
+    fn index_member(&mut self, room: RoomId, user: &UserId, seq: Seq) {
+        let Some(local) = self.local.get_mut(user) else {
+            return;
+        };
+        local.rooms.insert(room);
+        self.rooms
+            .entry(room)
+            .or_insert_with(|| RoomFanout::starting_after(seq))
+            .members
+            .insert(user.clone());
+    }
+
+    /// Removes `user` from the fan-out of `room`; a room nobody here is in is forgotten.
+    fn unindex_member(&mut self, room: RoomId, user: &UserId) {
+        if let Some(local) = self.local.get_mut(user) {
+            local.rooms.remove(&room);
+        }
+        if let Some(fanout) = self.rooms.get_mut(&room) {
+            fanout.members.remove(user);
+            if fanout.members.is_empty() {
+                self.rooms.remove(&room);
+            }
+        }
+    }
+
+    fn apply(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Member { room, user, seq } => self.index_member(*room, user, *seq),
+            Effect::NotMember { room, user } => self.unindex_member(*room, user),
+            Effect::Channel { id, name } => {
+                self.channels.insert(*id, name.clone());
+            }
+            Effect::RoomGone { room } => {
+                self.channels.remove(room);
+                if let Some(fanout) = self.rooms.remove(room) {
+                    for user in fanout.members {
+                        if let Some(local) = self.local.get_mut(&user) {
+                            local.rooms.remove(room);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Queues `frame` for every connection of `users`' listed members except `except`.
+fn send_to_members(
+    members: &HashSet<UserId>,
+    local: &HashMap<UserId, LocalUser>,
+    frame: &Utf8Bytes,
+    except: Option<ConnId>,
+) {
+    for member in members {
+        if let Some(user) = local.get(member) {
+            send_to_user(user, frame, except);
+        }
+    }
+}
+
+fn send_to_user(user: &LocalUser, frame: &Utf8Bytes, except: Option<ConnId>) {
+    for (id, outbox) in &user.conns {
+        if Some(*id) != except {
+            outbox.push(frame.clone());
+        }
+    }
+}
+
+/// Hands the early messages that now follow `delivered` to the room's members.
+fn release_early(fanout: &mut RoomFanout, local: &HashMap<UserId, LocalUser>) {
+    while let Some(entry) = fanout.early.first_entry() {
+        let seq = *entry.key();
+        if seq <= fanout.delivered {
+            entry.remove();
+        } else if seq == fanout.delivered + 1 {
+            let (frame, except) = entry.remove();
+            send_to_members(&fanout.members, local, &frame, except);
+            fanout.delivered = seq;
+        } else {
+            return;
+        }
+    }
 }
 
 /// How long presence changes are collected before they go out as one frame. A crowd
@@ -108,6 +306,12 @@ const PRESENCE_WINDOW: Duration = Duration::from_millis(100);
 /// person) so that presence costs at most about 10,000 deliveries a second however
 /// many are online: 100 ms up to 1,000 people, 1 s at 10,000.
 const PRESENCE_WINDOW_PER_USER: Duration = Duration::from_micros(100);
+
+/// How long a room message that arrived ahead of a missing one waits for it before the
+/// missing ones are read from the store. Between nodes, messages of one room reach a
+/// node out of order by well under a millisecond; this only runs out when pub/sub
+/// really lost something.
+pub const GAP_WAIT: Duration = Duration::from_millis(100);
 
 /// How long to collect presence changes with `online` people online.
 fn presence_window(online: usize) -> Duration {
@@ -137,18 +341,6 @@ struct PresenceBatch {
 #[error("the name is held by someone else online")]
 pub struct NameTaken;
 
-/// What [`RoomHub::register`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registered {
-    /// The user was offline and is now online: tell everyone.
-    CameOnline,
-    /// The user was online (another tab, or within the grace period) under another
-    /// name: tell everyone the new name.
-    Renamed,
-    /// The user was online under this name: nothing to tell.
-    Unchanged,
-}
-
 /// A hub reference that does not keep the hub alive (held by its own tasks).
 #[derive(Clone)]
 pub(crate) struct WeakHub(Weak<HubInner>);
@@ -171,7 +363,7 @@ struct HubInner {
     state: RwLock<HubState>,
     /// Durable state.
     store: Arc<dyn Store>,
-    /// Fan-out across nodes.
+    /// Fan-out and presence across nodes.
     broker: Arc<dyn Broker>,
     /// The single, batching writer of messages.
     appender: AppendQueue,
@@ -182,7 +374,9 @@ struct HubInner {
     /// See [`crate::Config::outbound_queue`].
     outbound_queue: usize,
     /// Presence changes waiting for the next window.
-    presence: std::sync::Mutex<PresenceBatch>,
+    presence: Mutex<PresenceBatch>,
+    /// This hub, for the tasks it spawns from `&self` callbacks.
+    me: WeakHub,
 }
 
 impl RoomHub {
@@ -210,7 +404,8 @@ impl RoomHub {
                 next_conn: AtomicU64::new(1),
                 presence_grace,
                 outbound_queue,
-                presence: std::sync::Mutex::new(PresenceBatch::default()),
+                presence: Mutex::new(PresenceBatch::default()),
+                me: WeakHub(weak.clone()),
             }
         });
         let presence_hub = WeakHub(Arc::downgrade(&inner));
@@ -221,18 +416,14 @@ impl RoomHub {
                 match presence_hub.upgrade() {
                     Some(hub) => {
                         hub.flush_presence();
-                        window = presence_window(hub.read().users.len());
+                        window = presence_window(hub.read().online.len());
                     }
                     None => return,
                 }
             }
         });
-        let weak = Arc::downgrade(&inner);
-        broker.subscribe(Arc::new(move |delivery| {
-            if let Some(inner) = weak.upgrade() {
-                RoomHub { inner }.deliver_local(delivery);
-            }
-        }));
+        let sink: Weak<HubInner> = Arc::downgrade(&inner);
+        broker.subscribe(sink);
         Ok(RoomHub { inner })
     }
 
@@ -257,66 +448,71 @@ impl RoomHub {
         self.inner.appender.drain().await;
     }
 
+    fn node(&self) -> &str {
+        self.inner.broker.node()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, HubState> {
-        // A poisoned lock means a panic elsewhere while holding it; the state itself is
-        // still consistent (every method completes its change before returning).
-        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+        self.inner.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HubState> {
-        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+        self.inner.write()
     }
 
     /// Is this name unused by everyone online? A cheap early answer for a newcomer;
-    /// [`RoomHub::register`] decides atomically.
+    /// [`RoomHub::claim_name`] and [`RoomHub::register`] decide.
     pub fn name_free(&self, name: &str) -> bool {
         !self.read().names.contains_key(&name_key(name))
     }
 
-    /// Puts a user online under `name` with a new connection, its rooms indexed for
-    /// fan-out, and queues `ready` followed by the snapshot of who is online and which
-    /// channels exist (read at that same instant) as the connection's first frames.
-    /// Fails when another user holds the name.
+    /// Reserves `name` for `user` on every node (through the broker). While the broker
+    /// cannot be reached, this node's own view decides, so people can still sign in.
+    pub async fn claim_name(&self, user: &UserId, name: &str) -> Result<(), NameTaken> {
+        match self.inner.broker.claim_name(user, &name_key(name)).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(NameTaken),
+            Err(err) => {
+                tracing::warn!(%err, "could not reserve a name across nodes; checking this node only");
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts a user online under `name` with a new connection, its rooms (with their
+    /// newest seqs) indexed for fan-out, and queues `ready` followed by the snapshot of
+    /// who is online and which channels exist (read at that same instant) as the
+    /// connection's first frames. Fails when another user holds the name.
     pub fn register(
         &self,
         user: &UserId,
         name: &str,
-        rooms: &[RoomId],
+        rooms: &[(RoomId, Seq)],
         outbox: &Outbox,
         ready: ServerMsg,
-    ) -> Result<Registered, NameTaken> {
+    ) -> Result<(), NameTaken> {
         let key = name_key(name);
         let mut state = self.write();
         if state.names.get(&key).is_some_and(|holder| holder != user) {
             return Err(NameTaken);
         }
-        let outcome = match state.users.get(user) {
-            None => Registered::CameOnline,
-            Some(online) if online.name != name => Registered::Renamed,
-            Some(_) => Registered::Unchanged,
-        };
-        if let Some(old) = state.users.get(user).map(|u| name_key(&u.name)) {
-            state.names.remove(&old);
-        }
-        state.names.insert(key, user.clone());
-        let entry = state
-            .users
+        let old_key = state.online.get(user).map(|u| name_key(&u.name));
+        state
+            .local
             .entry(user.clone())
-            .or_insert_with(|| OnlineUser {
-                name: name.to_string(),
+            .or_insert_with(|| LocalUser {
                 conns: HashMap::new(),
                 rooms: HashSet::new(),
                 epoch: 0,
             });
-        entry.name = name.to_string();
-        entry.rooms.extend(rooms.iter().copied());
-        for room in rooms {
-            state.rooms.entry(*room).or_default().insert(user.clone());
+        for (room, seq) in rooms {
+            state.index_member(*room, user, *seq);
         }
+        let change = state.set_presence(self.node(), user, Some(name));
         // The snapshot, in bounded frames, queued before the connection can receive
         // any live event (it is attached below, under the same lock).
         outbox.send(&ready);
-        let online = state.users.iter().map(|(id, u)| UserSummary {
+        let online = state.online.iter().map(|(id, u)| UserSummary {
             id: id.clone(),
             name: u.name.clone(),
         });
@@ -333,10 +529,15 @@ impl RoomHub {
         in_chunks(channels, |channels| {
             outbox.send(&ServerMsg::Channels { channels })
         });
-        if let Some(entry) = state.users.get_mut(user) {
-            entry.conns.insert(outbox.id, outbox.clone());
+        if let Some(local) = state.local.get_mut(user) {
+            local.conns.insert(outbox.id, outbox.clone());
         }
-        Ok(outcome)
+        drop(state);
+        self.after_presence_change(user, Some(name), change);
+        if let Some(old_key) = old_key.filter(|old| *old != key) {
+            self.inner.broker.release_name(user, &old_key);
+        }
+        Ok(())
     }
 
     /// Changes an online user's name. Fails when someone else holds it.
@@ -346,214 +547,412 @@ impl RoomHub {
         if state.names.get(&key).is_some_and(|holder| holder != user) {
             return Err(NameTaken);
         }
-        let Some(old) = state.users.get(user).map(|u| name_key(&u.name)) else {
+        let Some(old_key) = state.online.get(user).map(|u| name_key(&u.name)) else {
             // Not online (cannot happen for a ready session): nothing to rename.
             return Ok(());
         };
-        state.names.remove(&old);
-        state.names.insert(key, user.clone());
-        if let Some(entry) = state.users.get_mut(user) {
-            entry.name = name.to_string();
+        let change = state.set_presence(self.node(), user, Some(name));
+        drop(state);
+        self.after_presence_change(user, Some(name), change);
+        if old_key != key {
+            self.inner.broker.release_name(user, &old_key);
         }
         Ok(())
     }
 
-    /// The current name of an online user.
-    pub fn online_name(&self, user: &UserId) -> Option<String> {
-        self.read().users.get(user).map(|u| u.name.clone())
+    /// Tells the other nodes about a presence change of a user here, and the people
+    /// here (in the next presence frame) if they can see it.
+    fn after_presence_change(&self, user: &UserId, name: Option<&str>, change: PresenceChange) {
+        self.inner.broker.announce(user, name);
+        self.inner.note(change);
     }
 
-    /// Is `user` (online) a member of `room`?
+    /// The current name of a user online on any node.
+    pub fn online_name(&self, user: &UserId) -> Option<String> {
+        self.read().online.get(user).map(|u| u.name.clone())
+    }
+
+    /// Is `user` (online here) a member of `room`?
     pub fn is_member(&self, user: &UserId, room: RoomId) -> bool {
         self.read()
-            .users
+            .local
             .get(user)
             .is_some_and(|u| u.rooms.contains(&room))
     }
 
-    /// Indexes `user` as a member of `room`, if they are online.
-    pub fn add_member(&self, room: RoomId, user: &UserId) {
-        let mut state = self.write();
-        if let Some(entry) = state.users.get_mut(user) {
-            entry.rooms.insert(room);
-            state.rooms.entry(room).or_default().insert(user.clone());
-        }
-    }
-
-    /// Removes `user` from the fan-out index of `room`.
-    pub fn remove_member(&self, room: RoomId, user: &UserId) {
-        let mut state = self.write();
-        if let Some(entry) = state.users.get_mut(user) {
-            entry.rooms.remove(&room);
-        }
-        if let Some(members) = state.rooms.get_mut(&room) {
-            members.remove(user);
-            if members.is_empty() {
-                state.rooms.remove(&room);
-            }
-        }
-    }
-
-    /// Records a new public channel in the in-memory list.
-    pub fn add_channel(&self, channel: &ChannelInfo) {
-        self.write()
-            .channels
-            .insert(channel.id, channel.name.clone());
-    }
-
-    /// Forgets a deleted room (a channel leaves the list).
-    pub fn remove_room(&self, room: RoomId) {
-        let mut state = self.write();
-        state.channels.remove(&room);
-        if let Some(members) = state.rooms.remove(&room) {
-            for user in members {
-                if let Some(entry) = state.users.get_mut(&user) {
-                    entry.rooms.remove(&room);
-                }
-            }
-        }
-    }
-
-    /// Drops a closed connection. When it was the user's last one, the user stays
-    /// online for the grace period and then goes offline unless they came back.
+    /// Drops a closed connection. When it was the user's last one here, the user stays
+    /// online for the grace period and then leaves this node unless they came back.
     pub fn disconnect(&self, user: &UserId, conn: ConnId) {
         let epoch = {
             let mut state = self.write();
-            let Some(entry) = state.users.get_mut(user) else {
+            let Some(local) = state.local.get_mut(user) else {
                 return;
             };
-            entry.conns.remove(&conn);
-            if !entry.conns.is_empty() {
+            local.conns.remove(&conn);
+            if !local.conns.is_empty() {
                 return;
             }
-            entry.epoch += 1;
-            entry.epoch
+            local.epoch += 1;
+            local.epoch
         };
-        let weak = Arc::downgrade(&self.inner);
+        let me = self.inner.me.clone();
         let user = user.clone();
         let grace = self.inner.presence_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            if let Some(inner) = weak.upgrade() {
-                RoomHub { inner }.expire(&user, epoch);
+            if let Some(hub) = me.upgrade() {
+                hub.expire(&user, epoch);
             }
         });
     }
 
-    /// Ends a grace period: takes the user offline if nothing reconnected since.
+    /// Ends a grace period: the user leaves this node if nothing reconnected since, and
+    /// goes offline unless another node has them.
     fn expire(&self, user: &UserId, epoch: u64) {
-        {
+        let (change, name_key_held) = {
             let mut state = self.write();
             let still_gone = state
-                .users
+                .local
                 .get(user)
                 .is_some_and(|u| u.conns.is_empty() && u.epoch == epoch);
             if !still_gone {
                 return;
             }
-            let Some(entry) = state.users.remove(user) else {
+            let Some(local) = state.local.remove(user) else {
                 return;
             };
-            state.names.remove(&name_key(&entry.name));
-            for room in entry.rooms {
-                if let Some(members) = state.rooms.get_mut(&room) {
-                    members.remove(user);
-                    if members.is_empty() {
+            for room in local.rooms {
+                if let Some(fanout) = state.rooms.get_mut(&room) {
+                    fanout.members.remove(user);
+                    if fanout.members.is_empty() {
                         state.rooms.remove(&room);
                     }
                 }
             }
+            let key = state.online.get(user).map(|u| name_key(&u.name));
+            (state.set_presence(self.node(), user, None), key)
+        };
+        let offline = matches!(change, PresenceChange::Offline(_));
+        self.after_presence_change(user, None, change);
+        if let (true, Some(key)) = (offline, name_key_held) {
+            // Nobody has them any more: the name is free for others at once.
+            self.inner.broker.release_name(user, &key);
         }
-        self.note_offline(user.clone());
     }
 
-    /// Queues "`user` is online under this name" for the next presence frame.
-    pub fn note_online(&self, user: UserSummary) {
-        let mut batch = self.presence_batch();
-        batch.offline.remove(&user.id);
-        batch.online.insert(user.id.clone(), user);
-    }
-
-    /// Queues "`user` went offline" for the next presence frame.
-    fn note_offline(&self, user: UserId) {
-        let mut batch = self.presence_batch();
-        batch.online.remove(&user);
-        batch.offline.insert(user);
-    }
-
-    fn presence_batch(&self) -> std::sync::MutexGuard<'_, PresenceBatch> {
-        self.inner
-            .presence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sends the collected presence changes to everyone as one frame.
+    /// Sends the collected presence changes to everyone here as one frame (every node
+    /// sends its own people the changes it sees).
     fn flush_presence(&self) {
-        let batch = std::mem::take(&mut *self.presence_batch());
+        let batch = std::mem::take(&mut *self.inner.presence_batch());
         if batch.online.is_empty() && batch.offline.is_empty() {
             return;
         }
         // In frames of at most SNAPSHOT_CHUNK people each, like the snapshot: a crowd
         // arriving in one window must not grow every connection's write buffer.
+        let everyone_here = |msg: ServerMsg| {
+            self.inner.deliver_local(&Delivery {
+                target: Target::Everyone,
+                except: None,
+                seq: None,
+                effect: None,
+                frame: msg.to_json().into(),
+            })
+        };
         in_chunks(batch.online.into_values(), |online| {
-            self.publish(
-                Target::Everyone,
-                None,
-                &ServerMsg::Presence {
-                    online,
-                    offline: Vec::new(),
-                },
-            )
+            everyone_here(ServerMsg::Presence {
+                online,
+                offline: Vec::new(),
+            })
         });
         in_chunks(batch.offline.into_iter(), |offline| {
-            self.publish(
-                Target::Everyone,
-                None,
-                &ServerMsg::Presence {
-                    online: Vec::new(),
-                    offline,
-                },
-            )
+            everyone_here(ServerMsg::Presence {
+                online: Vec::new(),
+                offline,
+            })
         });
     }
 
-    /// Serializes `msg` once and sends it to `target` through the broker.
+    /// Serializes `msg` once and sends it to `target` on every node.
     pub fn publish(&self, target: Target, except: Option<ConnId>, msg: &ServerMsg) {
+        self.publish_delivery(target, except, None, None, msg);
+    }
+
+    /// Like [`RoomHub::publish`], with an index change every node applies first.
+    pub fn publish_with(&self, target: Target, effect: Effect, msg: &ServerMsg) {
+        self.publish_delivery(target, None, None, Some(effect), msg);
+    }
+
+    /// Sends a stored message to its room on every node (in seq order there).
+    pub fn publish_message(&self, message: &ChatMessage, except: Option<ConnId>) {
+        self.publish_delivery(
+            Target::Room(message.room),
+            except,
+            Some(message.seq),
+            None,
+            &ServerMsg::Message {
+                message: message.clone(),
+            },
+        );
+    }
+
+    fn publish_delivery(
+        &self,
+        target: Target,
+        except: Option<ConnId>,
+        seq: Option<Seq>,
+        effect: Option<Effect>,
+        msg: &ServerMsg,
+    ) {
         self.inner.broker.publish(Delivery {
             target,
             except,
+            seq,
+            effect,
             frame: msg.to_json().into(),
         });
     }
 
-    /// Hands a delivery to this process's recipients (called by the broker).
-    fn deliver_local(&self, delivery: &Delivery) {
-        let state = self.read();
-        let send_to_user = |user: &OnlineUser| {
-            for (id, outbox) in &user.conns {
-                if Some(*id) != delivery.except {
-                    outbox.push(delivery.frame.clone());
-                }
+    /// Reads the messages of `room` this node has not delivered from the store and
+    /// hands them to its members (at most the newest page; a client that finds a gap
+    /// before them asks for history itself).
+    async fn fill_from_store(&self, room: RoomId) {
+        let Some(after) = self.read().rooms.get(&room).map(|f| f.delivered) else {
+            return;
+        };
+        let messages = match self.inner.store.latest_after(room, after, HISTORY_PAGE).await {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(%err, room = room.0, "could not read missed messages; will retry");
+                return;
             }
         };
+        let mut state = self.write();
+        let HubState { rooms, local, .. } = &mut *state;
+        let Some(fanout) = rooms.get_mut(&room) else {
+            return;
+        };
+        for message in messages {
+            if message.seq > fanout.delivered {
+                let seq = message.seq;
+                let frame: Utf8Bytes = ServerMsg::Message { message }.to_json().into();
+                send_to_members(&fanout.members, local, &frame, None);
+                fanout.delivered = seq;
+            }
+        }
+        release_early(fanout, local);
+    }
+
+    /// Waits [`GAP_WAIT`] for the messages missing before `room`'s early ones, then
+    /// reads them from the store, until no gap is left.
+    fn fill_gap_later(&self, room: RoomId) {
+        let me = self.inner.me.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(GAP_WAIT).await;
+                let Some(hub) = me.upgrade() else { return };
+                let gap = {
+                    let mut state = hub.write();
+                    let Some(fanout) = state.rooms.get_mut(&room) else {
+                        return;
+                    };
+                    let gap = fanout.gap();
+                    if gap.is_none() {
+                        fanout.filling = false;
+                    }
+                    gap
+                };
+                if gap.is_none() {
+                    return;
+                }
+                tracing::debug!(room = room.0, "filling a gap in a room's messages from the store");
+                hub.fill_from_store(room).await;
+            }
+        });
+    }
+}
+
+impl HubInner {
+    fn read(&self) -> RwLockReadGuard<'_, HubState> {
+        // A poisoned lock means a panic elsewhere while holding it; the state itself is
+        // still consistent (every method completes its change before returning).
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HubState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn presence_batch(&self) -> std::sync::MutexGuard<'_, PresenceBatch> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a visible presence change for the next presence frame.
+    fn note(&self, change: PresenceChange) {
+        let mut batch = self.presence_batch();
+        match change {
+            PresenceChange::Unchanged => {}
+            PresenceChange::Online(user) => {
+                batch.offline.remove(&user.id);
+                batch.online.insert(user.id.clone(), user);
+            }
+            PresenceChange::Offline(user) => {
+                batch.online.remove(&user);
+                batch.offline.insert(user);
+            }
+        }
+    }
+
+    /// Applies a delivery's effect and hands its frame to this node's recipients;
+    /// room messages in seq order, once each.
+    fn deliver_local(&self, delivery: &Delivery) {
+        let mut state = self.write();
+        if let Some(effect) = &delivery.effect {
+            state.apply(effect);
+        }
+        let HubState { rooms, local, .. } = &mut *state;
+        let mut gap_in = None;
         match &delivery.target {
             Target::Room(room) => {
-                if let Some(members) = state.rooms.get(room) {
-                    for member in members {
-                        if let Some(user) = state.users.get(member) {
-                            send_to_user(user);
-                        }
+                let Some(fanout) = rooms.get_mut(room) else {
+                    return;
+                };
+                let Some(seq) = delivery.seq else {
+                    send_to_members(&fanout.members, local, &delivery.frame, delivery.except);
+                    return;
+                };
+                if seq <= fanout.delivered {
+                    // Already delivered (a resend's original, or filled from the store).
+                } else if seq == fanout.delivered + 1 {
+                    send_to_members(&fanout.members, local, &delivery.frame, delivery.except);
+                    fanout.delivered = seq;
+                    release_early(fanout, local);
+                } else {
+                    fanout
+                        .early
+                        .insert(seq, (delivery.frame.clone(), delivery.except));
+                    if !fanout.filling {
+                        fanout.filling = true;
+                        gap_in = Some(*room);
                     }
                 }
             }
             Target::User(id) => {
-                if let Some(user) = state.users.get(id) {
-                    send_to_user(user);
+                if let Some(user) = local.get(id) {
+                    send_to_user(user, &delivery.frame, delivery.except);
                 }
             }
-            Target::Everyone => state.users.values().for_each(send_to_user),
+            Target::Everyone => local
+                .values()
+                .for_each(|user| send_to_user(user, &delivery.frame, delivery.except)),
         }
+        drop(state);
+        if let (Some(room), Some(hub)) = (gap_in, self.me.upgrade()) {
+            hub.fill_gap_later(room);
+        }
+    }
+
+    /// Takes the users of a node that stopped answering offline, unless it answered
+    /// again meanwhile.
+    fn drop_departed_node(&self, node: &str) {
+        let changes: Vec<PresenceChange> = {
+            let mut state = self.write();
+            if !state.departing.remove(node) {
+                return;
+            }
+            let users: Vec<UserId> = state
+                .online
+                .iter()
+                .filter(|(_, u)| u.nodes.contains(node))
+                .map(|(id, _)| id.clone())
+                .collect();
+            users
+                .iter()
+                .map(|user| state.set_presence(node, user, None))
+                .collect()
+        };
+        for change in changes {
+            self.note(change);
+        }
+    }
+}
+
+impl ClusterSink for HubInner {
+    fn deliver(&self, delivery: &Delivery) {
+        self.deliver_local(delivery);
+    }
+
+    fn presence(&self, node: &str, user: &UserId, name: Option<&str>) {
+        let change = {
+            let mut state = self.write();
+            state.departing.remove(node);
+            state.set_presence(node, user, name)
+        };
+        self.note(change);
+    }
+
+    fn node_snapshot(&self, node: &str, users: Vec<UserSummary>) {
+        let changes: Vec<PresenceChange> = {
+            let mut state = self.write();
+            state.departing.remove(node);
+            let listed: HashSet<&UserId> = users.iter().map(|u| &u.id).collect();
+            let gone: Vec<UserId> = state
+                .online
+                .iter()
+                .filter(|(id, u)| u.nodes.contains(node) && !listed.contains(id))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut changes: Vec<PresenceChange> = gone
+                .iter()
+                .map(|user| state.set_presence(node, user, None))
+                .collect();
+            for user in &users {
+                changes.push(state.set_presence(node, &user.id, Some(&user.name)));
+            }
+            changes
+        };
+        for change in changes {
+            self.note(change);
+        }
+    }
+
+    fn node_gone(&self, node: &str) {
+        self.write().departing.insert(node.to_string());
+        let me = self.me.clone();
+        let node = node.to_string();
+        let grace = self.presence_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(hub) = me.upgrade() {
+                hub.inner.drop_departed_node(&node);
+            }
+        });
+        // It may have stored messages it never published.
+        self.catch_up();
+    }
+
+    fn catch_up(&self) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let Some(hub) = me.upgrade() else { return };
+            let rooms: Vec<RoomId> = hub.read().rooms.keys().copied().collect();
+            for room in rooms {
+                hub.fill_from_store(room).await;
+            }
+        });
+    }
+
+    fn local_users(&self) -> Vec<UserSummary> {
+        let state = self.read();
+        state
+            .local
+            .keys()
+            .filter_map(|id| {
+                state.online.get(id).map(|u| UserSummary {
+                    id: id.clone(),
+                    name: u.name.clone(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -42,7 +42,8 @@ use tower_http::services::{ServeDir, ServeFile};
 
 pub use config::Config;
 
-use crate::broker::LocalBroker;
+use crate::broker::redis::RedisBroker;
+use crate::broker::{Broker, BrokerError, LocalBroker};
 use crate::hub::RoomHub;
 use crate::limits::IpLimits;
 use crate::store::memory::{MemoryStore, MEMORY_URL};
@@ -59,6 +60,9 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    /// Redis (for several nodes) could not be reached.
+    #[error("cluster broker: {0}")]
+    Broker(#[from] BrokerError),
 }
 
 /// What every request handler can reach.
@@ -107,7 +111,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.database_url).await?;
-    let broker = Arc::new(LocalBroker::default());
+    let broker: Arc<dyn Broker> = match &config.redis_url {
+        Some(url) => Arc::new(RedisBroker::connect(url, &config.redis_prefix).await?),
+        None => Arc::new(LocalBroker::default()),
+    };
     let hub = RoomHub::start(
         store,
         broker,

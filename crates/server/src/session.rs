@@ -14,8 +14,8 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::appender::{AppendError, AppendReply};
-use crate::broker::Target;
-use crate::hub::{Outbox, Registered, RoomHub};
+use crate::broker::{Effect, Target};
+use crate::hub::{Outbox, RoomHub};
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 
 /// A refused request: the error frame's code and message.
@@ -153,10 +153,16 @@ impl Session {
                     }
                     other => other?,
                 };
+                let listed = Effect::Channel {
+                    id: room.id,
+                    name: name.clone(),
+                };
                 let channel = ChannelInfo { id: room.id, name };
-                self.hub.add_channel(&channel);
-                self.hub
-                    .publish(Target::Everyone, None, &ServerMsg::ChannelAdded { channel });
+                self.hub.publish_with(
+                    Target::Everyone,
+                    listed,
+                    &ServerMsg::ChannelAdded { channel },
+                );
                 self.join(&user, room).await
             }
             ClientMsg::JoinChannel { name } => {
@@ -290,22 +296,22 @@ impl Session {
             id: user.id.clone(),
             name: name.clone(),
         };
-        let room_ids: Vec<RoomId> = records.iter().map(|r| r.id).collect();
+        let room_seqs: Vec<(RoomId, Seq)> = records.iter().map(|r| (r.id, r.latest_seq)).collect();
         let ready = ServerMsg::Ready {
-            me: me.clone(),
+            me,
             credentials,
             rooms,
         };
-        let registered = self
-            .hub
-            .register(&user.id, &name, &room_ids, &self.outbox, ready)
+        self.hub
+            .claim_name(&user.id, &name)
+            .await
+            .map_err(|_| name_taken(&name))?;
+        self.hub
+            .register(&user.id, &name, &room_seqs, &self.outbox, ready)
             .map_err(|_| name_taken(&name))?;
         self.user = Some(user.id.clone());
         if user.name != name {
             store.rename_user(&user.id, &name).await?;
-        }
-        if registered != Registered::Unchanged {
-            self.hub.note_online(me);
         }
         for record in &records {
             let after = resume.iter().find(|p| p.room == record.id).map(|p| p.seq);
@@ -317,14 +323,13 @@ impl Session {
     async fn rename(&mut self, user: &UserId, name: &str) -> Outcome {
         let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
         self.hub
+            .claim_name(user, &name)
+            .await
+            .map_err(|_| name_taken(&name))?;
+        self.hub
             .rename(user, &name)
             .map_err(|_| name_taken(&name))?;
         self.hub.store().rename_user(user, &name).await?;
-        let me = UserSummary {
-            id: user.clone(),
-            name,
-        };
-        self.hub.note_online(me);
         Ok(())
     }
 
@@ -369,11 +374,11 @@ impl Session {
             let notice = self.new_message(user, room.id, MessageKind::Join, String::new(), None);
             self.hub.appender().append_notice(notice).await?;
         }
-        self.hub.add_member(room.id, user);
         self.announce_membership(user, room.id, user).await
     }
 
-    /// Tells all of `user`'s connections they are in `room`, followed by its history.
+    /// Tells all of `user`'s connections (on whichever node) they are in `room` — their
+    /// node starts fanning the room out to them — followed by its history.
     async fn announce_membership(&self, user: &UserId, room: RoomId, by: &UserId) -> Outcome {
         let Some(record) = self.hub.store().room(room).await? else {
             return Err(Reject(
@@ -382,9 +387,13 @@ impl Session {
             ));
         };
         let info = self.room_info(&record).await?;
-        self.hub.publish(
+        self.hub.publish_with(
             Target::User(user.clone()),
-            None,
+            Effect::Member {
+                room,
+                user: user.clone(),
+                seq: record.latest_seq,
+            },
             &ServerMsg::Joined {
                 room: info,
                 by: by.clone(),
@@ -408,21 +417,30 @@ impl Session {
                 "Direct messages cannot be left; close the popup instead.".into(),
             ));
         }
-        self.hub.remove_member(room, user);
         let remaining = store.remove_member(room, user).await?;
+        // All of the user's tabs, on every node, leave before the notice goes out.
+        self.hub.publish_with(
+            Target::User(user.clone()),
+            Effect::NotMember {
+                room,
+                user: user.clone(),
+            },
+            &ServerMsg::Left { room },
+        );
         if remaining == 0 && record.delete_when_empty {
             store.delete_room(room).await?;
-            self.hub.remove_room(room);
+            // Every node forgets it; channels also leave everyone's list.
+            let gone = Effect::RoomGone { room };
             if matches!(record.kind, RoomRecordKind::Channel { .. }) {
                 self.hub
-                    .publish(Target::Everyone, None, &ServerMsg::ChannelRemoved { room });
+                    .publish_with(Target::Everyone, gone, &ServerMsg::ChannelRemoved { room });
+            } else {
+                self.hub.publish_with(Target::Room(room), gone, &ServerMsg::Left { room });
             }
         } else {
             let notice = self.new_message(user, room, MessageKind::Leave, String::new(), None);
             self.hub.appender().append_notice(notice).await?;
         }
-        self.hub
-            .publish(Target::User(user.clone()), None, &ServerMsg::Left { room });
         Ok(())
     }
 
@@ -439,7 +457,6 @@ impl Session {
         }
         let (room, _created) = store.open_direct(user, other).await?;
         for member in [user, other] {
-            self.hub.add_member(room.id, member);
             self.announce_membership(member, room.id, user).await?;
         }
         Ok(())
