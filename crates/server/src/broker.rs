@@ -158,7 +158,9 @@ impl Default for LocalBroker {
 
 /// This node's sink, if the hub is still alive.
 fn upgrade(slot: &RwLock<Option<Weak<dyn ClusterSink>>>) -> Option<Arc<dyn ClusterSink>> {
-    slot.read().ok().and_then(|s| s.as_ref().and_then(Weak::upgrade))
+    slot.read()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(Weak::upgrade))
 }
 
 #[async_trait]

@@ -22,8 +22,8 @@
 //!   ([`Effect`]), so the node of the person concerned updates its index too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -173,10 +173,13 @@ impl HubState {
         match name {
             Some(name) => {
                 let key = name_key(name);
-                let entry = self.online.entry(user.clone()).or_insert_with(|| OnlineUser {
-                    name: String::new(),
-                    nodes: HashSet::new(),
-                });
+                let entry = self
+                    .online
+                    .entry(user.clone())
+                    .or_insert_with(|| OnlineUser {
+                        name: String::new(),
+                        nodes: HashSet::new(),
+                    });
                 entry.nodes.insert(node.to_string());
                 if entry.name == name {
                     return PresenceChange::Unchanged;
@@ -719,7 +722,12 @@ impl RoomHub {
         let Some(after) = self.read().rooms.get(&room).map(|f| f.delivered) else {
             return;
         };
-        let messages = match self.inner.store.latest_after(room, after, HISTORY_PAGE).await {
+        let messages = match self
+            .inner
+            .store
+            .latest_after(room, after, HISTORY_PAGE)
+            .await
+        {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(%err, room = room.0, "could not read missed messages; will retry");
@@ -764,7 +772,10 @@ impl RoomHub {
                 if gap.is_none() {
                     return;
                 }
-                tracing::debug!(room = room.0, "filling a gap in a room's messages from the store");
+                tracing::debug!(
+                    room = room.0,
+                    "filling a gap in a room's messages from the store"
+                );
                 hub.fill_from_store(room).await;
             }
         });

@@ -435,7 +435,8 @@ impl Session {
                 self.hub
                     .publish_with(Target::Everyone, gone, &ServerMsg::ChannelRemoved { room });
             } else {
-                self.hub.publish_with(Target::Room(room), gone, &ServerMsg::Left { room });
+                self.hub
+                    .publish_with(Target::Room(room), gone, &ServerMsg::Left { room });
             }
         } else {
             let notice = self.new_message(user, room, MessageKind::Leave, String::new(), None);

@@ -3,153 +3,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
+use common::process::{free_addr, ServerProcess};
+use common::resuming::resuming_client;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use natter_protocol::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// What one self-reconnecting client ends up with.
-#[derive(Debug, Default)]
-struct ClientLog {
-    /// Every text message seen in #general, by seq.
-    messages: BTreeMap<Seq, String>,
-    /// Every seq seen in #general (notices too), to know where to resume.
-    seen: BTreeSet<Seq>,
-    /// How many sessions (connections) it took.
-    sessions: usize,
-}
-
-/// A client like the browser's: reconnects on its own, resumes from the newest seq it
-/// holds without a gap, and resends unacknowledged messages with their client ids.
-async fn resuming_client(
-    addr: SocketAddr,
-    name: String,
-    to_send: Vec<String>,
-    expect_total: usize,
-) -> ClientLog {
-    let mut log = ClientLog::default();
-    let mut credentials: Option<GuestCredentials> = None;
-    let mut unacked: BTreeMap<String, String> = to_send
-        .iter()
-        .enumerate()
-        .map(|(i, text)| (format!("{name}-{i:03}"), text.clone()))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await
-        else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        log.sessions += 1;
-        let resume: Vec<ResumePosition> = contiguous_end(&log.seen)
-            .map(|seq| ResumePosition {
-                room: RoomId(1),
-                seq,
-            })
-            .into_iter()
-            .collect();
-        let hello = ClientFrame::from(ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: name.clone(),
-            credentials: credentials.clone(),
-            resume,
-        });
-        if ws.send(Message::text(hello.to_json())).await.is_err() {
-            continue;
-        }
-        let mut next_send = Instant::now();
-        loop {
-            // Send one unacknowledged message every 15 ms (the first ones may resend).
-            let wait = next_send.saturating_duration_since(Instant::now());
-            let frame = tokio::time::timeout(wait.max(Duration::from_millis(1)), ws.next()).await;
-            match frame {
-                Err(_) => {
-                    if credentials.is_some() {
-                        if let Some((client_id, text)) = unacked.iter().next() {
-                            let send = ClientFrame::from(ClientMsg::Send {
-                                room: RoomId(1),
-                                client_id: client_id.clone(),
-                                text: text.clone(),
-                            });
-                            if ws.send(Message::text(send.to_json())).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    next_send = Instant::now() + Duration::from_millis(15);
-                }
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    let Ok(msg) = serde_json::from_str::<ServerMsg>(text.as_str()) else {
-                        break;
-                    };
-                    match msg {
-                        ServerMsg::Ready {
-                            credentials: creds,
-                            rooms,
-                            ..
-                        } => {
-                            credentials = Some(creds);
-                            if !rooms.iter().any(|r| r.id == RoomId(1)) {
-                                let join = ClientFrame::from(ClientMsg::JoinChannel {
-                                    name: DEFAULT_CHANNEL.into(),
-                                });
-                                if ws.send(Message::text(join.to_json())).await.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                        ServerMsg::History { messages, .. } => record(&mut log, messages),
-                        ServerMsg::Message { message } => record(&mut log, vec![message]),
-                        ServerMsg::Ack { client_id, seq, .. } => {
-                            if let Some(text) = unacked.remove(&client_id) {
-                                log.messages.insert(seq, text);
-                                log.seen.insert(seq);
-                            }
-                        }
-                        _ => {}
-                    }
-                    if unacked.is_empty() && log.messages.len() == expect_total {
-                        return log;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(_)) | None) => break,
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    log
-}
-
-fn record(log: &mut ClientLog, messages: Vec<ChatMessage>) {
-    for m in messages.into_iter().filter(|m| m.room == RoomId(1)) {
-        log.seen.insert(m.seq);
-        if m.kind == MessageKind::Text {
-            log.messages.insert(m.seq, m.text);
-        }
-    }
-}
-
-/// The newest seq reached from the oldest held without a gap: a live message that
-/// raced ahead of a catch-up batch must not make the client skip what lies between.
-fn contiguous_end(seen: &BTreeSet<Seq>) -> Option<Seq> {
-    let mut iter = seen.iter();
-    let mut end = *iter.next()?;
-    for seq in iter {
-        if *seq != end + 1 {
-            break;
-        }
-        end = *seq;
-    }
-    Some(end)
-}
 
 #[tokio::test]
 async fn clients_resume_after_a_restart_with_every_message_once_and_in_order() {
@@ -164,7 +26,12 @@ async fn clients_resume_after_a_restart_with_every_message_once_and_in_order() {
             let texts = (0..EACH)
                 .map(|i| format!("client {c} message {i}"))
                 .collect();
-            tokio::spawn(resuming_client(addr, format!("Client{c}"), texts, total))
+            tokio::spawn(resuming_client(
+                vec![addr],
+                format!("Client{c}"),
+                texts,
+                total,
+            ))
         })
         .collect();
     // Let them chat, then restart the server under their feet.
@@ -201,59 +68,6 @@ async fn clients_resume_after_a_restart_with_every_message_once_and_in_order() {
         }
     }
     server.stop().await;
-}
-
-/// A natter-server process on a fixed port, for crash and signal tests.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    fn spawn(addr: SocketAddr, db: &std::path::Path) -> ServerProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
-            .env("NATTER_LISTEN", addr.to_string())
-            .env("NATTER_DATABASE_URL", sqlite_url(db))
-            .env("NATTER_STATIC_DIR", "does-not-exist")
-            .env("NATTER_RATE_PER_CONNECTION", "100000")
-            .env("NATTER_BURST_PER_CONNECTION", "100000")
-            .env("NATTER_RATE_PER_IP", "100000")
-            .env("NATTER_BURST_PER_IP", "100000")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("server starts");
-        ServerProcess { child, addr }
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(self.addr).await.is_err() {
-            assert!(Instant::now() < deadline, "server never listened");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 /// Sends a burst and collects acks until `stop_after` arrived, then returns what was

@@ -386,7 +386,8 @@ all_contract_tests!(sqlite, |_test| {
 
 all_contract_tests!(postgres, |test| {
     let schema = PgSchema::fresh(test).await?;
-    let store: Arc<dyn Store> = Arc::new(PgStore::open(&schema.url).await.expect("store call failed"));
+    let store: Arc<dyn Store> =
+        Arc::new(PgStore::open(&schema.url).await.expect("store call failed"));
     Some((store, Box::new(schema)))
 });
 

@@ -211,9 +211,14 @@ fn test() -> Result<()> {
             ],
         ))
     })?;
+    // Tests whose PostgreSQL or Redis is unreachable leave a marker here (see
+    // crates/server/tests/common/services.rs); they are listed at the end.
+    let skipped_dir = root().join("target/tmp/skipped-tests");
+    let _ = std::fs::remove_dir_all(&skipped_dir);
     timed("cargo test (unit, integration, client logic)", &|| {
         exec(cmd(&cargo(), &["test", "--workspace"]))
     })?;
+    let skipped = skipped_tests(&skipped_dir);
     // What `cargo xtask run` does, minus serving: catches a server that cargo cannot
     // pick or that fails to parse its own configuration.
     timed("cargo run -p natter-server -- --version", &|| {
@@ -245,7 +250,32 @@ fn test() -> Result<()> {
     for (name, took) in timings {
         println!("    {:>7.1?}  {name}", took);
     }
+    if !skipped.is_empty() {
+        println!(
+            "\n==> {} tests SKIPPED (their service is not reachable here; CI runs them):",
+            skipped.len()
+        );
+        for (test, reason) in &skipped {
+            println!("    {test}: {reason}");
+        }
+    }
     Ok(())
+}
+
+/// The tests that skipped themselves, with their reasons.
+fn skipped_tests(dir: &std::path::Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut skipped: Vec<(String, String)> = entries
+        .flatten()
+        .map(|entry| {
+            let reason = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            (entry.file_name().to_string_lossy().into_owned(), reason)
+        })
+        .collect();
+    skipped.sort();
+    skipped
 }
 
 /// Runs one named step, announcing it and how long it took.

@@ -343,10 +343,7 @@ impl Shared {
         let users = sink.local_users();
         let users_key = self.keys.users(&self.node);
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("DEL")
-            .arg(&users_key)
-            .ignore();
+        pipe.atomic().cmd("DEL").arg(&users_key).ignore();
         if !users.is_empty() {
             let mut hset = redis::cmd("HSET");
             hset.arg(&users_key);
@@ -355,7 +352,10 @@ impl Shared {
             }
             pipe.add_command(hset).ignore();
         }
-        pipe.cmd("SADD").arg(&self.keys.nodes).arg(&self.node).ignore();
+        pipe.cmd("SADD")
+            .arg(&self.keys.nodes)
+            .arg(&self.node)
+            .ignore();
         self.renew(&mut pipe, &users);
         let snapshot = Header::Snapshot {
             node: self.node.clone(),
@@ -419,7 +419,10 @@ impl Shared {
             let mut claim = redis::cmd("EVAL");
             claim.arg(CLAIM_SCRIPT).arg(users.len());
             for user in users {
-                claim.arg(self.keys.name(&natter_protocol::validate::name_key(&user.name)));
+                claim.arg(
+                    self.keys
+                        .name(&natter_protocol::validate::name_key(&user.name)),
+                );
             }
             for user in users {
                 claim.arg(&user.id.0);

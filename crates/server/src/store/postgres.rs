@@ -193,7 +193,8 @@ impl InsertColumns {
 
     fn push(&mut self, message: &ChatMessage, client_id: Option<String>) {
         self.room.push(message.room.0);
-        self.seq.push(i64::try_from(message.seq).unwrap_or(i64::MAX));
+        self.seq
+            .push(i64::try_from(message.seq).unwrap_or(i64::MAX));
         self.sender_id.push(message.sender.id.0.clone());
         self.sender_name.push(message.sender.name.clone());
         self.ts.push(message.ts);
@@ -257,14 +258,16 @@ fn message_from_row(row: &PgRow) -> StoreResult<ChatMessage> {
 #[async_trait]
 impl Store for PgStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&user.id.0)
-            .bind(&user.secret_hash)
-            .bind(&user.name)
-            .bind(crate::clock::now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or_database)?;
+        sqlx::query(
+            "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.id.0)
+        .bind(&user.secret_hash)
+        .bind(&user.name)
+        .bind(crate::clock::now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or_database)?;
         Ok(())
     }
 

@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
 use super::{
-    conflict_or_database, direct_key, direct_members, kind_from_str, kind_str, Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+    conflict_or_database, direct_key, direct_members, kind_from_str, kind_str, Appended,
+    NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// SQLite-backed [`Store`].
@@ -307,8 +308,6 @@ fn now_ms() -> i64 {
     crate::clock::now_ms()
 }
 
-
-
 fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRecord> {
     let kind: String = row.try_get("kind")?;
     let kind = match kind.as_str() {
@@ -352,8 +351,6 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<ChatMessage> {
         text: row.try_get("text")?,
     })
 }
-
-
 
 #[async_trait]
 impl Store for SqliteStore {

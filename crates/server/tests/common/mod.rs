@@ -3,6 +3,8 @@
 
 #![allow(dead_code, missing_docs)] // each test binary uses a different part of this
 
+pub mod process;
+pub mod resuming;
 pub mod services;
 
 use std::net::SocketAddr;

@@ -43,14 +43,15 @@ impl PgSchema {
     /// A fresh, empty schema — or `None` (after [`skip`]) when PostgreSQL is unreachable.
     pub async fn fresh(test: &str) -> Option<PgSchema> {
         let base = postgres_url();
-        let connect = tokio::time::timeout(
-            Duration::from_secs(5),
-            sqlx::PgConnection::connect(&base),
-        );
+        let connect =
+            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&base));
         let mut conn = match connect.await {
             Ok(Ok(conn)) => conn,
             Ok(Err(err)) => {
-                skip(test, &format!("PostgreSQL at {base} is not reachable: {err}"));
+                skip(
+                    test,
+                    &format!("PostgreSQL at {base} is not reachable: {err}"),
+                );
                 return None;
             }
             Err(_) => {

@@ -1,0 +1,369 @@
+//! Several natter nodes on one PostgreSQL database and one Redis behave like one server.
+//!
+//! Each test starts real `natter-server` processes on their own ports, sharing a fresh
+//! PostgreSQL schema and a Redis key prefix of their own, and talks to them over real
+//! WebSockets. PostgreSQL and Redis come from `NATTER_TEST_DATABASE_URL` and
+//! `NATTER_TEST_REDIS_URL` (the machine's services by default); when one is missing
+//! the tests say so and are counted as skipped, except with `CI=true`. The Redis
+//! restart test runs a `redis-server` of its own, so that restarting it disturbs
+//! nobody else's Redis.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::process::{free_addr, ServerProcess};
+use common::resuming::{resuming_client, ClientLog};
+use common::services::{hex_id, redis_available, redis_url, skip, PgSchema};
+use common::*;
+use natter_protocol::*;
+
+/// The presence grace period the nodes run with.
+const GRACE: Duration = Duration::from_millis(1000);
+
+/// Nodes sharing one database schema and one Redis prefix.
+struct Cluster {
+    nodes: Vec<Option<ServerProcess>>,
+    addrs: Vec<SocketAddr>,
+    redis_url: String,
+    prefix: String,
+    _schema: PgSchema,
+}
+
+impl Cluster {
+    /// `count` nodes, ready to serve; `None` (skipped) when a service is missing.
+    async fn start(test: &str, redis_url: &str, count: usize) -> Option<Cluster> {
+        let schema = PgSchema::fresh(test).await?;
+        if !redis_available(test, redis_url).await {
+            return None;
+        }
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            addrs: (0..count).map(|_| free_addr()).collect(),
+            redis_url: redis_url.to_string(),
+            prefix: format!("natter-test-{}", hex_id()),
+            _schema: schema,
+        };
+        for node in 0..count {
+            let process = cluster.spawn(node);
+            cluster.nodes.push(Some(process));
+        }
+        for node in cluster.nodes.iter().flatten() {
+            node.wait_ready().await;
+        }
+        // Let every node subscribe before the test starts talking.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(cluster)
+    }
+
+    fn spawn(&self, node: usize) -> ServerProcess {
+        let grace = GRACE.as_millis().to_string();
+        ServerProcess::spawn_with(
+            self.addrs[node],
+            &self._schema.url,
+            &[
+                ("NATTER_REDIS_URL", self.redis_url.as_str()),
+                ("NATTER_REDIS_PREFIX", self.prefix.as_str()),
+                ("NATTER_PRESENCE_GRACE_MS", grace.as_str()),
+            ],
+        )
+    }
+
+    /// SIGKILLs a node: no goodbye to its clients, no flush, nothing.
+    fn kill(&mut self, node: usize) {
+        self.nodes[node] = None;
+    }
+
+    async fn client(&self, node: usize, name: &str) -> Client {
+        let mut client = Client::connect(self.addrs[node]).await;
+        client.hello(name, None, vec![]).await;
+        client
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        // The nodes' own keys expire by themselves; the node set does not.
+        if let Ok(mut conn) =
+            redis::Client::open(self.redis_url.as_str()).and_then(|c| c.get_connection())
+        {
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(format!("{}:nodes", self.prefix))
+                .query(&mut conn);
+        }
+    }
+}
+
+/// Waits until `client` sees `user` online (`true`) or offline (`false`).
+async fn wait_presence(client: &mut Client, user: &UserId, online: bool) {
+    client
+        .recv_until(|m| match m {
+            ServerMsg::Presence {
+                online: on,
+                offline: off,
+            } => {
+                let seen = if online {
+                    on.iter().any(|u| u.id == *user)
+                } else {
+                    off.contains(user)
+                };
+                seen.then_some(())
+            }
+            _ => None,
+        })
+        .await
+}
+
+/// Fails if `client` is told that `user` went offline within `quiet`.
+async fn expect_still_online(client: &mut Client, user: &UserId, quiet: Duration) {
+    let deadline = Instant::now() + quiet;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Some(frame) = client.next_raw(left).await else {
+            return;
+        };
+        if let Ok(ServerMsg::Presence { offline, .. }) =
+            serde_json::from_str::<ServerMsg>(frame.to_text().unwrap_or_default())
+        {
+            assert!(!offline.contains(user), "{user} was shown offline");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
+    let test = "cluster::three_nodes_share_presence_names_direct_rooms_and_channels";
+    let Some(cluster) = Cluster::start(test, &redis_url(), 3).await else {
+        return;
+    };
+
+    // Presence: people on different nodes see each other.
+    let mut alice = cluster.client(0, "Alice").await;
+    let mut bob = cluster.client(1, "Bob").await;
+    wait_presence(&mut bob, &alice.id(), true).await;
+    wait_presence(&mut alice, &bob.id(), true).await;
+
+    // Names are unique across nodes (in any case).
+    let mut impostor = Client::connect(cluster.addrs[2]).await;
+    impostor
+        .send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "ALICE".into(),
+            credentials: None,
+            resume: vec![],
+        })
+        .await;
+    assert_eq!(impostor.expect_error().await.0, ErrorCode::NameTaken);
+    let mut carol = cluster.client(2, "Carol").await;
+
+    // A direct room pops up on both sides, across nodes, and carries messages.
+    alice.send(ClientMsg::OpenDirect { user: bob.id() }).await;
+    let (dm, _) = bob.expect_joined().await;
+    let (dm_alice, _) = alice.expect_joined().await;
+    assert_eq!(dm, dm_alice);
+    bob.say(dm, "b1", "hi Alice, from node 1").await;
+    assert_eq!(alice.next_text(dm).await.text, "hi Alice, from node 1");
+    alice.say(dm, "a1", "hi Bob, from node 0").await;
+    assert_eq!(bob.next_text(dm).await.text, "hi Bob, from node 0");
+
+    // The channel list is live on every node; delete-when-empty works across nodes.
+    carol
+        .send(ClientMsg::CreateChannel {
+            name: "ops".into(),
+            delete_when_empty: true,
+        })
+        .await;
+    let (ops, _) = carol.expect_joined().await;
+    for watcher in [&mut alice, &mut bob] {
+        watcher
+            .recv_until(|m| match m {
+                ServerMsg::ChannelAdded { channel } if channel.name == "ops" => Some(()),
+                _ => None,
+            })
+            .await;
+    }
+    let (joined, _) = bob.join_channel("ops").await;
+    assert_eq!(joined, ops);
+    carol.say(ops, "c1", "standup in 5").await;
+    assert_eq!(bob.next_text(ops).await.text, "standup in 5");
+    carol.send(ClientMsg::Leave { room: ops }).await;
+    bob.send(ClientMsg::Leave { room: ops }).await;
+    alice
+        .recv_until(|m| match m {
+            ServerMsg::ChannelRemoved { room } if *room == ops => Some(()),
+            _ => None,
+        })
+        .await;
+
+    // Two tabs on two nodes are one presence: closing one shows nothing.
+    let mut alice_tab = Client::connect(cluster.addrs[2]).await;
+    alice_tab
+        .hello("Alice", alice.credentials.clone(), vec![])
+        .await;
+    let alice_id = alice.id();
+    alice.close().await;
+    expect_still_online(&mut bob, &alice_id, GRACE * 2).await;
+    // Closing the last one does, after the grace period.
+    alice_tab.close().await;
+    wait_presence(&mut bob, &alice_id, false).await;
+    // And the name is free again, on any node.
+    cluster.client(1, "Alice").await;
+}
+
+/// Every client must end with every message of the room exactly once, each sender's in
+/// the order sent, and no live frame twice or out of order.
+fn check_logs(logs: &[ClientLog], clients: usize, each: usize) {
+    let total = clients * each;
+    for (c, log) in logs.iter().enumerate() {
+        let texts: Vec<&String> = log.messages.values().collect();
+        assert_eq!(
+            texts.len(),
+            total,
+            "client {c}: every message, exactly once"
+        );
+        let mut unique = texts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), total, "client {c}: no message stored twice");
+        for sender in 0..clients {
+            let own: Vec<usize> = texts
+                .iter()
+                .filter_map(|t| t.strip_prefix(&format!("client {sender} message ")))
+                .map(|i| i.parse().expect("index"))
+                .collect();
+            assert_eq!(
+                own,
+                (0..each).collect::<Vec<_>>(),
+                "client {c} sees client {sender}'s messages in order"
+            );
+        }
+        assert_eq!(
+            log.live_disorder, 0,
+            "client {c}: live messages came once each, in seq order"
+        );
+    }
+}
+
+/// `clients` resuming clients chatting in #general, client `i` starting on node
+/// `i % nodes` and moving to the next node whenever its connection drops.
+fn chatters(
+    addrs: &[SocketAddr],
+    clients: usize,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<ClientLog>> {
+    (0..clients)
+        .map(|c| {
+            let mut rotated = addrs.to_vec();
+            rotated.rotate_left(c % addrs.len());
+            let texts = (0..each)
+                .map(|i| format!("client {c} message {i}"))
+                .collect();
+            tokio::spawn(resuming_client(
+                rotated,
+                format!("Chatter{c}"),
+                texts,
+                clients * each,
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_clients_resume_elsewhere_and_nothing_is_lost() {
+    let test = "cluster::a_killed_nodes_clients_resume_elsewhere_and_nothing_is_lost";
+    let Some(mut cluster) = Cluster::start(test, &redis_url(), 3).await else {
+        return;
+    };
+    const CLIENTS: usize = 6;
+    const EACH: usize = 40;
+    let tasks = chatters(&cluster.addrs, CLIENTS, EACH);
+    // Mid-conversation, node 0 dies.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.kill(0);
+    let mut logs = Vec::new();
+    for task in tasks {
+        logs.push(task.await.expect("client task"));
+    }
+    for (c, log) in logs.iter().enumerate() {
+        if c % cluster.addrs.len() == 0 {
+            assert!(
+                log.sessions >= 2,
+                "client {c} started on the killed node and resumed on another"
+            );
+        }
+    }
+    check_logs(&logs, CLIENTS, EACH);
+}
+
+/// A `redis-server` of this test's own, which it can stop and start again.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    /// Starts one on `port`; `None` (after `skip`) when the binary is missing.
+    async fn start(test: &str, port: u16) -> Option<OwnRedis> {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                skip(test, &format!("cannot start redis-server: {err}"));
+                return None;
+            }
+        };
+        let redis = OwnRedis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server never listened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_recovers_with_nothing_lost_after_redis_restarts() {
+    let test = "cluster::traffic_recovers_with_nothing_lost_after_redis_restarts";
+    let port = free_addr().port();
+    let Some(redis) = OwnRedis::start(test, port).await else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(test, &redis.url(), 3).await else {
+        return;
+    };
+    const CLIENTS: usize = 6;
+    const EACH: usize = 60;
+    let tasks = chatters(&cluster.addrs, CLIENTS, EACH);
+    // Mid-conversation, Redis dies (empty when it comes back: it keeps nothing).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _redis = OwnRedis::start(test, port).await.expect("redis restarts");
+    let mut logs = Vec::new();
+    for task in tasks {
+        logs.push(task.await.expect("client task"));
+    }
+    check_logs(&logs, CLIENTS, EACH);
+}

@@ -1,0 +1,163 @@
+//! A self-reconnecting, resuming client like the browser's, for delivery tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use natter_protocol::*;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What one self-reconnecting client ends up with.
+#[derive(Debug, Default)]
+pub struct ClientLog {
+    /// Every text message seen in #general, by seq.
+    pub messages: BTreeMap<Seq, String>,
+    /// Every seq seen in #general (notices too), to know where to resume.
+    pub seen: BTreeSet<Seq>,
+    /// How many sessions (connections) it took.
+    pub sessions: usize,
+    /// Live `message` frames that came twice or out of seq order within a session.
+    pub live_disorder: usize,
+}
+
+/// A client like the browser's: reconnects on its own (to the next of `addrs` each
+/// time, as behind a load balancer), resumes from the newest seq it holds without a
+/// gap, and resends unacknowledged messages with their client ids.
+pub async fn resuming_client(
+    addrs: Vec<SocketAddr>,
+    name: String,
+    to_send: Vec<String>,
+    expect_total: usize,
+) -> ClientLog {
+    let mut log = ClientLog::default();
+    let mut credentials: Option<GuestCredentials> = None;
+    let mut unacked: BTreeMap<String, String> = to_send
+        .iter()
+        .enumerate()
+        .map(|(i, text)| (format!("{name}-{i:03}"), text.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 0;
+    while Instant::now() < deadline {
+        let addr = addrs[attempt % addrs.len()];
+        attempt += 1;
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        log.sessions += 1;
+        let mut last_live: Seq = 0;
+        let resume: Vec<ResumePosition> = contiguous_end(&log.seen)
+            .map(|seq| ResumePosition {
+                room: RoomId(1),
+                seq,
+            })
+            .into_iter()
+            .collect();
+        let hello = ClientFrame::from(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.clone(),
+            credentials: credentials.clone(),
+            resume,
+        });
+        if ws.send(Message::text(hello.to_json())).await.is_err() {
+            continue;
+        }
+        let mut next_send = Instant::now();
+        // A client that never completes gives up at the deadline (the test then fails
+        // on what it is missing) rather than hanging.
+        while Instant::now() < deadline {
+            // Send one unacknowledged message every 15 ms (the first ones may resend).
+            let wait = next_send.saturating_duration_since(Instant::now());
+            let frame = tokio::time::timeout(wait.max(Duration::from_millis(1)), ws.next()).await;
+            match frame {
+                Err(_) => {
+                    if credentials.is_some() {
+                        if let Some((client_id, text)) = unacked.iter().next() {
+                            let send = ClientFrame::from(ClientMsg::Send {
+                                room: RoomId(1),
+                                client_id: client_id.clone(),
+                                text: text.clone(),
+                            });
+                            if ws.send(Message::text(send.to_json())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    next_send = Instant::now() + Duration::from_millis(15);
+                }
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let Ok(msg) = serde_json::from_str::<ServerMsg>(text.as_str()) else {
+                        break;
+                    };
+                    match msg {
+                        ServerMsg::Ready {
+                            credentials: creds,
+                            rooms,
+                            ..
+                        } => {
+                            credentials = Some(creds);
+                            if !rooms.iter().any(|r| r.id == RoomId(1)) {
+                                let join = ClientFrame::from(ClientMsg::JoinChannel {
+                                    name: DEFAULT_CHANNEL.into(),
+                                });
+                                if ws.send(Message::text(join.to_json())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        ServerMsg::History { messages, .. } => record(&mut log, messages),
+                        ServerMsg::Message { message } => {
+                            if message.room == RoomId(1) {
+                                if message.seq <= last_live {
+                                    log.live_disorder += 1;
+                                }
+                                last_live = message.seq;
+                            }
+                            record(&mut log, vec![message])
+                        }
+                        ServerMsg::Ack { client_id, seq, .. } => {
+                            if let Some(text) = unacked.remove(&client_id) {
+                                log.messages.insert(seq, text);
+                                log.seen.insert(seq);
+                            }
+                        }
+                        _ => {}
+                    }
+                    if unacked.is_empty() && log.messages.len() == expect_total {
+                        return log;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log
+}
+
+fn record(log: &mut ClientLog, messages: Vec<ChatMessage>) {
+    for m in messages.into_iter().filter(|m| m.room == RoomId(1)) {
+        log.seen.insert(m.seq);
+        if m.kind == MessageKind::Text {
+            log.messages.insert(m.seq, m.text);
+        }
+    }
+}
+
+/// The newest seq reached from the oldest held without a gap: a live message that
+/// raced ahead of a catch-up batch must not make the client skip what lies between.
+pub fn contiguous_end(seen: &BTreeSet<Seq>) -> Option<Seq> {
+    let mut iter = seen.iter();
+    let mut end = *iter.next()?;
+    for seq in iter {
+        if *seq != end + 1 {
+            break;
+        }
+        end = *seq;
+    }
+    Some(end)
+}
