@@ -204,14 +204,14 @@ impl Fleet {
     /// Connects `rooms × per_room` clients, `parallel` at a time. Returns the fleet and
     /// how long connecting took.
     pub async fn connect(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         protocol: Protocol,
         rooms: usize,
         per_room: usize,
         shared: Arc<Shared>,
     ) -> Result<(Fleet, Duration)> {
         if protocol == Protocol::Natter {
-            create_natter_rooms(addr, rooms).await?;
+            create_natter_rooms(addrs[0], rooms).await?;
         }
         let started = Instant::now();
         let total = rooms * per_room;
@@ -219,7 +219,8 @@ impl Fleet {
         let parallel = 200;
         for batch_start in (0..total).step_by(parallel) {
             let batch: Vec<_> = (batch_start..(batch_start + parallel).min(total))
-                .map(|i| tokio::spawn(join(addr, protocol, i, i / per_room)))
+                // Member i connects to node i mod nodes: every room spans the nodes.
+                .map(|i| tokio::spawn(join(addrs[i % addrs.len()], protocol, i, i / per_room)))
                 .collect();
             for handle in batch {
                 let (ws, room_id) = handle.await??;

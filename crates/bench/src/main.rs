@@ -104,6 +104,8 @@ async fn main() -> Result<()> {
             Server::NatterMemory,
             Server::Socketio,
             Server::Flask,
+            Server::NatterPostgres,
+            Server::NatterCluster,
         ]
     };
     // The quick run leaves out the unpinned pass unless asked for by name.
@@ -135,7 +137,10 @@ async fn main() -> Result<()> {
         web_client_gzip_bytes: web_client_gzip_bytes(),
     };
 
-    for &server in servers.iter().filter(|_| wants(Scenario::Idle)) {
+    for &server in servers
+        .iter()
+        .filter(|s| wants(Scenario::Idle) && !s.small_rooms_only())
+    {
         println!(
             "==> idle: {} — {} connections",
             server.name(),
@@ -172,7 +177,10 @@ async fn main() -> Result<()> {
             .await?;
         results.small_rooms.push((server, steps));
     }
-    for &server in servers.iter().filter(|_| wants(Scenario::BigRoom)) {
+    for &server in servers
+        .iter()
+        .filter(|s| wants(Scenario::BigRoom) && !s.small_rooms_only())
+    {
         println!("==> big room: {} — 1 × {big}", server.name());
         let steps = bench
             .ramp(
@@ -195,7 +203,10 @@ async fn main() -> Result<()> {
         results.big_room.push((server, steps));
     }
 
-    for &server in servers.iter().filter(|_| wants(Scenario::Churn)) {
+    for &server in servers
+        .iter()
+        .filter(|s| wants(Scenario::Churn) && !s.small_rooms_only())
+    {
         let best = results
             .small_rooms
             .iter()

@@ -7,6 +7,14 @@
 //! - `small-rooms`: rooms of 10, the rate stepped up until p99 ≥ 50 ms or a message is
 //!   lost: the highest clean rate, CPU-µs per delivery.
 //! - `big-room`: one room of many, a few messages per second: latency to everyone.
+//! - `churn`: small-rooms traffic with people coming and going and a client that
+//!   never reads.
+//!
+//! natter also runs small rooms on PostgreSQL, as one node and as a two-node cluster
+//! (PostgreSQL + Redis, members of each room spread over both nodes), in a fresh
+//! schema of the database at `NATTER_BENCH_DATABASE_URL` (default
+//! `postgres://127.0.0.1:5432/test`) and the Redis at `NATTER_BENCH_REDIS_URL`
+//! (default `redis://127.0.0.1:6379`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +49,10 @@ pub enum Server {
     Socketio,
     /// Flask-SocketIO 5 in gevent mode (`crates/bench/peers/flask`).
     Flask,
+    /// One natter node on PostgreSQL (what the shared database costs).
+    NatterPostgres,
+    /// Two natter nodes on PostgreSQL and Redis, every room spread over both.
+    NatterCluster,
 }
 
 impl Server {
@@ -52,40 +64,120 @@ impl Server {
             Server::NatterMemory => "natter (in-memory store, presence)",
             Server::Socketio => "socket.io 4.8 (Node)",
             Server::Flask => "Flask-SocketIO 5 (gevent)",
+            Server::NatterPostgres => "natter (PostgreSQL, 1 node)",
+            Server::NatterCluster => "natter (2 nodes: PostgreSQL + Redis)",
         }
+    }
+
+    /// How many processes serve (each on its own port, from the bench port up).
+    fn nodes(self) -> usize {
+        match self {
+            Server::NatterCluster => 2,
+            _ => 1,
+        }
+    }
+
+    /// Measured in the small-rooms scenario only (the clustered setups).
+    pub fn small_rooms_only(self) -> bool {
+        matches!(self, Server::NatterPostgres | Server::NatterCluster)
     }
 
     fn protocol(self) -> Protocol {
         match self {
             Server::Ceiling => Protocol::Ceiling,
-            Server::Natter | Server::NatterMemory => Protocol::Natter,
+            Server::Natter
+            | Server::NatterMemory
+            | Server::NatterPostgres
+            | Server::NatterCluster => Protocol::Natter,
             Server::Socketio | Server::Flask => Protocol::SocketIo,
         }
     }
 }
 
-/// A running server process; killed on drop.
+/// A running server (one process per node); killed on drop.
 pub struct Running {
-    child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    children: Vec<Child>,
+    /// Where each node listens; clients are spread over them.
+    pub addrs: Vec<SocketAddr>,
     _data: Option<PathBuf>,
+    /// The PostgreSQL schema the nodes share, dropped afterwards.
+    schema: Option<PgSchema>,
 }
 
 impl Running {
-    /// The process id (for CPU and memory readings).
+    /// The first node's process id (for memory readings).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pids()[0]
+    }
+
+    /// Every node's process id (CPU time is summed over them).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(dir) = &self._data {
             let _ = std::fs::remove_dir_all(dir);
         }
+        if let Some(schema) = self.schema.take() {
+            schema.drop_now();
+        }
+    }
+}
+
+/// A fresh schema in the benchmark's PostgreSQL database.
+struct PgSchema {
+    /// The server URL, with the schema as search path.
+    url: String,
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    async fn create() -> Result<PgSchema> {
+        use sqlx::Connection;
+        let base = std::env::var("NATTER_BENCH_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".into());
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .with_context(|| format!("PostgreSQL at {base} (set NATTER_BENCH_DATABASE_URL)"))?;
+        let name = format!("natter_bench_{}", std::process::id());
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))
+        .execute(&mut conn)
+        .await?;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Ok(PgSchema {
+            url: format!("{base}{separator}options[search_path]={name}"),
+            base,
+            name,
+        })
+    }
+
+    /// Drops the schema (from a thread of its own: this runs inside `Drop`).
+    fn drop_now(self) {
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&self.base).await {
+                        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+                        let _ = sqlx::query(&drop).execute(&mut conn).await;
+                    }
+                });
+            }
+        })
+        .join();
     }
 }
 
@@ -110,8 +202,9 @@ fn taskset_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Starts `server` on `addr`, pinned to `core` if given.
-pub fn start(
+/// Starts `server` on `addr` (a cluster's further nodes on the ports after it), pinned
+/// to `core` if given.
+pub async fn start(
     server: Server,
     bins: &Binaries,
     addr: SocketAddr,
@@ -119,7 +212,7 @@ pub fn start(
 ) -> Result<Running> {
     let (program, script, data) = match server {
         Server::Ceiling => (bins.ceiling.clone(), None, None),
-        Server::Natter | Server::NatterMemory => {
+        Server::Natter | Server::NatterMemory | Server::NatterPostgres | Server::NatterCluster => {
             let dir = std::env::temp_dir().join(format!("natter-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             (bins.natter.clone(), None, Some(dir))
@@ -135,45 +228,73 @@ pub fn start(
             None,
         ),
     };
-    let mut command = match core.filter(|_| taskset_available()) {
-        Some(core) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &core.to_string()]).arg(&program);
-            c
-        }
-        None => Command::new(&program),
+    let schema = match server {
+        Server::NatterPostgres | Server::NatterCluster => Some(PgSchema::create().await?),
+        _ => None,
     };
-    command.args(script).args(["--listen", &addr.to_string()]);
-    if let Some(dir) = &data {
-        let database_url = match server {
-            Server::NatterMemory => "memory:".to_string(),
-            _ => format!("sqlite://{}/bench.db", dir.display()),
+    let redis_prefix = format!("natter-bench-{}", std::process::id());
+    let addrs: Vec<SocketAddr> = (0..server.nodes())
+        .map(|n| SocketAddr::new(addr.ip(), addr.port() + n as u16))
+        .collect();
+    let mut running = Running {
+        children: Vec::new(),
+        addrs: addrs.clone(),
+        _data: data.clone(),
+        schema,
+    };
+    for node_addr in &addrs {
+        let mut command = match core.filter(|_| taskset_available()) {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &core.to_string()]).arg(&program);
+                c
+            }
+            None => Command::new(&program),
         };
         command
-            .env("NATTER_DATABASE_URL", database_url)
-            .env("NATTER_STATIC_DIR", "none")
-            .env("NATTER_MAX_CONNECTIONS_PER_IP", "1000000")
-            .env("NATTER_RATE_PER_CONNECTION", "1000000")
-            .env("NATTER_BURST_PER_CONNECTION", "1000000")
-            .env("NATTER_RATE_PER_IP", "10000000")
-            .env("NATTER_BURST_PER_IP", "10000000")
-            .env("RUST_LOG", "error");
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", program.display()))?;
-    let running = Running {
-        child,
-        addr,
-        _data: data,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("{} did not listen on {addr}", server.name());
+            .args(script.iter())
+            .args(["--listen", &node_addr.to_string()]);
+        if let Some(dir) = &data {
+            let database_url = match (server, &running.schema) {
+                (Server::NatterMemory, _) => "memory:".to_string(),
+                (_, Some(schema)) => schema.url.clone(),
+                _ => format!("sqlite://{}/bench.db", dir.display()),
+            };
+            command
+                .env("NATTER_DATABASE_URL", database_url)
+                .env("NATTER_STATIC_DIR", "none")
+                .env("NATTER_MAX_CONNECTIONS_PER_IP", "1000000")
+                .env("NATTER_RATE_PER_CONNECTION", "1000000")
+                .env("NATTER_BURST_PER_CONNECTION", "1000000")
+                .env("NATTER_RATE_PER_IP", "10000000")
+                .env("NATTER_BURST_PER_IP", "10000000")
+                .env("RUST_LOG", "error");
+            if server == Server::NatterCluster {
+                let redis = std::env::var("NATTER_BENCH_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                command
+                    .env("NATTER_REDIS_URL", redis)
+                    .env("NATTER_REDIS_PREFIX", &redis_prefix);
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        running.children.push(child);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node_addr in &addrs {
+        while std::net::TcpStream::connect(node_addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("{} did not listen on {node_addr}", server.name());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    if server.nodes() > 1 {
+        // Let every node subscribe to the others before clients arrive.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(running)
 }
@@ -221,7 +342,7 @@ impl Step {
 pub async fn step(
     fleet: &Fleet,
     shared: &Arc<Shared>,
-    pid: u32,
+    pids: &[u32],
     number: u64,
     rate: f64,
     duration: Duration,
@@ -229,11 +350,12 @@ pub async fn step(
     shared.latency.reset();
     shared.counters.reset();
     shared.step.store(number, Ordering::Relaxed);
-    let cpu_before = cpu_time(pid).unwrap_or_default();
+    let cpu_of_all = || -> Duration { pids.iter().filter_map(|pid| cpu_time(*pid)).sum() };
+    let cpu_before = cpu_of_all();
     fleet.publish(shared, number, rate, duration).await;
     // Let the tail arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu_before);
+    let cpu = cpu_of_all().saturating_sub(cpu_before);
     let c = &shared.counters;
     let sent = c.sent.load(Ordering::Relaxed);
     let received = c.received.load(Ordering::Relaxed);
@@ -308,13 +430,13 @@ impl Bench {
         let addr = self.addr;
         let core = self.core;
         let bins = &self.bins;
-        let running = start(server, bins, addr, core)?;
+        let running = start(server, bins, addr, core).await?;
         settle(running.pid(), SETTLE_LIMIT).await;
         let kernel = || slab_kib().unwrap_or(0) + tcp_kernel_kib().unwrap_or(0);
         let (rss_before, kernel_before) = (rss_kib(running.pid()).unwrap_or(0), kernel());
         let shared = Shared::new();
         let (fleet, took) =
-            Fleet::connect(addr, server.protocol(), rooms, per_room, shared).await?;
+            Fleet::connect(&running.addrs, server.protocol(), rooms, per_room, shared).await?;
         let connected = Instant::now();
         settle(running.pid(), SETTLE_LIMIT).await;
         let settle_secs = connected.elapsed().as_secs_f64();
@@ -342,22 +464,28 @@ impl Bench {
         mut progress: impl FnMut(&Step),
     ) -> Result<Vec<Step>> {
         let addr = self.addr;
-        let running = start(server, &self.bins, addr, self.core)?;
+        let running = start(server, &self.bins, addr, self.core).await?;
         let shared = Shared::new();
-        let (fleet, _) =
-            Fleet::connect(addr, server.protocol(), rooms, per_room, shared.clone()).await?;
+        let (fleet, _) = Fleet::connect(
+            &running.addrs,
+            server.protocol(),
+            rooms,
+            per_room,
+            shared.clone(),
+        )
+        .await?;
         settle(running.pid(), SETTLE_LIMIT).await;
         // Warm-up at the first rate (step 0, not reported): connections, caches and
         // the database file reach their working size before anything is measured.
         if let Some(first) = rates.first() {
-            step(&fleet, &shared, running.pid(), 0, *first, duration).await;
+            step(&fleet, &shared, &running.pids(), 0, *first, duration).await;
         }
         let mut steps = Vec::new();
         for (i, rate) in rates.iter().enumerate() {
             let result = step(
                 &fleet,
                 &shared,
-                running.pid(),
+                &running.pids(),
                 i as u64 + 1,
                 *rate,
                 duration,
@@ -387,11 +515,12 @@ impl Bench {
     ) -> Result<Churn> {
         let addr = self.addr;
         let protocol = server.protocol();
-        let running = start(server, &self.bins, addr, self.core)?;
+        let running = start(server, &self.bins, addr, self.core).await?;
         let shared = Shared::new();
-        let (fleet, _) = Fleet::connect(addr, protocol, rooms, per_room, shared.clone()).await?;
+        let (fleet, _) =
+            Fleet::connect(&running.addrs, protocol, rooms, per_room, shared.clone()).await?;
         settle(running.pid(), SETTLE_LIMIT).await;
-        step(&fleet, &shared, running.pid(), 0, rate, duration).await;
+        step(&fleet, &shared, &running.pids(), 0, rate, duration).await;
 
         let started: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
         let presence = Arc::new(Histogram::default());
@@ -436,8 +565,9 @@ impl Bench {
                 fleet.send_filler(0, n);
             }
         };
+        let pids = running.pids();
         let (traffic, (), ()) = tokio::join!(
-            step(&fleet, &shared, running.pid(), 1, rate, duration),
+            step(&fleet, &shared, &pids, 1, rate, duration),
             churn,
             filler
         );

@@ -65,6 +65,16 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Reverse proxies (load balancers) in front of this server, by IP. For connections
+    /// from them, per-IP limits apply to the client address they put in
+    /// `X-Forwarded-For` instead of their own. Comma-separated in the environment variable.
+    #[arg(
+        long = "trusted-proxy",
+        env = "NATTER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Time a client has to send a request's headers; slower connections are closed
     /// (slowloris protection).
     #[arg(long, env = "NATTER_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
@@ -111,6 +121,7 @@ impl Config {
             heartbeat_ms: 20_000,
             outbound_queue: 1024,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             header_timeout_ms: 5_000,
             max_connections_per_ip: 1000,
             rate_per_connection: 10_000,

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -76,7 +76,8 @@ pub async fn upgrade(
         )
             .into_response();
     }
-    let Some(slot) = app.limits.connect(peer.ip()) else {
+    let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
+    let Some(slot) = app.limits.connect(ip) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",
@@ -129,6 +130,28 @@ pub async fn echo(mut socket: WebSocket) {
             return;
         }
     }
+}
+
+/// The address per-IP limits apply to: the peer's, or — when the peer is a trusted
+/// proxy — the nearest address in `X-Forwarded-For` that is not itself a trusted proxy
+/// (the header's left part is whatever the client claimed, so it is read from the
+/// right). Without trusted proxies the header is ignored: anyone could send it.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
+        .find(|hop| !trusted.contains(hop))
+        .unwrap_or(peer)
 }
 
 /// A request without `Origin` (not a browser) is allowed; a browser's must be the

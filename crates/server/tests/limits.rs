@@ -77,6 +77,53 @@ async fn connections_per_ip_are_capped() {
     server.stop().await;
 }
 
+/// Opens a WebSocket claiming to come from `forwarded_for`; the status and the socket.
+async fn connect_forwarded_for(
+    server: &TestServer,
+    forwarded_for: &str,
+) -> (u16, Option<impl Sized>) {
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", forwarded_for.parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(socket) => (101, Some(socket)),
+        Err(WsError::Http(response)) => (response.status().as_u16(), None),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_limits_apply_per_forwarded_client() {
+    let (_dir, db) = temp_db();
+    let mut config = Config::for_tests(sqlite_url(&db));
+    config.max_connections_per_ip = 1;
+    config.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    let server = TestServer::start_with(config).await;
+    // Two people behind the proxy each get their own allowance…
+    let (status, _a) = connect_forwarded_for(&server, "203.0.113.7").await;
+    assert_eq!(status, 101);
+    let (status, _b) = connect_forwarded_for(&server, "198.51.100.2, 203.0.113.9").await;
+    assert_eq!(status, 101, "the proxy's own entry (rightmost) counts");
+    // …and one of them cannot exceed theirs.
+    let (status, _) = connect_forwarded_for(&server, "203.0.113.7").await;
+    assert_eq!(status, 429);
+    server.stop().await;
+
+    // Without a trusted proxy the header is ignored: anyone could send it.
+    let (_dir, db) = temp_db();
+    let mut config = Config::for_tests(sqlite_url(&db));
+    config.max_connections_per_ip = 1;
+    let server = TestServer::start_with(config).await;
+    let (status, _a) = connect_forwarded_for(&server, "203.0.113.7").await;
+    assert_eq!(status, 101);
+    let (status, _) = connect_forwarded_for(&server, "198.51.100.2").await;
+    assert_eq!(status, 429, "a spoofed header does not buy a new allowance");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn rate_limits_answer_with_retry_after_then_close_persistent_abuse() {
     let (_dir, db) = temp_db();
