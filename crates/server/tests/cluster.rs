@@ -276,12 +276,48 @@ async fn a_killed_nodes_clients_resume_elsewhere_and_nothing_is_lost() {
     let Some(mut cluster) = Cluster::start(test, &redis_url(), 3).await else {
         return;
     };
+    // Two people on node 0 besides the chatters: one comes back on another node after
+    // the crash, one does not. A watcher on node 1 follows their presence.
+    let mut watcher = cluster.client(1, "Watcher").await;
+    let doomed = cluster.client(0, "Doomed").await;
+    let survivor = cluster.client(0, "Survivor").await;
+    let (doomed_id, survivor_id) = (doomed.id(), survivor.id());
+    let survivor_credentials = survivor.credentials.clone();
+
     const CLIENTS: usize = 6;
     const EACH: usize = 40;
     let tasks = chatters(&cluster.addrs, CLIENTS, EACH);
     // Mid-conversation, node 0 dies.
     tokio::time::sleep(Duration::from_millis(400)).await;
     cluster.kill(0);
+    drop((doomed, survivor));
+    let mut survivor = Client::connect(cluster.addrs[2]).await;
+    survivor
+        .hello("Survivor", survivor_credentials, vec![])
+        .await;
+
+    // The dead node's people go offline once its heartbeat expired and the grace
+    // period passed — except the one who came back elsewhere.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("the dead node's user never went offline");
+        let Some(frame) = watcher.next_raw(left).await else {
+            panic!("the watcher's connection closed");
+        };
+        if let Ok(ServerMsg::Presence { offline, .. }) =
+            serde_json::from_str::<ServerMsg>(frame.to_text().unwrap_or_default())
+        {
+            assert!(
+                !offline.contains(&survivor_id),
+                "the user who reconnected to another node was shown offline"
+            );
+            if offline.contains(&doomed_id) {
+                break;
+            }
+        }
+    }
     let mut logs = Vec::new();
     for task in tasks {
         logs.push(task.await.expect("client task"));
