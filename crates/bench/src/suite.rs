@@ -148,11 +148,12 @@ impl PgSchema {
             .await
             .with_context(|| format!("PostgreSQL at {base} (set NATTER_BENCH_DATABASE_URL)"))?;
         let name = format!("natter_bench_{}", std::process::id());
-        sqlx::query(&format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-        ))
-        .execute(&mut conn)
-        .await?;
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+            format!("CREATE SCHEMA {name}"),
+        ] {
+            sqlx::query(&statement).execute(&mut conn).await?;
+        }
         let separator = if base.contains('?') { '&' } else { '?' };
         Ok(PgSchema {
             url: format!("{base}{separator}options[search_path]={name}"),

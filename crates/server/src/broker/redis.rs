@@ -43,6 +43,9 @@ pub const NAME_TTL: Duration = Duration::from_secs(10);
 const OUTGOING_QUEUE: usize = 65_536;
 /// Most events sent to Redis in one pipeline.
 const PIPELINE: usize = 512;
+/// A command (or pipeline) Redis has not answered in this long has failed: a
+/// partitioned Redis must not hold up name reservations or heartbeats for ever.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Grants each name key (KEYS) to its user (ARGV, in the same order) unless another
 /// user holds it, for ARGV[#ARGV] milliseconds. Returns how many were granted.
@@ -160,12 +163,7 @@ impl RedisBroker {
     /// are survived: the broker reconnects and catches up.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BrokerError> {
         let client = redis::Client::open(url)?;
-        let mut probe = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| BrokerError::Unavailable)??;
+        let mut probe = command_connection(&client).await?;
         redis::cmd("PING").query_async::<String>(&mut probe).await?;
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
         let node = hex::encode(rand::random::<[u8; 6]>());
@@ -467,6 +465,16 @@ impl Shared {
     }
 }
 
+/// A connection for commands, with [`REDIS_TIMEOUT`] on connecting and on every answer.
+async fn command_connection(client: &redis::Client) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(REDIS_TIMEOUT)
+        .set_response_timeout(REDIS_TIMEOUT);
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// A header line, a newline, and the frame.
 fn encode(header: &Header, frame: &str) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(header).unwrap_or_default();
@@ -545,7 +553,7 @@ async fn listen(weak: &Weak<Shared>) -> redis::RedisResult<bool> {
     };
     let mut pubsub = shared.client.get_async_pubsub().await?;
     pubsub.subscribe(&shared.keys.events).await?;
-    let mut conn = shared.client.get_multiplexed_async_connection().await?;
+    let mut conn = command_connection(&shared.client).await?;
     shared.rejoin(&mut conn).await?;
     shared.set_connection(Some(conn));
     tracing::info!(node = shared.node, "subscribed to the cluster's events");
