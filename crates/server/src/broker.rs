@@ -119,6 +119,10 @@ pub trait ClusterSink: Send + Sync {
     fn catch_up(&self);
     /// The users online on this node (with those in their grace period).
     fn local_users(&self) -> Vec<UserSummary>;
+    /// Compares what this node delivered with the newest seq of each room in the store
+    /// and fetches what is missing: a message lost on the way with none after it to
+    /// reveal the gap would otherwise wait for the room's next message.
+    fn sweep(&self);
 }
 
 /// Carries deliveries and presence to every node (including this one).

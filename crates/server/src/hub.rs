@@ -952,6 +952,36 @@ impl ClusterSink for HubInner {
         });
     }
 
+    fn sweep(&self) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let Some(hub) = me.upgrade() else { return };
+            let delivered: Vec<(RoomId, Seq)> = hub
+                .read()
+                .rooms
+                .iter()
+                .map(|(id, fanout)| (*id, fanout.delivered))
+                .collect();
+            if delivered.is_empty() {
+                return;
+            }
+            let rooms: Vec<RoomId> = delivered.iter().map(|(room, _)| *room).collect();
+            let latest: HashMap<RoomId, Seq> = match hub.inner.store.latest_seqs(&rooms).await {
+                Ok(latest) => latest.into_iter().collect(),
+                Err(err) => {
+                    tracing::warn!(%err, "could not compare the rooms with the store");
+                    return;
+                }
+            };
+            for (room, seq) in delivered {
+                if latest.get(&room).is_some_and(|newest| *newest > seq) {
+                    tracing::debug!(room = room.0, "a room was behind the store; catching up");
+                    hub.fill_from_store(room).await;
+                }
+            }
+        });
+    }
+
     fn local_users(&self) -> Vec<UserSummary> {
         let state = self.read();
         state

@@ -63,6 +63,9 @@ pub enum ServerError {
     /// Redis (for several nodes) could not be reached.
     #[error("cluster broker: {0}")]
     Broker(#[from] BrokerError),
+    /// The settings contradict each other (the reason says how).
+    #[error("{0}")]
+    Misconfigured(&'static str),
 }
 
 /// What every request handler can reach.
@@ -96,11 +99,16 @@ pub fn app(state: AppState) -> Router {
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(if url == MEMORY_URL {
         Arc::new(MemoryStore::new())
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         Arc::new(PgStore::open(url).await?)
     } else {
         Arc::new(SqliteStore::open(url).await?)
     })
+}
+
+/// Does this database URL name PostgreSQL?
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Runs the server on `listener` until `shutdown` resolves; then closes every
@@ -110,6 +118,13 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if config.redis_url.is_some() && !is_postgres(&config.database_url) {
+        // Nodes with a database each would each number the rooms' messages on their own.
+        return Err(ServerError::Misconfigured(
+            "--redis-url joins a cluster, whose nodes must share one database: \
+             use --database-url postgres://…",
+        ));
+    }
     let store = open_store(&config.database_url).await?;
     let broker: Arc<dyn Broker> = match &config.redis_url {
         Some(url) => Arc::new(RedisBroker::connect(url, &config.redis_prefix).await?),

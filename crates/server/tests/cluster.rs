@@ -168,6 +168,33 @@ async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
     alice.say(dm, "a1", "hi Bob, from node 0").await;
     assert_eq!(bob.next_text(dm).await.text, "hi Bob, from node 0");
 
+    // A rename on one node shows on the others; the new name is taken everywhere and
+    // the old one is free everywhere.
+    bob.send(ClientMsg::Rename {
+        name: "Robert".into(),
+    })
+    .await;
+    alice
+        .recv_until(|m| match m {
+            ServerMsg::Presence { online, .. } => online
+                .iter()
+                .any(|u| u.id == bob.id() && u.name == "Robert")
+                .then_some(()),
+            _ => None,
+        })
+        .await;
+    let mut copycat = Client::connect(cluster.addrs[2]).await;
+    copycat
+        .send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "robert".into(),
+            credentials: None,
+            resume: vec![],
+        })
+        .await;
+    assert_eq!(copycat.expect_error().await.0, ErrorCode::NameTaken);
+    cluster.client(0, "Bob").await;
+
     // The channel list is live on every node; delete-when-empty works across nodes.
     carol
         .send(ClientMsg::CreateChannel {
@@ -402,4 +429,67 @@ async fn traffic_recovers_with_nothing_lost_after_redis_restarts() {
         logs.push(task.await.expect("client task"));
     }
     check_logs(&logs, CLIENTS, EACH);
+}
+
+#[tokio::test]
+async fn a_cluster_node_refuses_a_database_of_its_own() {
+    let (_dir, db) = temp_db();
+    let mut config = natter_server::Config::for_tests(sqlite_url(&db));
+    // Never contacted: the check comes first.
+    config.redis_url = Some("redis://127.0.0.1:1".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let outcome = natter_server::run(listener, config, async {}).await;
+    let err = outcome.expect_err("SQLite with Redis is refused");
+    assert!(err.to_string().contains("postgres://"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_lost_on_the_way_with_nothing_after_it_still_arrives() {
+    let test = "cluster::a_message_lost_on_the_way_with_nothing_after_it_still_arrives";
+    let Some(redis) = OwnRedis::start(test, free_addr().port()).await else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(test, &redis.url(), 2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "Alice").await;
+    let (general, _) = alice.join_channel(DEFAULT_CHANNEL).await;
+    let mut bob = cluster.client(1, "Bob").await;
+    bob.join_channel(DEFAULT_CHANNEL).await;
+    alice.say(general, "a0", "warm-up").await;
+    assert_eq!(bob.next_text(general).await.text, "warm-up");
+
+    // Cut the nodes' command connections (their subscriptions stay up, so nothing
+    // reconnects or catches up): the next publish is lost on the way, and no later
+    // message comes to show Bob's node the gap.
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connects");
+    let _: Result<i64, _> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut conn)
+        .await;
+    alice
+        .say(general, "a1", "the only message after the cut")
+        .await;
+    let arrived = bob
+        .recv_until_within(Duration::from_secs(15), |m| match m {
+            ServerMsg::Message { message } if message.room == general => Some(message.text.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        arrived.as_deref(),
+        Some("the only message after the cut"),
+        "the other node found the message in the store"
+    );
+    // And the nodes publish again afterwards.
+    alice.say(general, "a2", "after").await;
+    assert_eq!(bob.next_text(general).await.text, "after");
 }

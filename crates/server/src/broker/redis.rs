@@ -36,6 +36,9 @@ use super::{upgrade, Broker, BrokerError, ClusterSink, Delivery, Effect, NodeId,
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node whose heartbeat is older than this is gone.
 pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// Every this many heartbeats a node compares its rooms with the store (see
+/// [`ClusterSink::sweep`]): a message lost with nothing after it shows up within 5 s.
+const SWEEP_EVERY: u32 = 5;
 /// How long a name stays reserved after the last node that had its holder stopped
 /// renewing it (normally it is released at once when the holder goes offline).
 pub const NAME_TTL: Duration = Duration::from_secs(10);
@@ -275,6 +278,25 @@ impl Shared {
     fn set_connection(&self, conn: Option<MultiplexedConnection>) {
         if let Ok(mut slot) = self.commands.write() {
             *slot = conn;
+        }
+    }
+
+    /// After a failed command: if the connection itself broke (while the subscription,
+    /// which would reconnect everything, stayed up), opens a new one, so one broken
+    /// socket cannot silence this node's events for good.
+    async fn command_failed(&self, err: &redis::RedisError) {
+        if !(err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_timeout()
+            || err.is_unrecoverable_error())
+        {
+            return;
+        }
+        match command_connection(&self.client).await {
+            Ok(conn) => self.set_connection(Some(conn)),
+            Err(err) => {
+                tracing::warn!(%err, "Redis is unreachable; events are dropped until it is back")
+            }
         }
     }
 
@@ -519,6 +541,7 @@ async fn publish_loop(shared: Weak<Shared>, mut queue: mpsc::Receiver<Outgoing>)
         }
         if let Err(err) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(%err, "publishing to Redis failed; other nodes will catch up from the store");
+            shared.command_failed(&err).await;
         }
     }
 }
@@ -576,16 +599,22 @@ async fn listen(weak: &Weak<Shared>) -> redis::RedisResult<bool> {
 async fn heartbeat_loop(shared: Weak<Shared>) {
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for beat in 1u32.. {
         every.tick().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if beat % SWEEP_EVERY == 0 {
+            if let Some(sink) = shared.sink() {
+                sink.sweep();
+            }
+        }
         let Ok(mut conn) = shared.connection() else {
             continue;
         };
         if let Err(err) = shared.beat(&mut conn).await {
             tracing::warn!(%err, "heartbeat to Redis failed");
+            shared.command_failed(&err).await;
         }
     }
 }

@@ -174,6 +174,19 @@ pub trait Store: Send + Sync + 'static {
         after: Seq,
         limit: u32,
     ) -> StoreResult<Vec<ChatMessage>>;
+
+    /// The newest seq of each of `rooms` that still exists. Nodes of a cluster compare
+    /// it with what they delivered, to notice a message pub/sub lost when no later one
+    /// came to show the gap. (One query where the database is across the network.)
+    async fn latest_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
+        let mut latest = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            if let Some(record) = self.room(*room).await? {
+                latest.push((record.id, record.latest_seq));
+            }
+        }
+        Ok(latest)
+    }
 }
 
 /// The wire name of a message kind, as stored.

@@ -478,4 +478,20 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<ChatMessage>> {
         self.newest_where(room, "seq > $2", after, limit).await
     }
+
+    async fn latest_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
+        let ids: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+        let rows = sqlx::query("SELECT id, latest_seq FROM rooms WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    RoomId(row.try_get("id")?),
+                    row.try_get::<i64, _>("latest_seq")? as Seq,
+                ))
+            })
+            .collect()
+    }
 }

@@ -181,6 +181,26 @@ impl Client {
         }
     }
 
+    /// Like [`Client::recv_until`] with a wait of one's own: `None` if nothing picked
+    /// arrived within `wait`.
+    pub async fn recv_until_within<T>(
+        &mut self,
+        wait: Duration,
+        mut pick: impl FnMut(&ServerMsg) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+            let frame = self.next_raw(left).await?;
+            if let Ok(msg) = serde_json::from_str::<ServerMsg>(frame.to_text().unwrap_or_default())
+            {
+                if let Some(found) = pick(&msg) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+
     /// Asserts that no frame other than presence changes (and pings) arrives within
     /// `quiet`: presence frames come on their own schedule.
     pub async fn expect_no_messages(&mut self, quiet: Duration) {
