@@ -256,7 +256,13 @@ impl Session {
             Some(creds) => {
                 let known = store.find_user(&creds.user_id).await?;
                 match known {
-                    Some(record) if record.secret_hash == hash_secret(&creds.secret) => (record, creds),
+                    Some(record) if record.secret_hash == hash_secret(&creds.secret) => {
+                        self.hub
+                            .claim_name(&record.id, &name)
+                            .await
+                            .map_err(|_| name_taken(&name))?;
+                        (record, creds)
+                    }
                     _ => {
                         return Err(Reject(
                             ErrorCode::BadCredentials,
@@ -279,6 +285,12 @@ impl Session {
                     secret_hash: hash_secret(&secret),
                     name: name.clone(),
                 };
+                // Reserved before the user exists, so a name taken on another node
+                // leaves no user behind.
+                self.hub
+                    .claim_name(&record.id, &name)
+                    .await
+                    .map_err(|_| name_taken(&name))?;
                 store.create_user(&record).await?;
                 let creds = GuestCredentials {
                     user_id: record.id.clone(),
@@ -302,10 +314,6 @@ impl Session {
             credentials,
             rooms,
         };
-        self.hub
-            .claim_name(&user.id, &name)
-            .await
-            .map_err(|_| name_taken(&name))?;
         self.hub
             .register(&user.id, &name, &room_seqs, &self.outbox, ready)
             .map_err(|_| name_taken(&name))?;
@@ -429,14 +437,14 @@ impl Session {
         );
         if remaining == 0 && record.delete_when_empty {
             store.delete_room(room).await?;
-            // Every node forgets it; channels also leave everyone's list.
-            let gone = Effect::RoomGone { room };
+            // A channel leaves everyone's list on every node. (Nobody is a member any
+            // more, so no node fans the room out; `Left` above unindexed this user.)
             if matches!(record.kind, RoomRecordKind::Channel { .. }) {
-                self.hub
-                    .publish_with(Target::Everyone, gone, &ServerMsg::ChannelRemoved { room });
-            } else {
-                self.hub
-                    .publish_with(Target::Room(room), gone, &ServerMsg::Left { room });
+                self.hub.publish_with(
+                    Target::Everyone,
+                    Effect::RoomGone { room },
+                    &ServerMsg::ChannelRemoved { room },
+                );
             }
         } else {
             let notice = self.new_message(user, room, MessageKind::Leave, String::new(), None);
