@@ -123,6 +123,7 @@ async fn main() -> Result<()> {
             format!("big room: 1 room × {big} members"),
             format!("churn: small-rooms traffic at half each server's best clean rate for {churn_secs} s, {CHURN_PER_SEC} connects/s (each stays 2 s), one client that never reads in room 0, which also carries 200 filler messages/s of 3.9 KB"),
             "unpinned: the servers free to use both cores; the generator stays on its core".to_string(),
+            "natter on PostgreSQL (1 node) and on 2 nodes (PostgreSQL + Redis, member i of each room on node i mod 2, both nodes pinned to the one server core: the cost of clustering, not its gain) run small rooms only; PostgreSQL and Redis are the machine's services, unpinned, and their CPU is not in CPU µs/delivery".to_string(),
             format!(
                 "run on {} as `natter-bench {}` (what `cargo xtask bench` passes on)",
                 today(),

@@ -366,8 +366,10 @@ impl Results {
         const RIGHT: f64 = 230.0;
         const TOP: f64 = 30.0;
         const BOTTOM: f64 = 50.0;
-        const COLORS: [&str; 6] = [
-            "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9",
+        // One per server of a full run, so no two lines share a colour.
+        const COLORS: [&str; 8] = [
+            "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9", "#0c8599",
+            "#862e9c",
         ];
         let max_rate = self
             .small_rooms
