@@ -369,7 +369,7 @@ impl Results {
         // One per server of a full run, so no two lines share a colour.
         const COLORS: [&str; 8] = [
             "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9", "#0c8599",
-            "#862e9c",
+            "#a61e4d",
         ];
         let max_rate = self
             .small_rooms
