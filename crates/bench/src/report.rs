@@ -368,8 +368,7 @@ impl Results {
         const BOTTOM: f64 = 50.0;
         // One per server of a full run, so no two lines share a colour.
         const COLORS: [&str; 8] = [
-            "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9", "#0c8599",
-            "#a61e4d",
+            "#555555", "#d9480f", "#f59f00", "#1971c2", "#2f9e44", "#ae3ec9", "#0c8599", "#a61e4d",
         ];
         let max_rate = self
             .small_rooms
