@@ -114,9 +114,12 @@ pub trait ClusterSink: Send + Sync {
     /// `node` stopped answering: its users go offline after the grace period unless it
     /// comes back or they reconnect elsewhere.
     fn node_gone(&self, node: &str);
-    /// Events may have been missed (Redis reconnected, a node died after storing but
-    /// before publishing): fetch from the store what the rooms here have not seen.
+    /// Events may have been missed (a node died after storing but before publishing):
+    /// fetch from the store what the rooms here have not seen.
     fn catch_up(&self);
+    /// This node (re)subscribed: anything may have been missed meanwhile — memberships
+    /// (a direct room opened elsewhere) as well as messages. Reconcile both with the store.
+    fn reconnected(&self);
     /// The users online on this node (with those in their grace period).
     fn local_users(&self) -> Vec<UserSummary>;
     /// Compares what this node delivered with the newest seq of each room in the store

@@ -30,15 +30,15 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
 use natter_protocol::{
-    ChannelInfo, ChatMessage, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
-    SNAPSHOT_CHUNK,
+    ChannelInfo, ChatMessage, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
+    HISTORY_PAGE, SNAPSHOT_CHUNK,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::appender::AppendQueue;
 use crate::broker::{Broker, ClusterSink, Delivery, Effect, NodeId, Target};
-use crate::store::Store;
+use crate::store::{RoomRecord, RoomRecordKind, Store, StoreError};
 
 /// Identifies one WebSocket connection (a browser tab), unique within this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -715,6 +715,122 @@ impl RoomHub {
         });
     }
 
+    /// The wire form of a room; direct rooms get both members' current names.
+    pub async fn room_info(&self, record: &RoomRecord) -> Result<RoomInfo, StoreError> {
+        let kind = match &record.kind {
+            RoomRecordKind::Channel { name } => RoomKind::Channel { name: name.clone() },
+            RoomRecordKind::Code { code } => RoomKind::Code { code: code.clone() },
+            RoomRecordKind::Direct { members: [a, b] } => RoomKind::Direct {
+                members: [self.user_summary(a).await?, self.user_summary(b).await?],
+            },
+        };
+        Ok(RoomInfo {
+            id: record.id,
+            kind,
+            delete_when_empty: record.delete_when_empty,
+            latest_seq: record.latest_seq,
+        })
+    }
+
+    /// A user's id with their current name (as online, else as last stored).
+    async fn user_summary(&self, id: &UserId) -> Result<UserSummary, StoreError> {
+        let name = match self.online_name(id) {
+            Some(name) => name,
+            None => self
+                .inner
+                .store
+                .find_user(id)
+                .await?
+                .map(|u| u.name)
+                .unwrap_or_default(),
+        };
+        Ok(UserSummary {
+            id: id.clone(),
+            name,
+        })
+    }
+
+    /// Brings the rooms of the people on this node in line with the store, after
+    /// events may have been lost (Redis was away): a room someone was added to meanwhile
+    /// (say, a direct message opened from another node) is announced with its latest
+    /// page, as a join would have been; a room they left elsewhere is taken away.
+    async fn reconcile_memberships(&self) {
+        let users: Vec<UserId> = self.read().local.keys().cloned().collect();
+        for user in users {
+            let records = match self.inner.store.rooms_of(&user).await {
+                Ok(records) => records,
+                Err(err) => {
+                    tracing::warn!(%err, "could not compare memberships with the store");
+                    return;
+                }
+            };
+            let Some(indexed) = self.read().local.get(&user).map(|u| u.rooms.clone()) else {
+                continue;
+            };
+            let stored: HashSet<RoomId> = records.iter().map(|r| r.id).collect();
+            for record in records.iter().filter(|r| !indexed.contains(&r.id)) {
+                let (info, page) = match (
+                    self.room_info(record).await,
+                    self.inner
+                        .store
+                        .latest_after(record.id, 0, HISTORY_PAGE)
+                        .await,
+                ) {
+                    (Ok(info), Ok(page)) => (info, page),
+                    (Err(err), _) | (_, Err(err)) => {
+                        tracing::warn!(%err, "could not announce a room missed while Redis was away");
+                        continue;
+                    }
+                };
+                let by = match &record.kind {
+                    RoomRecordKind::Direct { members } => members
+                        .iter()
+                        .find(|m| **m != user)
+                        .unwrap_or(&user)
+                        .clone(),
+                    _ => user.clone(),
+                };
+                self.inner.deliver_local(&Delivery {
+                    target: Target::User(user.clone()),
+                    except: None,
+                    seq: None,
+                    effect: Some(Effect::Member {
+                        room: record.id,
+                        user: user.clone(),
+                        seq: record.latest_seq,
+                    }),
+                    frame: ServerMsg::Joined { room: info, by }.to_json().into(),
+                });
+                let more_before = page.first().is_some_and(|m| m.seq > 1);
+                self.inner.deliver_local(&Delivery {
+                    target: Target::User(user.clone()),
+                    except: None,
+                    seq: None,
+                    effect: None,
+                    frame: ServerMsg::History {
+                        room: record.id,
+                        messages: page,
+                        more_before,
+                    }
+                    .to_json()
+                    .into(),
+                });
+            }
+            for room in indexed.difference(&stored) {
+                self.inner.deliver_local(&Delivery {
+                    target: Target::User(user.clone()),
+                    except: None,
+                    seq: None,
+                    effect: Some(Effect::NotMember {
+                        room: *room,
+                        user: user.clone(),
+                    }),
+                    frame: ServerMsg::Left { room: *room }.to_json().into(),
+                });
+            }
+        }
+    }
+
     /// Reads the messages of `room` this node has not delivered from the store and
     /// hands them to its members (at most the newest page; a client that finds a gap
     /// before them asks for history itself).
@@ -748,6 +864,14 @@ impl RoomHub {
             }
         }
         release_early(fanout, local);
+    }
+
+    /// [`RoomHub::fill_from_store`] for every room followed here.
+    async fn fill_all_from_store(&self) {
+        let rooms: Vec<RoomId> = self.read().rooms.keys().copied().collect();
+        for room in rooms {
+            self.fill_from_store(room).await;
+        }
     }
 
     /// Waits [`GAP_WAIT`] for the messages missing before `room`'s early ones, then
@@ -944,10 +1068,18 @@ impl ClusterSink for HubInner {
     fn catch_up(&self) {
         let me = self.me.clone();
         tokio::spawn(async move {
-            let Some(hub) = me.upgrade() else { return };
-            let rooms: Vec<RoomId> = hub.read().rooms.keys().copied().collect();
-            for room in rooms {
-                hub.fill_from_store(room).await;
+            if let Some(hub) = me.upgrade() {
+                hub.fill_all_from_store().await;
+            }
+        });
+    }
+
+    fn reconnected(&self) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            if let Some(hub) = me.upgrade() {
+                hub.reconcile_memberships().await;
+                hub.fill_all_from_store().await;
             }
         });
     }

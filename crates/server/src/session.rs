@@ -6,8 +6,7 @@
 
 use natter_protocol::{
     validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
-    ResumePosition, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
-    PROTOCOL_VERSION,
+    ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE, PROTOCOL_VERSION,
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
@@ -302,7 +301,7 @@ impl Session {
         let records = store.rooms_of(&user.id).await?;
         let mut rooms = Vec::with_capacity(records.len());
         for record in &records {
-            rooms.push(self.room_info(record).await?);
+            rooms.push(self.hub.room_info(record).await?);
         }
         let me = UserSummary {
             id: user.id.clone(),
@@ -394,7 +393,7 @@ impl Session {
                 "That room no longer exists.".into(),
             ));
         };
-        let info = self.room_info(&record).await?;
+        let info = self.hub.room_info(&record).await?;
         self.hub.publish_with(
             Target::User(user.clone()),
             Effect::Member {
@@ -528,40 +527,6 @@ impl Session {
             text,
             client_id,
         }
-    }
-
-    /// The wire form of a room; direct rooms get both members' current names.
-    async fn room_info(&self, record: &RoomRecord) -> Result<RoomInfo, Reject> {
-        let kind = match &record.kind {
-            RoomRecordKind::Channel { name } => RoomKind::Channel { name: name.clone() },
-            RoomRecordKind::Code { code } => RoomKind::Code { code: code.clone() },
-            RoomRecordKind::Direct { members: [a, b] } => RoomKind::Direct {
-                members: [self.user_summary(a).await?, self.user_summary(b).await?],
-            },
-        };
-        Ok(RoomInfo {
-            id: record.id,
-            kind,
-            delete_when_empty: record.delete_when_empty,
-            latest_seq: record.latest_seq,
-        })
-    }
-
-    async fn user_summary(&self, id: &UserId) -> Result<UserSummary, Reject> {
-        let name = match self.hub.online_name(id) {
-            Some(name) => name,
-            None => self
-                .hub
-                .store()
-                .find_user(id)
-                .await?
-                .map(|u| u.name)
-                .unwrap_or_default(),
-        };
-        Ok(UserSummary {
-            id: id.clone(),
-            name,
-        })
     }
 }
 

@@ -493,3 +493,45 @@ async fn a_message_lost_on_the_way_with_nothing_after_it_still_arrives() {
     alice.say(general, "a2", "after").await;
     assert_eq!(bob.next_text(general).await.text, "after");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_room_opened_while_redis_is_down_pops_up_when_it_is_back() {
+    let test = "cluster::a_direct_room_opened_while_redis_is_down_pops_up_when_it_is_back";
+    let port = free_addr().port();
+    let Some(redis) = OwnRedis::start(test, port).await else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(test, &redis.url(), 2).await else {
+        return;
+    };
+    let mut alice = cluster.client(0, "Alice").await;
+    let mut bob = cluster.client(1, "Bob").await;
+    wait_presence(&mut alice, &bob.id(), true).await;
+
+    drop(redis);
+    alice.send(ClientMsg::OpenDirect { user: bob.id() }).await;
+    let (dm, _) = alice.expect_joined().await;
+    alice.say(dm, "a1", "are you there?").await;
+    let _redis = OwnRedis::start(test, port).await.expect("redis restarts");
+
+    // Bob's node reconciles his rooms with the database once it is back on Redis.
+    let popped = bob
+        .recv_until_within(Duration::from_secs(15), |m| match m {
+            ServerMsg::Joined { room, .. } if room.id == dm => Some(()),
+            _ => None,
+        })
+        .await;
+    assert!(popped.is_some(), "the direct room popped up on Bob's side");
+    let history = bob
+        .recv_until(|m| match m {
+            ServerMsg::History { room, messages, .. } if *room == dm => Some(messages.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(history.iter().any(|m| m.text == "are you there?"));
+    // And the room is live for him now, both ways.
+    bob.say(dm, "b1", "yes").await;
+    assert_eq!(alice.next_text(dm).await.text, "yes");
+    alice.say(dm, "a2", "good").await;
+    assert_eq!(bob.next_text(dm).await.text, "good");
+}

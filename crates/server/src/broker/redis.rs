@@ -582,7 +582,7 @@ async fn listen(weak: &Weak<Shared>) -> redis::RedisResult<bool> {
     tracing::info!(node = shared.node, "subscribed to the cluster's events");
     // Whatever was published while this node was not listening is in the store.
     if let Some(sink) = shared.sink() {
-        sink.catch_up();
+        sink.reconnected();
     }
     drop(shared);
     let mut messages = pubsub.into_on_message();
