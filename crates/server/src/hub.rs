@@ -866,6 +866,64 @@ impl RoomHub {
         release_early(fanout, local);
     }
 
+    /// Replaces the channel list with the store's, after events may have been lost
+    /// (Redis was away), and tells the people here what changed.
+    async fn reconcile_channels(&self) {
+        let records = match self.inner.store.list_channels().await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(%err, "could not compare the channel list with the store");
+                return;
+            }
+        };
+        let stored: BTreeMap<RoomId, String> = records
+            .into_iter()
+            .filter_map(|record| match record.kind {
+                RoomRecordKind::Channel { name } => Some((record.id, name)),
+                _ => None,
+            })
+            .collect();
+        let (added, removed): (Vec<ChannelInfo>, Vec<RoomId>) = {
+            let state = self.read();
+            let added = stored
+                .iter()
+                .filter(|(id, _)| !state.channels.contains_key(id))
+                .map(|(id, name)| ChannelInfo {
+                    id: *id,
+                    name: name.clone(),
+                })
+                .collect();
+            let removed = state
+                .channels
+                .keys()
+                .filter(|id| !stored.contains_key(id))
+                .copied()
+                .collect();
+            (added, removed)
+        };
+        for channel in added {
+            self.inner.deliver_local(&Delivery {
+                target: Target::Everyone,
+                except: None,
+                seq: None,
+                effect: Some(Effect::Channel {
+                    id: channel.id,
+                    name: channel.name.clone(),
+                }),
+                frame: ServerMsg::ChannelAdded { channel }.to_json().into(),
+            });
+        }
+        for room in removed {
+            self.inner.deliver_local(&Delivery {
+                target: Target::Everyone,
+                except: None,
+                seq: None,
+                effect: Some(Effect::RoomGone { room }),
+                frame: ServerMsg::ChannelRemoved { room }.to_json().into(),
+            });
+        }
+    }
+
     /// [`RoomHub::fill_from_store`] for every room followed here.
     async fn fill_all_from_store(&self) {
         let rooms: Vec<RoomId> = self.read().rooms.keys().copied().collect();
@@ -1078,6 +1136,7 @@ impl ClusterSink for HubInner {
         let me = self.me.clone();
         tokio::spawn(async move {
             if let Some(hub) = me.upgrade() {
+                hub.reconcile_channels().await;
                 hub.reconcile_memberships().await;
                 hub.fill_all_from_store().await;
             }

@@ -495,8 +495,9 @@ async fn a_message_lost_on_the_way_with_nothing_after_it_still_arrives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_direct_room_opened_while_redis_is_down_pops_up_when_it_is_back() {
-    let test = "cluster::a_direct_room_opened_while_redis_is_down_pops_up_when_it_is_back";
+async fn a_direct_room_and_a_channel_made_while_redis_is_down_appear_when_it_is_back() {
+    let test =
+        "cluster::a_direct_room_and_a_channel_made_while_redis_is_down_appear_when_it_is_back";
     let port = free_addr().port();
     let Some(redis) = OwnRedis::start(test, port).await else {
         return;
@@ -512,7 +513,23 @@ async fn a_direct_room_opened_while_redis_is_down_pops_up_when_it_is_back() {
     alice.send(ClientMsg::OpenDirect { user: bob.id() }).await;
     let (dm, _) = alice.expect_joined().await;
     alice.say(dm, "a1", "are you there?").await;
+    alice
+        .send(ClientMsg::CreateChannel {
+            name: "outage".into(),
+            delete_when_empty: false,
+        })
+        .await;
+    alice.expect_joined().await;
     let _redis = OwnRedis::start(test, port).await.expect("redis restarts");
+
+    // Bob's node reloads the channel list once it is back on Redis.
+    let listed = bob
+        .recv_until_within(Duration::from_secs(15), |m| match m {
+            ServerMsg::ChannelAdded { channel } if channel.name == "outage" => Some(()),
+            _ => None,
+        })
+        .await;
+    assert!(listed.is_some(), "the channel created meanwhile is listed");
 
     // Bob's node reconciles his rooms with the database once it is back on Redis.
     let popped = bob
