@@ -652,15 +652,7 @@ impl RoomHub {
         }
         // In frames of at most SNAPSHOT_CHUNK people each, like the snapshot: a crowd
         // arriving in one window must not grow every connection's write buffer.
-        let everyone_here = |msg: ServerMsg| {
-            self.inner.deliver_local(&Delivery {
-                target: Target::Everyone,
-                except: None,
-                seq: None,
-                effect: None,
-                frame: msg.to_json().into(),
-            })
-        };
+        let everyone_here = |msg: ServerMsg| self.inner.deliver_here(Target::Everyone, None, &msg);
         in_chunks(batch.online.into_values(), |online| {
             everyone_here(ServerMsg::Presence {
                 online,
@@ -790,43 +782,35 @@ impl RoomHub {
                         .clone(),
                     _ => user.clone(),
                 };
-                self.inner.deliver_local(&Delivery {
-                    target: Target::User(user.clone()),
-                    except: None,
-                    seq: None,
-                    effect: Some(Effect::Member {
+                self.inner.deliver_here(
+                    Target::User(user.clone()),
+                    Some(Effect::Member {
                         room: record.id,
                         user: user.clone(),
                         seq: record.latest_seq,
                     }),
-                    frame: ServerMsg::Joined { room: info, by }.to_json().into(),
-                });
+                    &ServerMsg::Joined { room: info, by },
+                );
                 let more_before = page.first().is_some_and(|m| m.seq > 1);
-                self.inner.deliver_local(&Delivery {
-                    target: Target::User(user.clone()),
-                    except: None,
-                    seq: None,
-                    effect: None,
-                    frame: ServerMsg::History {
+                self.inner.deliver_here(
+                    Target::User(user.clone()),
+                    None,
+                    &ServerMsg::History {
                         room: record.id,
                         messages: page,
                         more_before,
-                    }
-                    .to_json()
-                    .into(),
-                });
+                    },
+                );
             }
             for room in indexed.difference(&stored) {
-                self.inner.deliver_local(&Delivery {
-                    target: Target::User(user.clone()),
-                    except: None,
-                    seq: None,
-                    effect: Some(Effect::NotMember {
+                self.inner.deliver_here(
+                    Target::User(user.clone()),
+                    Some(Effect::NotMember {
                         room: *room,
                         user: user.clone(),
                     }),
-                    frame: ServerMsg::Left { room: *room }.to_json().into(),
-                });
+                    &ServerMsg::Left { room: *room },
+                );
             }
         }
     }
@@ -902,25 +886,21 @@ impl RoomHub {
             (added, removed)
         };
         for channel in added {
-            self.inner.deliver_local(&Delivery {
-                target: Target::Everyone,
-                except: None,
-                seq: None,
-                effect: Some(Effect::Channel {
+            self.inner.deliver_here(
+                Target::Everyone,
+                Some(Effect::Channel {
                     id: channel.id,
                     name: channel.name.clone(),
                 }),
-                frame: ServerMsg::ChannelAdded { channel }.to_json().into(),
-            });
+                &ServerMsg::ChannelAdded { channel },
+            );
         }
         for room in removed {
-            self.inner.deliver_local(&Delivery {
-                target: Target::Everyone,
-                except: None,
-                seq: None,
-                effect: Some(Effect::RoomGone { room }),
-                frame: ServerMsg::ChannelRemoved { room }.to_json().into(),
-            });
+            self.inner.deliver_here(
+                Target::Everyone,
+                Some(Effect::RoomGone { room }),
+                &ServerMsg::ChannelRemoved { room },
+            );
         }
     }
 
@@ -993,6 +973,18 @@ impl HubInner {
                 batch.offline.insert(user);
             }
         }
+    }
+
+    /// Hands `msg` (with `effect`) to this node's recipients only: for what each node
+    /// works out for itself (presence frames, catching up after Redis was away).
+    fn deliver_here(&self, target: Target, effect: Option<Effect>, msg: &ServerMsg) {
+        self.deliver_local(&Delivery {
+            target,
+            except: None,
+            seq: None,
+            effect,
+            frame: msg.to_json().into(),
+        });
     }
 
     /// Applies a delivery's effect and hands its frame to this node's recipients;
