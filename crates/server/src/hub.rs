@@ -261,7 +261,7 @@ impl HubState {
     }
 }
 
-/// Queues `frame` for every connection of `users`' listed members except `except`.
+/// Queues `frame` for every connection here of `members`, except `except`.
 fn send_to_members(
     members: &HashSet<UserId>,
     local: &HashMap<UserId, LocalUser>,
@@ -668,8 +668,8 @@ impl RoomHub {
     }
 
     /// Serializes `msg` once and sends it to `target` on every node.
-    pub fn publish(&self, target: Target, except: Option<ConnId>, msg: &ServerMsg) {
-        self.publish_delivery(target, except, None, None, msg);
+    pub fn publish(&self, target: Target, msg: &ServerMsg) {
+        self.publish_delivery(target, None, None, None, msg);
     }
 
     /// Like [`RoomHub::publish`], with an index change every node applies first.

@@ -491,7 +491,7 @@ impl Session {
             more_before,
         };
         match user {
-            Some(user) => self.hub.publish(Target::User(user.clone()), None, &msg),
+            Some(user) => self.hub.publish(Target::User(user.clone()), &msg),
             None => self.outbox.send(&msg),
         }
         Ok(())
