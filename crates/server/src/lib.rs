@@ -8,11 +8,13 @@
 //!   with a bounded outbound queue; Origin check, per-IP cap, rate limits.
 //! - [`limits`]: token buckets and connection counts per IP.
 //! - [`session`]: what each client request does, independent of frames.
-//! - [`hub`]: who is online, names, room membership index, local fan-out.
+//! - [`hub`]: who is online on which node, names, room membership index, fan-out
+//!   to this node's connections in seq order (gaps filled from the store).
 //! - [`appender`]: the single batching writer — store, then fan out, then ack.
-//! - [`broker`]: how deliveries reach every node ([`broker::LocalBroker`] for one).
+//! - [`broker`]: how deliveries and presence reach every node
+//!   ([`broker::LocalBroker`] for one, [`broker::redis::RedisBroker`] for a cluster).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
-//!   in-memory with `--database-url memory:`).
+//!   PostgreSQL for a cluster, in-memory with `--database-url memory:`).
 //! - [`clock`]: server timestamps.
 //!
 //! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
