@@ -217,7 +217,7 @@ pub(crate) fn direct_key(a: &UserId, b: &UserId) -> String {
 }
 
 /// Splits a direct room's key back into its two members.
-pub(crate) fn direct_members(key: &str) -> [UserId; 2] {
+fn direct_members(key: &str) -> [UserId; 2] {
     let (a, b) = key.split_once('|').unwrap_or((key, ""));
     [UserId(a.to_string()), UserId(b.to_string())]
 }
@@ -229,4 +229,63 @@ pub(crate) fn conflict_or_database(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => err.into(),
     }
+}
+
+/// The `rooms` columns [`room_from_row`] reads, for `SELECT`s and `RETURNING`s.
+pub(crate) const ROOM_COLUMNS: &str =
+    "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
+/// The `messages` columns [`message_from_row`] reads.
+pub(crate) const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
+
+/// A `rooms` row (of [`ROOM_COLUMNS`]) from SQLite or PostgreSQL: the schemas have the
+/// same columns, and sqlx decodes each backend's types into the same Rust ones.
+pub(crate) fn room_from_row<'r, R>(row: &'r R) -> StoreResult<RoomRecord>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text_column = |name: &'static str| -> StoreResult<String> {
+        Ok(row.try_get::<Option<String>, _>(name)?.unwrap_or_default())
+    };
+    let kind = match text_column("kind")?.as_str() {
+        "channel" => RoomRecordKind::Channel {
+            name: text_column("name")?,
+        },
+        "code" => RoomRecordKind::Code {
+            code: text_column("code")?,
+        },
+        _ => RoomRecordKind::Direct {
+            members: direct_members(&text_column("direct_key")?),
+        },
+    };
+    Ok(RoomRecord {
+        id: RoomId(row.try_get("id")?),
+        kind,
+        delete_when_empty: row.try_get("delete_when_empty")?,
+        latest_seq: row.try_get::<i64, _>("latest_seq")? as Seq,
+    })
+}
+
+/// A `messages` row (of [`MESSAGE_COLUMNS`]) from SQLite or PostgreSQL.
+pub(crate) fn message_from_row<'r, R>(row: &'r R) -> StoreResult<ChatMessage>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ChatMessage {
+        room: RoomId(row.try_get("room_id")?),
+        seq: row.try_get::<i64, _>("seq")? as Seq,
+        sender: UserSummary {
+            id: UserId(row.try_get("sender_id")?),
+            name: row.try_get("sender_name")?,
+        },
+        ts: row.try_get("ts")?,
+        kind: kind_from_str(&row.try_get::<String, _>("kind")?),
+        text: row.try_get("text")?,
+    })
 }

@@ -16,22 +16,20 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::batch::AppendBatch;
 use super::{
-    conflict_or_database, direct_key, direct_members, kind_from_str, kind_str, Appended,
-    NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+    conflict_or_database, direct_key, kind_str, message_from_row, room_from_row, Appended,
+    NewMessage, RoomRecord, Store, StoreError, StoreResult, UserRecord, MESSAGE_COLUMNS,
+    ROOM_COLUMNS,
 };
 
 /// How often a batch that lost a race (deadlock, serialization, a concurrent resend) is
 /// tried again before the error is reported.
 const APPEND_ATTEMPTS: usize = 3;
-
-const ROOM_COLUMNS: &str = "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
-const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
 
 /// PostgreSQL-backed [`Store`].
 #[derive(Clone)]
@@ -215,44 +213,6 @@ fn worth_retrying(err: &StoreError) -> bool {
         }
         _ => false,
     }
-}
-
-fn room_from_row(row: &PgRow) -> StoreResult<RoomRecord> {
-    let kind: String = row.try_get("kind")?;
-    let text_column = |name: &str| -> StoreResult<String> {
-        Ok(row.try_get::<Option<String>, _>(name)?.unwrap_or_default())
-    };
-    let kind = match kind.as_str() {
-        "channel" => RoomRecordKind::Channel {
-            name: text_column("name")?,
-        },
-        "code" => RoomRecordKind::Code {
-            code: text_column("code")?,
-        },
-        _ => RoomRecordKind::Direct {
-            members: direct_members(&text_column("direct_key")?),
-        },
-    };
-    Ok(RoomRecord {
-        id: RoomId(row.try_get("id")?),
-        kind,
-        delete_when_empty: row.try_get("delete_when_empty")?,
-        latest_seq: row.try_get::<i64, _>("latest_seq")? as Seq,
-    })
-}
-
-fn message_from_row(row: &PgRow) -> StoreResult<ChatMessage> {
-    Ok(ChatMessage {
-        room: RoomId(row.try_get("room_id")?),
-        seq: row.try_get::<i64, _>("seq")? as Seq,
-        sender: UserSummary {
-            id: UserId(row.try_get("sender_id")?),
-            name: row.try_get("sender_name")?,
-        },
-        ts: row.try_get("ts")?,
-        kind: kind_from_str(row.try_get("kind")?),
-        text: row.try_get("text")?,
-    })
 }
 
 #[async_trait]

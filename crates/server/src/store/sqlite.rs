@@ -14,16 +14,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
 use rusqlite::OptionalExtension;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
 use super::{
-    conflict_or_database, direct_key, direct_members, kind_from_str, kind_str, Appended,
-    NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+    conflict_or_database, direct_key, kind_from_str, kind_str, message_from_row, room_from_row,
+    Appended, NewMessage, RoomRecord, Store, StoreError, StoreResult, UserRecord, MESSAGE_COLUMNS,
+    ROOM_COLUMNS,
 };
 
 /// SQLite-backed [`Store`].
@@ -158,9 +157,6 @@ fn append_batch(
     tx.commit()?;
     Ok(outcomes)
 }
-
-const ROOM_COLUMNS: &str = "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
-const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
 
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directory) the database at `url`
@@ -306,50 +302,6 @@ async fn checkpoint_in_background(pool: SqlitePool) {
 
 fn now_ms() -> i64 {
     crate::clock::now_ms()
-}
-
-fn room_from_row(row: &SqliteRow) -> StoreResult<RoomRecord> {
-    let kind: String = row.try_get("kind")?;
-    let kind = match kind.as_str() {
-        "channel" => RoomRecordKind::Channel {
-            name: row
-                .try_get::<Option<String>, _>("name")?
-                .unwrap_or_default(),
-        },
-        "code" => RoomRecordKind::Code {
-            code: row
-                .try_get::<Option<String>, _>("code")?
-                .unwrap_or_default(),
-        },
-        _ => {
-            let key: String = row
-                .try_get::<Option<String>, _>("direct_key")?
-                .unwrap_or_default();
-            RoomRecordKind::Direct {
-                members: direct_members(&key),
-            }
-        }
-    };
-    Ok(RoomRecord {
-        id: RoomId(row.try_get("id")?),
-        kind,
-        delete_when_empty: row.try_get("delete_when_empty")?,
-        latest_seq: row.try_get::<i64, _>("latest_seq")? as Seq,
-    })
-}
-
-fn message_from_row(row: &SqliteRow) -> StoreResult<ChatMessage> {
-    Ok(ChatMessage {
-        room: RoomId(row.try_get("room_id")?),
-        seq: row.try_get::<i64, _>("seq")? as Seq,
-        sender: UserSummary {
-            id: UserId(row.try_get("sender_id")?),
-            name: row.try_get("sender_name")?,
-        },
-        ts: row.try_get("ts")?,
-        kind: kind_from_str(row.try_get("kind")?),
-        text: row.try_get("text")?,
-    })
 }
 
 #[async_trait]
