@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{free_addr, ServerProcess};
-use common::resuming::{resuming_client, ClientLog};
+use common::resuming::{chatters, check_logs};
 use common::services::{hex_id, redis_available, redis_url, skip, PgSchema};
 use common::*;
 use natter_protocol::*;
@@ -237,64 +237,6 @@ async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
     wait_presence(&mut bob, &alice_id, false).await;
     // And the name is free again, on any node.
     cluster.client(1, "Alice").await;
-}
-
-/// Every client must end with every message of the room exactly once, each sender's in
-/// the order sent, and no live frame twice or out of order.
-fn check_logs(logs: &[ClientLog], clients: usize, each: usize) {
-    let total = clients * each;
-    for (c, log) in logs.iter().enumerate() {
-        let texts: Vec<&String> = log.messages.values().collect();
-        assert_eq!(
-            texts.len(),
-            total,
-            "client {c}: every message, exactly once"
-        );
-        let mut unique = texts.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), total, "client {c}: no message stored twice");
-        for sender in 0..clients {
-            let own: Vec<usize> = texts
-                .iter()
-                .filter_map(|t| t.strip_prefix(&format!("client {sender} message ")))
-                .map(|i| i.parse().expect("index"))
-                .collect();
-            assert_eq!(
-                own,
-                (0..each).collect::<Vec<_>>(),
-                "client {c} sees client {sender}'s messages in order"
-            );
-        }
-        assert_eq!(
-            log.live_disorder, 0,
-            "client {c}: live messages came once each, in seq order"
-        );
-    }
-}
-
-/// `clients` resuming clients chatting in #general, client `i` starting on node
-/// `i % nodes` and moving to the next node whenever its connection drops.
-fn chatters(
-    addrs: &[SocketAddr],
-    clients: usize,
-    each: usize,
-) -> Vec<tokio::task::JoinHandle<ClientLog>> {
-    (0..clients)
-        .map(|c| {
-            let mut rotated = addrs.to_vec();
-            rotated.rotate_left(c % addrs.len());
-            let texts = (0..each)
-                .map(|i| format!("client {c} message {i}"))
-                .collect();
-            tokio::spawn(resuming_client(
-                rotated,
-                format!("Chatter{c}"),
-                texts,
-                clients * each,
-            ))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::process::{free_addr, ServerProcess};
-use common::resuming::resuming_client;
+use common::resuming::{chatters, check_logs};
 use common::*;
 use natter_protocol::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,26 +20,14 @@ async fn clients_resume_after_a_restart_with_every_message_once_and_in_order() {
     let addr = server.addr;
     const CLIENTS: usize = 3;
     const EACH: usize = 30;
-    let total = CLIENTS * EACH;
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let texts = (0..EACH)
-                .map(|i| format!("client {c} message {i}"))
-                .collect();
-            tokio::spawn(resuming_client(
-                vec![addr],
-                format!("Client{c}"),
-                texts,
-                total,
-            ))
-        })
-        .collect();
+    let tasks = chatters(&[addr], CLIENTS, EACH);
     // Let them chat, then restart the server under their feet.
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.stop().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server = TestServer::start_on(addr, &db).await;
 
+    let mut logs = Vec::new();
     for task in tasks {
         let log = task.await.expect("client task");
         assert!(
@@ -47,26 +35,9 @@ async fn clients_resume_after_a_restart_with_every_message_once_and_in_order() {
             "the client reconnected on its own ({} sessions)",
             log.sessions
         );
-        let texts: Vec<&String> = log.messages.values().collect();
-        assert_eq!(texts.len(), total, "every message, exactly once");
-        let mut unique = texts.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), total, "no message stored twice");
-        // Each sender's messages appear in the order it sent them.
-        for c in 0..CLIENTS {
-            let own: Vec<usize> = texts
-                .iter()
-                .filter_map(|t| t.strip_prefix(&format!("client {c} message ")))
-                .map(|i| i.parse().expect("index"))
-                .collect();
-            assert_eq!(
-                own,
-                (0..EACH).collect::<Vec<_>>(),
-                "client {c}'s messages in order"
-            );
-        }
+        logs.push(log);
     }
+    check_logs(&logs, CLIENTS, EACH);
     server.stop().await;
 }
 

@@ -161,3 +161,61 @@ pub fn contiguous_end(seen: &BTreeSet<Seq>) -> Option<Seq> {
     }
     Some(end)
 }
+
+/// Every client must end with every message of the room exactly once, each sender's in
+/// the order sent, and no live frame twice or out of order.
+pub fn check_logs(logs: &[ClientLog], clients: usize, each: usize) {
+    let total = clients * each;
+    for (c, log) in logs.iter().enumerate() {
+        let texts: Vec<&String> = log.messages.values().collect();
+        assert_eq!(
+            texts.len(),
+            total,
+            "client {c}: every message, exactly once"
+        );
+        let mut unique = texts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), total, "client {c}: no message stored twice");
+        for sender in 0..clients {
+            let own: Vec<usize> = texts
+                .iter()
+                .filter_map(|t| t.strip_prefix(&format!("client {sender} message ")))
+                .map(|i| i.parse().expect("index"))
+                .collect();
+            assert_eq!(
+                own,
+                (0..each).collect::<Vec<_>>(),
+                "client {c} sees client {sender}'s messages in order"
+            );
+        }
+        assert_eq!(
+            log.live_disorder, 0,
+            "client {c}: live messages came once each, in seq order"
+        );
+    }
+}
+
+/// `clients` resuming clients chatting in #general, client `i` starting on node
+/// `i % nodes` and moving to the next node whenever its connection drops.
+pub fn chatters(
+    addrs: &[SocketAddr],
+    clients: usize,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<ClientLog>> {
+    (0..clients)
+        .map(|c| {
+            let mut rotated = addrs.to_vec();
+            rotated.rotate_left(c % addrs.len());
+            let texts = (0..each)
+                .map(|i| format!("client {c} message {i}"))
+                .collect();
+            tokio::spawn(resuming_client(
+                rotated,
+                format!("Chatter{c}"),
+                texts,
+                clients * each,
+            ))
+        })
+        .collect()
+}
