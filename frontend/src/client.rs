@@ -781,7 +781,7 @@ impl Chat {
     fn on_ready(
         &self,
         me: UserSummary,
-        credentials: natter_protocol::GuestCredentials,
+        credentials: Option<natter_protocol::GuestCredentials>,
         rooms: Vec<RoomInfo>,
     ) {
         let previous = self.me.get_untracked();
@@ -792,7 +792,9 @@ impl Chat {
             self.popups.set(Vec::new());
             self.current.set(None);
         }
-        cache::save_credentials(&credentials);
+        if let Some(credentials) = &credentials {
+            cache::save_credentials(credentials);
+        }
         if let Some(backoff) = self.wire().borrow_mut().backoff.as_mut() {
             backoff.reset();
         }

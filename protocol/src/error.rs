@@ -22,6 +22,9 @@ pub enum ErrorCode {
     InvalidName,
     /// Someone else online uses that display name.
     NameTaken,
+    /// That display name belongs to a registered account; only its owner, signed in,
+    /// can use it.
+    NameReserved,
     /// The channel name breaks the naming rules.
     InvalidChannelName,
     /// A channel with that name (in any case) already exists.

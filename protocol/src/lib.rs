@@ -10,6 +10,8 @@
 //!   carries the request's `ref`) and [`ServerMsg`] (server → client). Every message is
 //!   one JSON text frame, internally tagged by `"type"`, snake_case.
 //! - [`error`]: [`ErrorCode`], the machine-readable half of every error frame.
+//! - [`account`]: the JSON bodies of the account endpoints under `/api` (sign-up,
+//!   verification, sign-in, recovery), which are HTTP rather than WebSocket frames.
 //! - [`validate`]: length and character rules for names, channel names, room codes and
 //!   message text, as plain functions so the client can check input before sending and
 //!   the server enforces exactly the same rules.
@@ -17,6 +19,7 @@
 //! `docs/protocol.md` shows an example of every message; `tests/golden.rs` pins the JSON
 //! so a change to the wire is always a deliberate one.
 
+pub mod account;
 pub mod error;
 pub mod messages;
 pub mod types;
@@ -39,6 +42,11 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// How many messages one history page holds at most: the server sends the last this
 /// many when a room is opened, and the client pages further back in steps of this size.
 pub const HISTORY_PAGE: u32 = 100;
+
+/// WebSocket close code for "this session was signed out" (`POST /api/logout`, or a
+/// password reset ended every session of the account). The client does not reconnect
+/// with the same session; it shows the sign-in form.
+pub const CLOSE_SIGNED_OUT: u16 = 4001;
 
 /// The channel every server has from its first start, so a newcomer lands somewhere.
 pub const DEFAULT_CHANNEL: &str = "general";

@@ -38,9 +38,11 @@ pub enum ClientMsg {
     Hello {
         /// Must be [`crate::PROTOCOL_VERSION`].
         version: u32,
-        /// The display name to appear under.
+        /// The display name to appear under (a signed-in account appears under its own
+        /// name; this one is ignored).
         name: String,
-        /// The guest identity issued earlier, if this browser has one.
+        /// The guest identity issued earlier, if this browser has one. Ignored on a
+        /// connection signed in by its session cookie: the account decides who this is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credentials: Option<GuestCredentials>,
         /// Newest seq held per room, so only missed messages are sent.
@@ -125,8 +127,10 @@ pub enum ServerMsg {
     Ready {
         /// Who I am.
         me: UserSummary,
-        /// Keep these and present them in the next `hello`.
-        credentials: GuestCredentials,
+        /// A guest's identity: keep it and present it in the next `hello`. Absent when
+        /// the connection is signed in to an account (the session cookie says who).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<GuestCredentials>,
         /// Rooms I am a member of.
         rooms: Vec<RoomInfo>,
     },

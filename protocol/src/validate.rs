@@ -15,6 +15,58 @@ pub const ROOM_CODE_LEN: usize = 8;
 /// Longest `client_id` of a send, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
+/// Fewest characters in a password (NIST SP 800-63B / OWASP: length beats composition
+/// rules, so there are no "must contain a digit" rules).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Most characters in a password: long passphrases are welcome, unbounded input to a
+/// deliberately slow hash is not.
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest email address (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Checks an email address loosely, as a form should: `local@domain` with no spaces or
+/// control characters, at most 254 characters. Whether it exists is for the emailed
+/// link to prove. Returns it trimmed.
+pub fn email(raw: &str) -> Result<String, String> {
+    let email = raw.trim();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("Enter an email address like ann@example.org.".into());
+    };
+    if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.')
+    {
+        return Err("Enter an email address like ann@example.org.".into());
+    }
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(format!("Email addresses are at most {MAX_EMAIL_CHARS} characters."));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control() || is_invisible(c)) {
+        return Err("Email addresses cannot contain spaces or control characters.".into());
+    }
+    Ok(email.to_string())
+}
+
+/// The key under which email addresses are unique: "Ann@Example.org" and
+/// "ann@example.org" are one account.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Checks a new password: 8–128 characters, any characters at all (not trimmed: a
+/// space is part of a passphrase).
+pub fn password(raw: &str) -> Result<(), String> {
+    let chars = raw.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "Use at least {MIN_PASSWORD_CHARS} characters ({} more).",
+            MIN_PASSWORD_CHARS - chars
+        ));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(format!("Passwords are at most {MAX_PASSWORD_CHARS} characters."));
+    }
+    Ok(())
+}
+
 /// Checks a display name: 1–32 characters after trimming; any visible characters
 /// (people write names in every script and with punctuation); no control or invisible
 /// formatting characters, no run of several spaces. Returns the trimmed name.
@@ -145,6 +197,28 @@ mod tests {
     fn name_keys_fold_case() {
         assert_eq!(name_key("Ann"), name_key(" ann "));
         assert_ne!(name_key("Ann"), name_key("Anne"));
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Ann@Example.org ").as_deref(), Ok("Ann@Example.org"));
+        assert_eq!(email_key("Ann@Example.org"), "ann@example.org");
+        assert!(email("ann").is_err());
+        assert!(email("@example.org").is_err());
+        assert!(email("ann@").is_err());
+        assert!(email("ann@.org").is_err());
+        assert!(email("an n@example.org").is_err());
+        assert!(email(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(password("1234567").is_err());
+        assert!(password("12345678").is_ok());
+        assert!(password("        ").is_ok(), "spaces count: it is a passphrase");
+        assert!(password(&"p".repeat(MAX_PASSWORD_CHARS)).is_ok());
+        assert!(password(&"p".repeat(MAX_PASSWORD_CHARS + 1)).is_err());
+        assert_eq!(password("abc").unwrap_err(), "Use at least 8 characters (5 more).");
     }
 
     #[test]

@@ -185,15 +185,23 @@ fn server_messages() {
     server_golden(
         ServerMsg::Ready {
             me: user("u1", "Ann"),
-            credentials: GuestCredentials {
+            credentials: Some(GuestCredentials {
                 user_id: UserId("u1".into()),
                 secret: "s".into(),
-            },
+            }),
             rooms: vec![channel_room.clone()],
         },
         json!({"type":"ready","me":{"id":"u1","name":"Ann"},
                "credentials":{"user_id":"u1","secret":"s"},
                "rooms":[{"id":1,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":42}]}),
+    );
+    server_golden(
+        ServerMsg::Ready {
+            me: user("u1", "Ann"),
+            credentials: None,
+            rooms: vec![],
+        },
+        json!({"type":"ready","me":{"id":"u1","name":"Ann"},"rooms":[]}),
     );
     server_golden(
         ServerMsg::Channels {
@@ -305,5 +313,83 @@ fn server_messages() {
             retry_after_ms: Some(250),
         },
         json!({"type":"error","code":"rate_limited","message":"slow down","ref":"s1","retry_after_ms":250}),
+    );
+}
+
+/// A JSON body of the account API must serialize to exactly `expected` and back.
+fn api_golden<T>(body: T, expected: Value)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    assert_eq!(serde_json::to_value(&body).unwrap(), expected);
+    assert_eq!(serde_json::from_value::<T>(expected).unwrap(), body);
+}
+
+#[test]
+fn account_api_bodies() {
+    use natter_protocol::account::*;
+    api_golden(
+        SignupRequest {
+            email: "ann@example.org".into(),
+            name: "Ann".into(),
+            password: "correct horse".into(),
+        },
+        json!({"email":"ann@example.org","name":"Ann","password":"correct horse"}),
+    );
+    api_golden(
+        LoginRequest {
+            email: "ann@example.org".into(),
+            password: "pw".into(),
+        },
+        json!({"email":"ann@example.org","password":"pw"}),
+    );
+    api_golden(
+        VerifyRequest { token: "t".into() },
+        json!({"token":"t"}),
+    );
+    api_golden(
+        RecoverRequest {
+            email: "ann@example.org".into(),
+        },
+        json!({"email":"ann@example.org"}),
+    );
+    api_golden(
+        ResetRequest {
+            token: "t".into(),
+            password: "new password".into(),
+        },
+        json!({"token":"t","password":"new password"}),
+    );
+    api_golden(
+        Account {
+            user_id: UserId("u1".into()),
+            name: "Ann".into(),
+            email: "ann@example.org".into(),
+        },
+        json!({"user_id":"u1","name":"Ann","email":"ann@example.org"}),
+    );
+    api_golden(
+        Accepted {
+            message: "Check your email.".into(),
+        },
+        json!({"message":"Check your email."}),
+    );
+    api_golden(
+        ApiError {
+            code: ApiErrorCode::Invalid,
+            message: "Use at least 8 characters.".into(),
+            field: Some("password".into()),
+            retry_after_ms: None,
+        },
+        json!({"code":"invalid","message":"Use at least 8 characters.","field":"password"}),
+    );
+    api_golden(
+        ApiError {
+            code: ApiErrorCode::RateLimited,
+            message: "Too many attempts.".into(),
+            field: None,
+            retry_after_ms: Some(60_000),
+        },
+        json!({"code":"rate_limited","message":"Too many attempts.","retry_after_ms":60000}),
     );
 }

@@ -35,6 +35,8 @@ pub enum Target {
     User(UserId),
     /// Every ready connection.
     Everyone,
+    /// No connection: the delivery only carries its [`Effect`].
+    Nobody,
 }
 
 /// A change to the hub's indexes that every node applies when the delivery arrives,
@@ -71,6 +73,12 @@ pub enum Effect {
     RoomGone {
         /// The room.
         room: RoomId,
+    },
+    /// A signed-in session ended (signed out, or its password was reset): every
+    /// connection opened with it closes with [`natter_protocol::CLOSE_SIGNED_OUT`].
+    SessionEnded {
+        /// SHA-256 (hex) of the session id.
+        session: String,
     },
 }
 

@@ -100,6 +100,50 @@ pub struct Config {
     #[arg(long, env = "NATTER_BURST_PER_IP", default_value_t = 120)]
     pub burst_per_ip: u32,
 
+    /// The address people reach this server at (`https://chat.example.org`), for the
+    /// links in emails. Never taken from a request's `Host` header, which anyone can
+    /// set (a reset link pointing at someone else's site). Default: `http://` and the
+    /// listening address.
+    #[arg(long, env = "NATTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// SMTP server for verification and recovery emails: `smtp://host:25` (plain, for
+    /// a local relay), `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465`. Without it, emails are written to `--outbox-dir`
+    /// and their links logged.
+    #[arg(long, env = "NATTER_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Where emails go when no SMTP server is configured: one `.eml` file each.
+    #[arg(long, env = "NATTER_OUTBOX_DIR", default_value = "data/outbox")]
+    pub outbox_dir: PathBuf,
+
+    /// The sender of natter's emails.
+    #[arg(long, env = "NATTER_MAIL_FROM", default_value = "natter <natter@localhost>")]
+    pub mail_from: String,
+
+    /// A signed-in session not used for this long ends (idle expiry), in seconds.
+    #[arg(long, env = "NATTER_SESSION_IDLE_SECS", default_value_t = 14 * 24 * 3600)]
+    pub session_idle_secs: u64,
+
+    /// Every session ends this long after signing in, used or not, in seconds.
+    #[arg(long, env = "NATTER_SESSION_MAX_SECS", default_value_t = 30 * 24 * 3600)]
+    pub session_max_secs: u64,
+
+    /// How long an emailed verification link works, in seconds.
+    #[arg(long, env = "NATTER_VERIFY_LINK_SECS", default_value_t = 24 * 3600)]
+    pub verify_link_secs: u64,
+
+    /// How long an emailed password-reset link works, in seconds.
+    #[arg(long, env = "NATTER_RESET_LINK_SECS", default_value_t = 3600)]
+    pub reset_link_secs: u64,
+
+    /// Password hashes computed at once (each argon2id hash takes ~19 MiB and tens of
+    /// milliseconds of one core); more requests wait their turn. Default: the number of
+    /// cores.
+    #[arg(long, env = "NATTER_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
     /// Frames that may wait for one connection; a client this far behind is cut off
     /// (close 1013) and resumes on reconnect, instead of growing server memory.
     #[arg(long, env = "NATTER_OUTBOUND_QUEUE", default_value_t = 1024)]
@@ -128,6 +172,15 @@ impl Config {
             burst_per_connection: 10_000,
             rate_per_ip: 10_000,
             burst_per_ip: 10_000,
+            public_url: None,
+            smtp_url: None,
+            outbox_dir: PathBuf::from("data/outbox"),
+            mail_from: "natter <natter@localhost>".into(),
+            session_idle_secs: 14 * 24 * 3600,
+            session_max_secs: 30 * 24 * 3600,
+            verify_link_secs: 24 * 3600,
+            reset_link_secs: 3600,
+            hash_concurrency: None,
         }
     }
 

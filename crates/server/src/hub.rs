@@ -155,6 +155,48 @@ struct HubState {
     channels: BTreeMap<RoomId, String>,
     /// Nodes that stopped answering and whose users go offline when their grace ends.
     departing: HashSet<NodeId>,
+    /// Signed-in sessions with connections here (by session id hash): ending one
+    /// closes them all.
+    sessions: HashMap<String, SessionConnections>,
+}
+
+/// The connections of one signed-in session on this node.
+#[derive(Debug)]
+struct SessionConnections {
+    /// Cancelled when the session ends.
+    ended: CancellationToken,
+    /// How many connections hold a [`SessionWatch`] for it.
+    connections: usize,
+}
+
+/// Held by a connection opened with a session cookie: `ended()` resolves when the
+/// session is signed out on any node. Dropping it forgets the connection.
+pub struct SessionWatch {
+    /// The hub to tell when this connection goes.
+    hub: RoomHub,
+    /// The session's id hash.
+    session: String,
+    /// Cancelled when the session ends.
+    ended: CancellationToken,
+}
+
+impl SessionWatch {
+    /// Resolves once the session has ended.
+    pub fn ended(&self) -> &CancellationToken {
+        &self.ended
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        let mut state = self.hub.write();
+        if let Some(entry) = state.sessions.get_mut(&self.session) {
+            entry.connections = entry.connections.saturating_sub(1);
+            if entry.connections == 0 {
+                state.sessions.remove(&self.session);
+            }
+        }
+    }
 }
 
 /// What one presence update means to the people watching.
@@ -246,6 +288,11 @@ impl HubState {
             Effect::NotMember { room, user } => self.unindex_member(*room, user),
             Effect::Channel { id, name } => {
                 self.channels.insert(*id, name.clone());
+            }
+            Effect::SessionEnded { session } => {
+                if let Some(ended) = self.sessions.remove(session) {
+                    ended.ended.cancel();
+                }
             }
             Effect::RoomGone { room } => {
                 self.channels.remove(room);
@@ -677,6 +724,38 @@ impl RoomHub {
         self.publish_delivery(target, None, None, Some(effect), msg);
     }
 
+    /// Registers a connection opened with a signed-in session, so ending the session
+    /// (on any node) closes it.
+    pub fn watch_session(&self, session: &str) -> SessionWatch {
+        let mut state = self.inner.write();
+        let entry = state
+            .sessions
+            .entry(session.to_string())
+            .or_insert_with(|| SessionConnections {
+                ended: CancellationToken::new(),
+                connections: 0,
+            });
+        entry.connections += 1;
+        SessionWatch {
+            hub: self.clone(),
+            session: session.to_string(),
+            ended: entry.ended.clone(),
+        }
+    }
+
+    /// Closes every connection, on every node, opened with one of these sessions.
+    pub fn end_sessions(&self, sessions: Vec<String>) {
+        for session in sessions {
+            self.inner.broker.publish(Delivery {
+                target: Target::Nobody,
+                except: None,
+                seq: None,
+                effect: Some(Effect::SessionEnded { session }),
+                frame: Utf8Bytes::from_static(""),
+            });
+        }
+    }
+
     /// Sends a stored message to its room on every node (in seq order there).
     pub fn publish_message(&self, message: &ChatMessage, except: Option<ConnId>) {
         self.publish_delivery(
@@ -1029,6 +1108,7 @@ impl HubInner {
             Target::Everyone => local
                 .values()
                 .for_each(|user| send_to_user(user, &delivery.frame, delivery.except)),
+            Target::Nobody => {}
         }
         drop(state);
         if let (Some(room), Some(hub)) = (gap_in, self.me.upgrade()) {
@@ -1237,10 +1317,7 @@ mod tests {
                     id: user.clone(),
                     name: id.into(),
                 },
-                credentials: natter_protocol::GuestCredentials {
-                    user_id: user.clone(),
-                    secret: String::new(),
-                },
+                credentials: None,
                 rooms: Vec::new(),
             };
             self.hub

@@ -4,6 +4,11 @@
 //! - [`config`]: flags and `NATTER_*` environment variables.
 //! - [`serve`]: the accept loop — HTTP/1.1 with a header-read timeout, peer addresses,
 //!   graceful shutdown.
+//! - [`api`]: the account endpoints under `/api` (JSON over HTTP).
+//! - [`auth`]: accounts — argon2id passwords on a capped blocking pool, cookie
+//!   sessions, emailed single-use links, per-IP and per-account limits.
+//! - [`mail`]: the durable outgoing-mail queue and its worker (SMTP or an outbox
+//!   directory).
 //! - [`ws`]: the only module that knows WebSocket frames; one task per connection
 //!   with a bounded outbound queue; Origin check, per-IP cap, rate limits.
 //! - [`limits`]: token buckets and connection counts per IP.
@@ -20,12 +25,15 @@
 //! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
 //! listener bound to `127.0.0.1:0`.
 
+pub mod api;
 pub mod appender;
+pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod hub;
 pub mod limits;
+pub mod mail;
 pub mod serve;
 pub mod session;
 pub mod store;
@@ -44,10 +52,12 @@ use tower_http::services::{ServeDir, ServeFile};
 
 pub use config::Config;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, BrokerError, LocalBroker};
 use crate::hub::RoomHub;
 use crate::limits::IpLimits;
+use crate::mail::{MailError, MailWorker};
 use crate::store::memory::{MemoryStore, MEMORY_URL};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -68,6 +78,12 @@ pub enum ServerError {
     /// The settings contradict each other (the reason says how).
     #[error("{0}")]
     Misconfigured(&'static str),
+    /// The mail settings are unusable.
+    #[error("{0}")]
+    Mail(#[from] MailError),
+    /// The listening socket has no address.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
 }
 
 /// What every request handler can reach.
@@ -83,15 +99,18 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// Per-IP connection counts and rate buckets.
     pub limits: IpLimits,
+    /// Accounts and sessions.
+    pub auth: Auth,
 }
 
-/// The HTTP routes: `/ws`, `/healthz`, and the web client with SPA fallback.
+/// The HTTP routes: `/ws`, `/api/…`, `/healthz`, and the web client with SPA fallback.
 pub fn app(state: AppState) -> Router {
     let static_dir = &state.config.static_dir;
     let client = ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(api::routes())
         .fallback_service(client)
         .with_state(state)
 }
@@ -133,7 +152,7 @@ pub async fn run(
         None => Arc::new(LocalBroker::default()),
     };
     let hub = RoomHub::start(
-        store,
+        store.clone(),
         broker,
         config.presence_grace(),
         config.outbound_queue,
@@ -142,13 +161,43 @@ pub async fn run(
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no built web client here; only /ws and /healthz are served");
     }
+    let (mailer, mail_worker) = MailWorker::new(
+        store.clone(),
+        config.smtp_url.as_deref(),
+        config.outbox_dir.clone(),
+        &config.mail_from,
+    )?;
+    let public_url = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let auth = Auth::new(
+        store,
+        hub.clone(),
+        mailer,
+        AuthSettings {
+            public_url,
+            session_idle: Duration::from_secs(config.session_idle_secs),
+            session_max: Duration::from_secs(config.session_max_secs),
+            verify_link: Duration::from_secs(config.verify_link_secs),
+            reset_link: Duration::from_secs(config.reset_link_secs),
+            hash_concurrency: config.hash_concurrency.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }),
+        },
+    );
     let state = AppState {
+        auth: auth.clone(),
         hub: hub.clone(),
         limits: IpLimits::new(config.rate_settings()),
         config: Arc::new(config),
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
     };
+    let background = TaskTracker::new();
+    background.spawn(mail_worker.run(state.shutdown.clone()));
+    background.spawn(housekeeping(auth, state.shutdown.clone()));
+    background.close();
     let token = state.shutdown.clone();
     let stop = tokio::spawn(async move {
         shutdown.await;
@@ -169,6 +218,7 @@ pub async fn run(
     let everything = async {
         http.wait().await;
         state.connections.wait().await;
+        background.wait().await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, everything)
         .await
@@ -178,4 +228,22 @@ pub async fn run(
     }
     hub.shutdown().await;
     Ok(())
+}
+
+/// How often expired sessions and tokens are deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired sessions and tokens now and every hour until `shutdown`.
+async fn housekeeping(auth: Auth, shutdown: CancellationToken) {
+    loop {
+        match auth.delete_expired().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired sessions and links deleted"),
+            Err(err) => tracing::warn!(%err, "could not delete expired sessions"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Abuse limits: token buckets per connection and per IP, and a cap on connections
-//! per IP.
+//! Abuse limits: token buckets per connection and per IP, a cap on connections per
+//! IP, and [`KeyedLimits`] for the account endpoints (per IP and per account).
 //!
 //! A client over its rate gets `rate_limited` errors with `retry_after_ms`; one that
 //! keeps going (more than [`MAX_REFUSALS`] refused frames within [`REFUSAL_WINDOW`]) is
@@ -39,6 +39,29 @@ impl TokenBucket {
             per_sec: f64::from(per_sec.max(1)),
             updated: now,
         }
+    }
+
+    /// A full bucket of `burst` tokens gaining one every `every`: for slow limits
+    /// (sign-ups an hour) that a per-second rate cannot express.
+    pub fn every(every: Duration, burst: u32, now: Instant) -> Self {
+        TokenBucket {
+            tokens: f64::from(burst.max(1)),
+            burst: f64::from(burst.max(1)),
+            per_sec: 1.0 / every.as_secs_f64().max(0.001),
+            updated: now,
+        }
+    }
+
+    /// Gives a token back (an attempt that turned out not to count).
+    pub fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+    }
+
+    /// True when the bucket has refilled completely: it then holds no information
+    /// and can be forgotten.
+    fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
     }
 
     fn refill(&mut self, now: Instant) {
@@ -207,6 +230,53 @@ impl ConnectionLimiter {
                     Verdict::Refuse(wait)
                 }
             }
+        }
+    }
+}
+
+/// A limit on one kind of account request: `burst` at once, then one every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Allowance {
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// One more is allowed after this long.
+    pub every: Duration,
+}
+
+/// Rate limits keyed by anything (an IP, an account's email): one token bucket per
+/// (allowance, key). Buckets that have refilled are forgotten when the map grows, so
+/// memory is bounded by the keys active within one refill period.
+#[derive(Debug, Clone, Default)]
+pub struct KeyedLimits {
+    buckets: Arc<Mutex<HashMap<(Allowance, String), TokenBucket>>>,
+}
+
+/// Entries beyond which full buckets are swept out.
+const KEYED_SWEEP_AT: usize = 10_000;
+
+impl KeyedLimits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Allowance, String), TokenBucket>> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a token for `key` under `allowance`, or says how long to wait.
+    pub fn take(&self, allowance: Allowance, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        if buckets.len() >= KEYED_SWEEP_AT {
+            buckets.retain(|_, bucket| !bucket.is_full(now));
+        }
+        buckets
+            .entry((allowance, key.to_string()))
+            .or_insert_with(|| TokenBucket::every(allowance.every, allowance.burst, now))
+            .take(now)
+    }
+
+    /// Gives back the token an attempt took (a correct password does not count
+    /// against the account's failed-attempt allowance).
+    pub fn refund(&self, allowance: Allowance, key: &str) {
+        if let Some(bucket) = self.lock().get_mut(&(allowance, key.to_string())) {
+            bucket.refund();
         }
     }
 }

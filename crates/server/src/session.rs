@@ -10,9 +10,9 @@ use natter_protocol::{
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::appender::{AppendError, AppendReply};
+use crate::auth::digest;
 use crate::broker::{Effect, Target};
 use crate::hub::{Outbox, RoomHub};
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
@@ -55,15 +55,19 @@ pub struct Session {
     outbox: Outbox,
     /// Who this connection is, once `hello` succeeded.
     user: Option<UserId>,
+    /// The account this connection was opened signed in to (by its session cookie).
+    account: Option<UserId>,
 }
 
 impl Session {
-    /// A session that has not said `hello` yet.
-    pub fn new(hub: RoomHub, outbox: Outbox) -> Self {
+    /// A session that has not said `hello` yet; `account` when the connection came
+    /// with a valid session cookie.
+    pub fn new(hub: RoomHub, outbox: Outbox, account: Option<UserId>) -> Self {
         Session {
             hub,
             outbox,
             user: None,
+            account,
         }
     }
 
@@ -249,18 +253,37 @@ impl Session {
                 format!("This server speaks protocol version {PROTOCOL_VERSION}; reload the page."),
             ));
         }
-        let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
         let store = self.hub.store().clone();
-        let (user, credentials) = match credentials {
-            Some(creds) => {
+        let (user, name, credentials) = match (&self.account, credentials) {
+            (Some(account), _) => {
+                // Signed in: the account decides who this is and under which name.
+                let Some(record) = store.find_user(account).await? else {
+                    return Err(Reject(
+                        ErrorCode::BadCredentials,
+                        "This account no longer exists; sign in again.".into(),
+                    ));
+                };
+                let name = record.name.clone();
+                self.hub
+                    .claim_name(&record.id, &name)
+                    .await
+                    .map_err(|_| name_taken(&name))?;
+                (record, name, None)
+            }
+            (None, Some(creds)) => {
+                let name = validate::display_name(name)
+                    .map_err(|m| Reject(ErrorCode::InvalidName, m))?;
                 let known = store.find_user(&creds.user_id).await?;
                 match known {
-                    Some(record) if record.secret_hash == hash_secret(&creds.secret) => {
+                    // Guest secrets are 32 random characters (≈190 bits): a fast hash
+                    // is enough, there is nothing to brute-force.
+                    Some(record) if record.secret_hash == digest(&creds.secret) => {
+                        self.refuse_reserved(&record.id, &name).await?;
                         self.hub
                             .claim_name(&record.id, &name)
                             .await
                             .map_err(|_| name_taken(&name))?;
-                        (record, creds)
+                        (record, name, Some(creds))
                     }
                     _ => {
                         return Err(Reject(
@@ -270,7 +293,9 @@ impl Session {
                     }
                 }
             }
-            None => {
+            (None, None) => {
+                let name = validate::display_name(name)
+                    .map_err(|m| Reject(ErrorCode::InvalidName, m))?;
                 if !self.hub.name_free(&name) {
                     return Err(name_taken(&name));
                 }
@@ -281,9 +306,10 @@ impl Session {
                     .collect();
                 let record = UserRecord {
                     id: UserId(hex::encode(rand::random::<[u8; 8]>())),
-                    secret_hash: hash_secret(&secret),
+                    secret_hash: digest(&secret),
                     name: name.clone(),
                 };
+                self.refuse_reserved(&record.id, &name).await?;
                 // Reserved before the user exists, so a name taken on another node
                 // leaves no user behind.
                 self.hub
@@ -295,7 +321,7 @@ impl Session {
                     user_id: record.id.clone(),
                     secret,
                 };
-                (record, creds)
+                (record, name, Some(creds))
             }
         };
         let records = store.rooms_of(&user.id).await?;
@@ -329,15 +355,34 @@ impl Session {
 
     async fn rename(&mut self, user: &UserId, name: &str) -> Outcome {
         let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+        self.refuse_reserved(user, &name).await?;
         self.hub
             .claim_name(user, &name)
             .await
             .map_err(|_| name_taken(&name))?;
+        if self.account.is_some() {
+            // The account's reservation moves to the new name, in the same transaction.
+            match self.hub.store().rename_account(user, &name).await {
+                Err(StoreError::Conflict) => return Err(name_reserved(&name)),
+                other => other?,
+            }
+        }
         self.hub
             .rename(user, &name)
             .map_err(|_| name_taken(&name))?;
-        self.hub.store().rename_user(user, &name).await?;
+        if self.account.is_none() {
+            self.hub.store().rename_user(user, &name).await?;
+        }
         Ok(())
+    }
+
+    /// Refuses a name that an account other than `user` holds.
+    async fn refuse_reserved(&self, user: &UserId, name: &str) -> Outcome {
+        let owner = self.hub.store().name_owner(&validate::name_key(name)).await?;
+        match owner {
+            Some(owner) if &owner != user => Err(name_reserved(name)),
+            _ => Ok(()),
+        }
     }
 
     async fn create_code_room(&self, delete_when_empty: bool) -> Result<RoomRecord, Reject> {
@@ -537,8 +582,9 @@ fn name_taken(name: &str) -> Reject {
     )
 }
 
-/// Guest secrets are 32 random characters (≈190 bits), so a fast hash is enough: there
-/// is nothing to brute-force. Passwords (accounts) need argon2 instead.
-fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+fn name_reserved(name: &str) -> Reject {
+    Reject(
+        ErrorCode::NameReserved,
+        format!("{name} belongs to a registered account; sign in to use it, or pick another."),
+    )
 }

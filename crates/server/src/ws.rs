@@ -8,12 +8,15 @@
 //! Close codes sent by the server (see docs/protocol.md):
 //! 1001 going away (shutdown, heartbeat lost) · 1003 binary frame · 1007 invalid UTF-8 ·
 //! 1008 no hello in time or persistent rate-limit abuse · 1009 message too big ·
-//! 1013 too slow (outbound queue full).
+//! 1013 too slow (outbound queue full) · 4001 signed out (the session this connection
+//! was opened with ended).
 //!
 //! Before upgrading, a browser's `Origin` must be the server's own (matching `Host`) or
 //! one of `--allowed-origin` (else 403), and the IP must be under its connection cap
 //! (else 429). Requests without `Origin` come from non-browser clients and are allowed:
-//! the check exists to stop other web pages from using a visitor's browser.
+//! the check exists to stop other web pages from using a visitor's browser. A valid
+//! session cookie signs the connection in to its account (the Origin check is what
+//! keeps another site's page from riding on that cookie).
 
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ use tokio::time::{sleep, Instant};
 
 use crate::limits::{ConnectionLimiter, Verdict};
 use crate::session::Session;
+use crate::store::accounts::SessionRecord;
 use crate::AppState;
 
 /// Read buffer per connection. tungstenite's default (128 KiB) costs ~137 KiB of memory
@@ -59,6 +63,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The client did not read fast enough: reconnect and resume.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The session this connection was signed in with ended.
+    pub const SIGNED_OUT: u16 = natter_protocol::CLOSE_SIGNED_OUT;
 }
 
 /// `GET /ws`: checks Origin and the per-IP cap, then upgrades to a WebSocket with
@@ -85,9 +91,20 @@ pub async fn upgrade(
             .into_response();
     };
     let limiter = ConnectionLimiter::new(slot);
+    let session = match app.auth.session(&headers).await {
+        Ok(session) => session,
+        Err(err) => {
+            tracing::error!(%err, "could not read the session of an upgrade");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not check your session; try again",
+            )
+                .into_response();
+        }
+    };
     configure(ws).on_upgrade(move |socket| {
         let tracker = app.connections.clone();
-        tracker.track_future(serve(socket, app, limiter))
+        tracker.track_future(serve(socket, app, limiter, session))
     })
 }
 
@@ -156,7 +173,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
 
 /// A request without `Origin` (not a browser) is allowed; a browser's must be the
 /// server's own origin (its host equals `Host`) or one of `allowed`.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(ORIGIN) else {
         return true;
     };
@@ -176,10 +193,23 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// Why the connection loop ended: a close frame to send, or none.
 type Ending = Option<(u16, &'static str)>;
 
-async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter) {
+async fn serve(
+    socket: WebSocket,
+    app: AppState,
+    mut limiter: ConnectionLimiter,
+    signed_in: Option<SessionRecord>,
+) {
     let (outbox, mut queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
-    let mut session = Session::new(app.hub.clone(), outbox);
+    let watch = signed_in.as_ref().map(|s| app.hub.watch_session(&s.id_hash));
+    let signed_out = async {
+        match &watch {
+            Some(watch) => watch.ended().cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(signed_out);
+    let mut session = Session::new(app.hub.clone(), outbox, signed_in.map(|s| s.user_id));
     let (mut sink, mut stream) = socket.split();
 
     let hello_deadline = sleep(app.config.hello_timeout());
@@ -199,6 +229,7 @@ async fn serve(socket: WebSocket, app: AppState, mut limiter: ConnectionLimiter)
             biased;
             _ = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down")),
             _ = &mut overflow => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
+            _ = &mut signed_out => break Some((close::SIGNED_OUT, "signed out")),
             _ = &mut hello_deadline, if !session.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * 2 {

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use natter_protocol::validate::name_key;
 use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
 
+use super::accounts::{
+    AccountRecord, AccountStore, MailRecord, NewAccount, NewMail, SessionRecord, TokenPurpose,
+};
 use super::batch::AppendBatch;
 use super::{
     Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
@@ -41,6 +44,39 @@ struct State {
     directs: HashMap<[UserId; 2], RoomId>,
     /// `(sender id, client_id)` → where the message is.
     client_ids: HashMap<(String, String), (RoomId, Seq)>,
+    /// Accounts by user.
+    accounts: HashMap<UserId, MemoryAccount>,
+    /// Sessions by id hash.
+    sessions: HashMap<String, SessionRecord>,
+    /// Emailed tokens by hash.
+    tokens: HashMap<String, MemoryToken>,
+    /// Queued email by id (ascending = oldest first).
+    mail: BTreeMap<i64, QueuedMail>,
+    /// The id the next queued email gets.
+    next_mail: i64,
+}
+
+/// An account's sign-in details (its name is the user's).
+#[derive(Debug, Clone)]
+struct MemoryAccount {
+    email: String,
+    password_hash: String,
+    verified: bool,
+}
+
+#[derive(Debug, Clone)]
+struct MemoryToken {
+    user: UserId,
+    purpose: TokenPurpose,
+    expires_at: i64,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+struct QueuedMail {
+    mail: NewMail,
+    attempts: i64,
+    next_attempt_at: i64,
 }
 
 #[derive(Debug)]
@@ -102,6 +138,26 @@ impl State {
             },
         );
         record
+    }
+
+    fn account_record(&self, user: &UserId) -> Option<AccountRecord> {
+        let account = self.accounts.get(user)?;
+        Some(AccountRecord {
+            user_id: user.clone(),
+            name: self.users.get(user).map(|u| u.name.clone()).unwrap_or_default(),
+            email: account.email.clone(),
+            password_hash: account.password_hash.clone(),
+            verified: account.verified,
+        })
+    }
+
+    /// The account (other than `except`) whose name has this key.
+    fn name_owner(&self, key: &str, except: Option<&UserId>) -> Option<UserId> {
+        self.accounts
+            .keys()
+            .filter(|user| Some(*user) != except)
+            .find(|user| self.users.get(*user).is_some_and(|u| name_key(&u.name) == key))
+            .cloned()
     }
 
     fn record(&self, id: Option<&RoomId>) -> Option<RoomRecord> {
@@ -314,5 +370,215 @@ impl Store for MemoryStore {
         let state = self.state();
         let messages = state.rooms.get(&room).map_or(&[][..], |r| &r.messages);
         Ok(newest(messages, after.saturating_add(1), Seq::MAX, limit))
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn create_account(&self, account: &NewAccount, _now: i64) -> StoreResult<()> {
+        let mut state = self.state();
+        let email_key = natter_protocol::validate::email_key(&account.email);
+        let taken = state.users.contains_key(&account.user.id)
+            || state.accounts.values().any(|a| a.email.to_lowercase() == email_key)
+            || state.name_owner(&name_key(&account.user.name), None).is_some();
+        if taken {
+            return Err(StoreError::Conflict);
+        }
+        state.users.insert(account.user.id.clone(), account.user.clone());
+        state.accounts.insert(
+            account.user.id.clone(),
+            MemoryAccount {
+                email: account.email.clone(),
+                password_hash: account.password_hash.clone(),
+                verified: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn account_by_email(&self, email_key: &str) -> StoreResult<Option<AccountRecord>> {
+        let state = self.state();
+        let user = state
+            .accounts
+            .iter()
+            .find(|(_, a)| a.email.to_lowercase() == email_key)
+            .map(|(user, _)| user.clone());
+        Ok(user.and_then(|user| state.account_record(&user)))
+    }
+
+    async fn account(&self, user: &UserId) -> StoreResult<Option<AccountRecord>> {
+        Ok(self.state().account_record(user))
+    }
+
+    async fn name_owner(&self, name_key: &str) -> StoreResult<Option<UserId>> {
+        Ok(self.state().name_owner(name_key, None))
+    }
+
+    async fn rename_account(&self, user: &UserId, name: &str) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.name_owner(&name_key(name), Some(user)).is_some() {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(record) = state.users.get_mut(user) {
+            record.name = name.to_string();
+        }
+        Ok(())
+    }
+
+    async fn mark_verified(&self, user: &UserId, _now: i64) -> StoreResult<()> {
+        if let Some(account) = self.state().accounts.get_mut(user) {
+            account.verified = true;
+        }
+        Ok(())
+    }
+
+    async fn set_password(&self, user: &UserId, password_hash: &str) -> StoreResult<Vec<String>> {
+        let mut state = self.state();
+        if let Some(account) = state.accounts.get_mut(user) {
+            account.password_hash = password_hash.to_string();
+        }
+        let ended: Vec<String> = state
+            .sessions
+            .values()
+            .filter(|s| &s.user_id == user)
+            .map(|s| s.id_hash.clone())
+            .collect();
+        for id_hash in &ended {
+            state.sessions.remove(id_hash);
+        }
+        Ok(ended)
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.sessions.contains_key(&session.id_hash) {
+            return Err(StoreError::Conflict);
+        }
+        state.sessions.insert(session.id_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.state().sessions.get(id_hash).cloned())
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()> {
+        if let Some(session) = self.state().sessions.get_mut(id_hash) {
+            session.last_seen_at = now;
+        }
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
+        Ok(self.state().sessions.remove(id_hash).is_some())
+    }
+
+    async fn delete_expired(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut state = self.state();
+        let before = state.sessions.len() + state.tokens.len();
+        state
+            .sessions
+            .retain(|_, s| s.last_seen_at >= idle_before && s.created_at >= created_before);
+        state.tokens.retain(|_, t| t.expires_at >= now);
+        Ok((before - state.sessions.len() - state.tokens.len()) as u64)
+    }
+
+    async fn create_token(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        purpose: TokenPurpose,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.tokens.contains_key(token_hash) {
+            return Err(StoreError::Conflict);
+        }
+        let token = MemoryToken {
+            user: user.clone(),
+            purpose,
+            expires_at,
+            used: false,
+        };
+        state.tokens.insert(token_hash.to_string(), token);
+        Ok(())
+    }
+
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now: i64,
+    ) -> StoreResult<Option<UserId>> {
+        let mut state = self.state();
+        let Some(token) = state.tokens.get_mut(token_hash) else {
+            return Ok(None);
+        };
+        if token.used || token.purpose != purpose || token.expires_at <= now {
+            return Ok(None);
+        }
+        token.used = true;
+        Ok(Some(token.user.clone()))
+    }
+
+    async fn enqueue_mail(&self, mail: &NewMail, now: i64) -> StoreResult<()> {
+        let mut state = self.state();
+        state.next_mail += 1;
+        let id = state.next_mail;
+        let queued = QueuedMail {
+            mail: mail.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+        };
+        state.mail.insert(id, queued);
+        Ok(())
+    }
+
+    async fn due_mail(&self, now: i64, limit: u32) -> StoreResult<Vec<MailRecord>> {
+        Ok(self
+            .state()
+            .mail
+            .iter()
+            .filter(|(_, m)| m.next_attempt_at <= now)
+            .take(limit as usize)
+            .map(|(id, m)| MailRecord {
+                id: *id,
+                mail: m.mail.clone(),
+                attempts: m.attempts + 1,
+            })
+            .collect())
+    }
+
+    async fn claim_mail(&self, id: i64, now: i64, lease_until: i64) -> StoreResult<bool> {
+        let mut state = self.state();
+        match state.mail.get_mut(&id) {
+            Some(queued) if queued.next_attempt_at <= now => {
+                queued.attempts += 1;
+                queued.next_attempt_at = lease_until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mail_sent(&self, id: i64) -> StoreResult<()> {
+        self.state().mail.remove(&id);
+        Ok(())
+    }
+
+    async fn mail_failed(&self, id: i64, retry_at: i64, _error: &str) -> StoreResult<()> {
+        if let Some(queued) = self.state().mail.get_mut(&id) {
+            queued.next_attempt_at = retry_at;
+        }
+        Ok(())
+    }
+
+    async fn queued_mail(&self) -> StoreResult<u64> {
+        Ok(self.state().mail.len() as u64)
     }
 }

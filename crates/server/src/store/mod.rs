@@ -7,8 +7,11 @@
 //!   transaction that stores it, so seqs are gap-free and in commit order even with
 //!   several writers (this is what lets several nodes share one database later);
 //! - a message whose `(sender, client_id)` was stored before is not stored again: the
-//!   original is returned as [`Appended::Duplicate`].
+//!   original is returned as [`Appended::Duplicate`];
+//! - an account's display name is unique among accounts and its email (any case) too
+//!   ([`accounts::AccountStore`]).
 
+pub mod accounts;
 pub mod batch;
 pub mod memory;
 pub mod postgres;
@@ -118,9 +121,10 @@ pub enum Appended {
     NoSuchRoom,
 }
 
-/// Durable state: users, rooms, memberships and message history.
+/// Durable state: users, rooms, memberships and message history — and, through
+/// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     /// Creates a guest user.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Looks a user up by id.

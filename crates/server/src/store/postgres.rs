@@ -38,7 +38,12 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+super::accounts::sql_account_store!(PgStore);
+
 impl PgStore {
+    /// PostgreSQL takes concurrent writers itself (row locks); nothing to wait for.
+    async fn write_turn(&self) {}
+
     /// Connects to `url` (`postgres://…`) and brings the schema up to date.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()

@@ -158,7 +158,14 @@ fn append_batch(
     Ok(outcomes)
 }
 
+super::accounts::sql_account_store!(SqliteStore);
+
 impl SqliteStore {
+    /// Waits for this store's turn to write (see `write_gate`); the guard holds it.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_gate.lock().await
+    }
+
     /// Opens (creating if missing, with its parent directory) the database at `url`
     /// (`sqlite://path`), brings the schema up to date and starts the append writer.
     pub async fn open(url: &str) -> StoreResult<Self> {
@@ -240,7 +247,7 @@ impl SqliteStore {
         keys: &[(&str, &str)],
         delete_when_empty: bool,
     ) -> StoreResult<RoomRecord> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         let columns: String = keys
             .iter()
             .map(|(column, _)| format!("{column}, "))
@@ -307,7 +314,7 @@ fn now_ms() -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         sqlx::query("INSERT INTO users (id, secret_hash, name, created_at) VALUES (?, ?, ?, ?)")
             .bind(&user.id.0)
             .bind(&user.secret_hash)
@@ -335,7 +342,7 @@ impl Store for SqliteStore {
     }
 
     async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         sqlx::query("UPDATE users SET name = ? WHERE id = ?")
             .bind(name)
             .bind(&id.0)
@@ -382,7 +389,7 @@ impl Store for SqliteStore {
     }
 
     async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         let key = direct_key(a, b);
         let mut tx = self.write_transaction().await?;
         let existing = sqlx::query(&format!(
@@ -423,7 +430,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         // Memberships and messages go with it (ON DELETE CASCADE).
         sqlx::query("DELETE FROM rooms WHERE id = ?")
             .bind(id.0)
@@ -433,7 +440,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         let done = sqlx::query(
             "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
@@ -450,7 +457,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
             .bind(room.0)
@@ -477,7 +484,7 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
-        let _one_writer = self.write_gate.lock().await;
+        let _one_writer = self.write_turn().await;
         self.writer.append(batch).await
     }
 

@@ -266,7 +266,7 @@ impl Client {
             panic!("expected ready, got {ready:?}");
         };
         self.me = Some(me.clone());
-        self.credentials = Some(credentials.clone());
+        self.credentials = credentials.clone();
         let room_count = rooms.len();
         self.ready = Some(ready.clone());
         let mut histories = Vec::new();

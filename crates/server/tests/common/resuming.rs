@@ -98,7 +98,7 @@ pub async fn resuming_client(
                             rooms,
                             ..
                         } => {
-                            credentials = Some(creds);
+                            credentials = creds;
                             if !rooms.iter().any(|r| r.id == RoomId(1)) {
                                 let join = ClientFrame::from(ClientMsg::JoinChannel {
                                     name: DEFAULT_CHANNEL.into(),
