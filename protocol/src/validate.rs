@@ -32,14 +32,18 @@ pub fn email(raw: &str) -> Result<String, String> {
     let Some((local, domain)) = email.rsplit_once('@') else {
         return Err("Enter an email address like ann@example.org.".into());
     };
-    if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.')
-    {
+    if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.') {
         return Err("Enter an email address like ann@example.org.".into());
     }
     if email.chars().count() > MAX_EMAIL_CHARS {
-        return Err(format!("Email addresses are at most {MAX_EMAIL_CHARS} characters."));
+        return Err(format!(
+            "Email addresses are at most {MAX_EMAIL_CHARS} characters."
+        ));
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control() || is_invisible(c)) {
+    if email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+    {
         return Err("Email addresses cannot contain spaces or control characters.".into());
     }
     Ok(email.to_string())
@@ -62,7 +66,9 @@ pub fn password(raw: &str) -> Result<(), String> {
         ));
     }
     if chars > MAX_PASSWORD_CHARS {
-        return Err(format!("Passwords are at most {MAX_PASSWORD_CHARS} characters."));
+        return Err(format!(
+            "Passwords are at most {MAX_PASSWORD_CHARS} characters."
+        ));
     }
     Ok(())
 }
@@ -215,10 +221,16 @@ mod tests {
     fn passwords() {
         assert!(password("1234567").is_err());
         assert!(password("12345678").is_ok());
-        assert!(password("        ").is_ok(), "spaces count: it is a passphrase");
+        assert!(
+            password("        ").is_ok(),
+            "spaces count: it is a passphrase"
+        );
         assert!(password(&"p".repeat(MAX_PASSWORD_CHARS)).is_ok());
         assert!(password(&"p".repeat(MAX_PASSWORD_CHARS + 1)).is_err());
-        assert_eq!(password("abc").unwrap_err(), "Use at least 8 characters (5 more).");
+        assert_eq!(
+            password("abc").unwrap_err(),
+            "Use at least 8 characters (5 more)."
+        );
     }
 
     #[test]

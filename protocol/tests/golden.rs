@@ -343,10 +343,7 @@ fn account_api_bodies() {
         },
         json!({"email":"ann@example.org","password":"pw"}),
     );
-    api_golden(
-        VerifyRequest { token: "t".into() },
-        json!({"token":"t"}),
-    );
+    api_golden(VerifyRequest { token: "t".into() }, json!({"token":"t"}));
     api_golden(
         RecoverRequest {
             email: "ann@example.org".into(),

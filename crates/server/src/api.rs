@@ -278,7 +278,10 @@ async fn logout(
         app.auth.end_session(session_id).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_cookie(&mut response, &session_clear_cookie(secure(&app, peer, &headers)));
+    set_cookie(
+        &mut response,
+        &session_clear_cookie(secure(&app, peer, &headers)),
+    );
     Ok(response)
 }
 
@@ -307,7 +310,10 @@ async fn session(
             )
             .into_response();
             if session_cookie(&headers).is_some() {
-                set_cookie(&mut refusal, &session_clear_cookie(secure(&app, peer, &headers)));
+                set_cookie(
+                    &mut refusal,
+                    &session_clear_cookie(secure(&app, peer, &headers)),
+                );
             }
             Ok(refusal)
         }

@@ -187,7 +187,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AuthError::Internal)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Internal)?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| AuthError::Internal)?
@@ -220,7 +224,12 @@ struct AuthInner {
 
 impl Auth {
     /// Accounts on `store`, mailing through `mailer`.
-    pub fn new(store: Arc<dyn Store>, hub: RoomHub, mailer: Mailer, settings: AuthSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: RoomHub,
+        mailer: Mailer,
+        settings: AuthSettings,
+    ) -> Self {
         Auth {
             inner: Arc::new(AuthInner {
                 store,
@@ -254,7 +263,11 @@ impl Auth {
         let name = validate::display_name(name).map_err(|m| AuthError::Invalid("name", m))?;
         validate::password(password).map_err(|m| AuthError::Invalid("password", m))?;
         let store = &self.inner.store;
-        if store.name_owner(&validate::name_key(&name)).await?.is_some() {
+        if store
+            .name_owner(&validate::name_key(&name))
+            .await?
+            .is_some()
+        {
             return Err(AuthError::NameReserved);
         }
         if !self.inner.hub.name_free(&name) {
@@ -276,14 +289,23 @@ impl Auth {
                     .await
             }
             Err(StoreError::Conflict) => {
-                if store.name_owner(&validate::name_key(&name)).await?.is_some() {
+                if store
+                    .name_owner(&validate::name_key(&name))
+                    .await?
+                    .is_some()
+                {
                     return Err(AuthError::NameReserved);
                 }
                 // The email is registered: tell its owner, and nobody else.
                 let existing = store.account_by_email(&validate::email_key(&email)).await?;
                 if let Some(existing) = existing {
-                    self.send_link(&existing.user_id, &existing.name, &existing.email, TokenPurpose::Reset)
-                        .await?;
+                    self.send_link(
+                        &existing.user_id,
+                        &existing.name,
+                        &existing.email,
+                        TokenPurpose::Reset,
+                    )
+                    .await?;
                 }
                 Ok(())
             }
@@ -323,8 +345,13 @@ impl Auth {
         };
         self.inner.limits.refund(LOGIN_FAILURES_PER_ACCOUNT, &key);
         if !account.verified {
-            self.send_link(&account.user_id, &account.name, &account.email, TokenPurpose::Verify)
-                .await?;
+            self.send_link(
+                &account.user_id,
+                &account.name,
+                &account.email,
+                TokenPurpose::Verify,
+            )
+            .await?;
             return Err(AuthError::NotVerified);
         }
         if let Some(previous) = previous {
@@ -401,7 +428,12 @@ impl Auth {
             };
             if let Some(account) = found {
                 let sent = auth
-                    .send_link(&account.user_id, &account.name, &account.email, TokenPurpose::Reset)
+                    .send_link(
+                        &account.user_id,
+                        &account.name,
+                        &account.email,
+                        TokenPurpose::Reset,
+                    )
                     .await;
                 if sent.is_err() {
                     tracing::error!("could not queue a recovery email");
@@ -568,7 +600,10 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("a=1; natter_session=abc; b=2"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; natter_session=abc; b=2"),
+        );
         assert_eq!(session_cookie(&headers), Some("abc"));
         headers.insert(COOKIE, HeaderValue::from_static("natter_session="));
         assert_eq!(session_cookie(&headers), None);
@@ -579,7 +614,10 @@ mod tests {
     #[test]
     fn cookie_attributes() {
         let cookie = session_set_cookie("id", Duration::from_secs(60), false);
-        assert_eq!(cookie, "natter_session=id; Path=/; HttpOnly; SameSite=Lax; Max-Age=60");
+        assert_eq!(
+            cookie,
+            "natter_session=id; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
         assert!(session_set_cookie("id", Duration::from_secs(60), true).ends_with("; Secure"));
         assert!(session_clear_cookie(false).contains("Max-Age=0"));
     }
@@ -596,7 +634,10 @@ mod tests {
     async fn hashes_verify_and_the_decoy_never_matches() {
         let hasher = PasswordHasher::new(1);
         let hash = hasher.hash("correct horse").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("wrong horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("correct horse", None).await.unwrap());

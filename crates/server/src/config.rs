@@ -119,7 +119,11 @@ pub struct Config {
     pub outbox_dir: PathBuf,
 
     /// The sender of natter's emails.
-    #[arg(long, env = "NATTER_MAIL_FROM", default_value = "natter <natter@localhost>")]
+    #[arg(
+        long,
+        env = "NATTER_MAIL_FROM",
+        default_value = "natter <natter@localhost>"
+    )]
     pub mail_from: String,
 
     /// A signed-in session not used for this long ends (idle expiry), in seconds.

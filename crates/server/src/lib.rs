@@ -181,9 +181,9 @@ pub async fn run(
             session_max: Duration::from_secs(config.session_max_secs),
             verify_link: Duration::from_secs(config.verify_link_secs),
             reset_link: Duration::from_secs(config.reset_link_secs),
-            hash_concurrency: config.hash_concurrency.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            }),
+            hash_concurrency: config
+                .hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         },
     );
     let state = AppState {

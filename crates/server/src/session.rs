@@ -271,8 +271,8 @@ impl Session {
                 (record, name, None)
             }
             (None, Some(creds)) => {
-                let name = validate::display_name(name)
-                    .map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+                let name =
+                    validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
                 let known = store.find_user(&creds.user_id).await?;
                 match known {
                     // Guest secrets are 32 random characters (≈190 bits): a fast hash
@@ -294,8 +294,8 @@ impl Session {
                 }
             }
             (None, None) => {
-                let name = validate::display_name(name)
-                    .map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+                let name =
+                    validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
                 if !self.hub.name_free(&name) {
                     return Err(name_taken(&name));
                 }
@@ -378,7 +378,11 @@ impl Session {
 
     /// Refuses a name that an account other than `user` holds.
     async fn refuse_reserved(&self, user: &UserId, name: &str) -> Outcome {
-        let owner = self.hub.store().name_owner(&validate::name_key(name)).await?;
+        let owner = self
+            .hub
+            .store()
+            .name_owner(&validate::name_key(name))
+            .await?;
         match owner {
             Some(owner) if &owner != user => Err(name_reserved(name)),
             _ => Ok(()),

@@ -201,7 +201,9 @@ async fn serve(
 ) {
     let (outbox, mut queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
-    let watch = signed_in.as_ref().map(|s| app.hub.watch_session(&s.id_hash));
+    let watch = signed_in
+        .as_ref()
+        .map(|s| app.hub.watch_session(&s.id_hash));
     let signed_out = async {
         match &watch {
             Some(watch) => watch.ended().cancelled().await,

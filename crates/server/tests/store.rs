@@ -11,6 +11,9 @@ use std::sync::Arc;
 use common::services::PgSchema;
 
 use natter_protocol::{MessageKind, RoomId, UserId, UserSummary, DEFAULT_CHANNEL};
+use natter_server::store::accounts::{
+    NewAccount, NewMail, SessionRecord, TokenPurpose, ACCOUNT_SECRET_HASH,
+};
 use natter_server::store::memory::MemoryStore;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
@@ -329,6 +332,329 @@ async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
     );
 }
 
+fn account(id: &str, name: &str, email: &str) -> NewAccount {
+    NewAccount {
+        user: UserRecord {
+            id: UserId(id.into()),
+            secret_hash: ACCOUNT_SECRET_HASH.into(),
+            name: name.into(),
+        },
+        email: email.into(),
+        password_hash: format!("hash-of-{id}"),
+    }
+}
+
+async fn accounts_reserve_their_email_and_name_in_any_case(store: Arc<dyn Store>) {
+    let ann = account("a1", "Ann", "Ann@Example.org");
+    store
+        .create_account(&ann, 1)
+        .await
+        .expect("store call failed");
+    let found = store
+        .account_by_email("ann@example.org")
+        .await
+        .expect("store call failed")
+        .expect("found by its email key");
+    assert_eq!(found.user_id, UserId("a1".into()));
+    assert_eq!(
+        (found.name.as_str(), found.email.as_str()),
+        ("Ann", "Ann@Example.org")
+    );
+    assert!(!found.verified);
+    assert_eq!(
+        store
+            .account(&UserId("a1".into()))
+            .await
+            .expect("store call failed"),
+        Some(found)
+    );
+    assert_eq!(
+        store
+            .find_user(&UserId("a1".into()))
+            .await
+            .expect("store call failed")
+            .map(|u| u.name),
+        Some("Ann".into()),
+        "the account's user is a user like any other"
+    );
+    for (clash, why) in [
+        (
+            account("a2", "Other", "ANN@example.org"),
+            "same email, other case",
+        ),
+        (
+            account("a3", "aNN", "b@example.org"),
+            "same name, other case",
+        ),
+        (account("a1", "Fresh", "c@example.org"), "same user id"),
+    ] {
+        assert!(
+            matches!(
+                store.create_account(&clash, 1).await,
+                Err(StoreError::Conflict)
+            ),
+            "{why}"
+        );
+    }
+    assert!(
+        store
+            .find_user(&UserId("a3".into()))
+            .await
+            .expect("store call failed")
+            .is_none(),
+        "a refused account leaves no user behind"
+    );
+    assert_eq!(
+        store.name_owner("ann").await.expect("store call failed"),
+        Some(UserId("a1".into()))
+    );
+    assert_eq!(
+        store.name_owner("bob").await.expect("store call failed"),
+        None
+    );
+
+    store
+        .create_account(&account("b1", "Bob", "bob@example.org"), 1)
+        .await
+        .expect("store call failed");
+    assert!(matches!(
+        store.rename_account(&UserId("b1".into()), "ANN").await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .rename_account(&UserId("a1".into()), "Annie")
+        .await
+        .expect("store call failed");
+    assert_eq!(
+        store.name_owner("ann").await.expect("store call failed"),
+        None,
+        "the old name is free"
+    );
+    assert_eq!(
+        store.name_owner("annie").await.expect("store call failed"),
+        Some(UserId("a1".into()))
+    );
+    store
+        .mark_verified(&UserId("a1".into()), 2)
+        .await
+        .expect("store call failed");
+    let ann = store
+        .account(&UserId("a1".into()))
+        .await
+        .expect("store call failed")
+        .expect("ann");
+    assert!(ann.verified);
+    assert_eq!(ann.name, "Annie");
+}
+
+async fn sessions_end_alone_or_all_at_once(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("a1", "Ann", "ann@example.org"), 1)
+        .await
+        .expect("store call failed");
+    let session = |id: &str, created: i64, seen: i64| SessionRecord {
+        id_hash: id.into(),
+        user_id: UserId("a1".into()),
+        created_at: created,
+        last_seen_at: seen,
+    };
+    for s in [
+        session("s1", 10, 10),
+        session("s2", 20, 20),
+        session("s3", 30, 30),
+    ] {
+        store.create_session(&s).await.expect("store call failed");
+    }
+    store
+        .touch_session("s1", 100)
+        .await
+        .expect("store call failed");
+    assert_eq!(
+        store.session("s1").await.expect("store call failed"),
+        Some(session("s1", 10, 100))
+    );
+    assert!(store.delete_session("s2").await.expect("store call failed"));
+    assert!(!store.delete_session("s2").await.expect("store call failed"));
+    assert_eq!(store.session("s2").await.expect("store call failed"), None);
+    // idle before 50 (s3 last seen 30) or made before 5 (none): s3 goes.
+    let deleted = store
+        .delete_expired(50, 5, 0)
+        .await
+        .expect("store call failed");
+    assert_eq!(deleted, 1);
+    assert!(store
+        .session("s3")
+        .await
+        .expect("store call failed")
+        .is_none());
+    assert!(store
+        .session("s1")
+        .await
+        .expect("store call failed")
+        .is_some());
+    store
+        .create_session(&session("s4", 40, 40))
+        .await
+        .expect("store call failed");
+    let mut ended = store
+        .set_password(&UserId("a1".into()), "new-hash")
+        .await
+        .expect("store call failed");
+    ended.sort();
+    assert_eq!(
+        ended,
+        vec!["s1".to_string(), "s4".to_string()],
+        "a new password ends every session"
+    );
+    let ann = store
+        .account(&UserId("a1".into()))
+        .await
+        .expect("store call failed")
+        .expect("ann");
+    assert_eq!(ann.password_hash, "new-hash");
+}
+
+async fn tokens_work_once_for_their_purpose_until_they_expire(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("a1", "Ann", "ann@example.org"), 1)
+        .await
+        .expect("store call failed");
+    let ann = UserId("a1".into());
+    store
+        .create_token("t-verify", &ann, TokenPurpose::Verify, 1000)
+        .await
+        .expect("store call failed");
+    store
+        .create_token("t-reset", &ann, TokenPurpose::Reset, 1000)
+        .await
+        .expect("store call failed");
+    store
+        .create_token("t-old", &ann, TokenPurpose::Reset, 500)
+        .await
+        .expect("store call failed");
+    let use_token = |hash: &'static str, purpose, now| {
+        let store = store.clone();
+        async move {
+            store
+                .use_token(hash, purpose, now)
+                .await
+                .expect("store call failed")
+        }
+    };
+    assert_eq!(
+        use_token("t-verify", TokenPurpose::Reset, 100).await,
+        None,
+        "wrong purpose"
+    );
+    assert_eq!(
+        use_token("t-nope", TokenPurpose::Verify, 100).await,
+        None,
+        "unknown"
+    );
+    assert_eq!(
+        use_token("t-old", TokenPurpose::Reset, 500).await,
+        None,
+        "expired"
+    );
+    assert_eq!(
+        use_token("t-verify", TokenPurpose::Verify, 100).await,
+        Some(ann.clone())
+    );
+    assert_eq!(
+        use_token("t-verify", TokenPurpose::Verify, 101).await,
+        None,
+        "used"
+    );
+    // Two uses at once: exactly one wins.
+    let (a, b) = tokio::join!(
+        use_token("t-reset", TokenPurpose::Reset, 100),
+        use_token("t-reset", TokenPurpose::Reset, 100)
+    );
+    assert_eq!(a.is_some() as u8 + b.is_some() as u8, 1, "{a:?} {b:?}");
+    assert_eq!(
+        store
+            .delete_expired(0, 0, 900)
+            .await
+            .expect("store call failed"),
+        1,
+        "t-old went"
+    );
+}
+
+async fn queued_mail_is_claimed_once_and_retried(store: Arc<dyn Store>) {
+    let mail = |to: &str| NewMail {
+        to: to.into(),
+        subject: "Hi".into(),
+        body: format!("to {to}"),
+    };
+    store
+        .enqueue_mail(&mail("a@example.org"), 100)
+        .await
+        .expect("store call failed");
+    store
+        .enqueue_mail(&mail("b@example.org"), 100)
+        .await
+        .expect("store call failed");
+    store
+        .enqueue_mail(&mail("later@example.org"), 500)
+        .await
+        .expect("store call failed");
+    assert_eq!(store.queued_mail().await.expect("store call failed"), 3);
+    let due = store.due_mail(100, 10).await.expect("store call failed");
+    let recipients: Vec<&str> = due.iter().map(|m| m.mail.to.as_str()).collect();
+    assert_eq!(
+        recipients,
+        ["a@example.org", "b@example.org"],
+        "oldest first, only what is due"
+    );
+    assert_eq!(due[0].attempts, 1);
+    let (first, second) = (due[0].id, due[1].id);
+    assert!(store
+        .claim_mail(first, 100, 1000)
+        .await
+        .expect("store call failed"));
+    assert!(
+        !store
+            .claim_mail(first, 100, 1000)
+            .await
+            .expect("store call failed"),
+        "claimed once"
+    );
+    assert_eq!(
+        store
+            .due_mail(100, 10)
+            .await
+            .expect("store call failed")
+            .len(),
+        1
+    );
+    store
+        .mail_failed(first, 200, "connection refused")
+        .await
+        .expect("store call failed");
+    let again = store.due_mail(200, 1).await.expect("store call failed");
+    assert_eq!(
+        (again[0].id, again[0].attempts),
+        (first, 2),
+        "retried, counted"
+    );
+    store.mail_sent(first).await.expect("store call failed");
+    assert!(store
+        .claim_mail(second, 100, 1000)
+        .await
+        .expect("store call failed"));
+    store.mail_sent(second).await.expect("store call failed");
+    assert_eq!(store.queued_mail().await.expect("store call failed"), 1);
+    assert_eq!(
+        store
+            .due_mail(499, 10)
+            .await
+            .expect("store call failed")
+            .len(),
+        0
+    );
+}
+
 /// Instantiates every contract test for one store: `$open` makes a fresh store (and
 /// the temporary directory that must outlive it).
 /// What a store needs kept alive beside it (a directory, a schema).
@@ -372,6 +698,10 @@ macro_rules! all_contract_tests {
                 history_pages_from_either_end,
                 appends_succeed_while_other_writes_run,
                 members_and_direct_rooms,
+                accounts_reserve_their_email_and_name_in_any_case,
+                sessions_end_alone_or_all_at_once,
+                tokens_work_once_for_their_purpose_until_they_expire,
+                queued_mail_is_claimed_once_and_retried,
             ]
         );
     };

@@ -170,7 +170,8 @@ pub trait AccountStore: Send + Sync {
 }
 
 /// The account columns [`account_from_row`] reads (joined with `users` for the name).
-pub(crate) const ACCOUNT_SELECT: &str = "SELECT a.user_id, u.name, a.email, a.password_hash, a.verified_at \
+pub(crate) const ACCOUNT_SELECT: &str =
+    "SELECT a.user_id, u.name, a.email, a.password_hash, a.verified_at \
      FROM accounts a JOIN users u ON u.id = a.user_id";
 
 /// An [`AccountRecord`] from a row of [`ACCOUNT_SELECT`].

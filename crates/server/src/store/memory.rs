@@ -144,7 +144,11 @@ impl State {
         let account = self.accounts.get(user)?;
         Some(AccountRecord {
             user_id: user.clone(),
-            name: self.users.get(user).map(|u| u.name.clone()).unwrap_or_default(),
+            name: self
+                .users
+                .get(user)
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
             email: account.email.clone(),
             password_hash: account.password_hash.clone(),
             verified: account.verified,
@@ -156,7 +160,11 @@ impl State {
         self.accounts
             .keys()
             .filter(|user| Some(*user) != except)
-            .find(|user| self.users.get(*user).is_some_and(|u| name_key(&u.name) == key))
+            .find(|user| {
+                self.users
+                    .get(*user)
+                    .is_some_and(|u| name_key(&u.name) == key)
+            })
             .cloned()
     }
 
@@ -379,12 +387,19 @@ impl AccountStore for MemoryStore {
         let mut state = self.state();
         let email_key = natter_protocol::validate::email_key(&account.email);
         let taken = state.users.contains_key(&account.user.id)
-            || state.accounts.values().any(|a| a.email.to_lowercase() == email_key)
-            || state.name_owner(&name_key(&account.user.name), None).is_some();
+            || state
+                .accounts
+                .values()
+                .any(|a| a.email.to_lowercase() == email_key)
+            || state
+                .name_owner(&name_key(&account.user.name), None)
+                .is_some();
         if taken {
             return Err(StoreError::Conflict);
         }
-        state.users.insert(account.user.id.clone(), account.user.clone());
+        state
+            .users
+            .insert(account.user.id.clone(), account.user.clone());
         state.accounts.insert(
             account.user.id.clone(),
             MemoryAccount {
@@ -454,7 +469,9 @@ impl AccountStore for MemoryStore {
         if state.sessions.contains_key(&session.id_hash) {
             return Err(StoreError::Conflict);
         }
-        state.sessions.insert(session.id_hash.clone(), session.clone());
+        state
+            .sessions
+            .insert(session.id_hash.clone(), session.clone());
         Ok(())
     }
 
