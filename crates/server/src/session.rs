@@ -296,6 +296,8 @@ impl Session {
             (None, None) => {
                 let name =
                     validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+                let id = UserId(hex::encode(rand::random::<[u8; 8]>()));
+                self.refuse_reserved(&id, &name).await?;
                 if !self.hub.name_free(&name) {
                     return Err(name_taken(&name));
                 }
@@ -305,11 +307,10 @@ impl Session {
                     .map(char::from)
                     .collect();
                 let record = UserRecord {
-                    id: UserId(hex::encode(rand::random::<[u8; 8]>())),
+                    id,
                     secret_hash: digest(&secret),
                     name: name.clone(),
                 };
-                self.refuse_reserved(&record.id, &name).await?;
                 // Reserved before the user exists, so a name taken on another node
                 // leaves no user behind.
                 self.hub

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, missing_docs)] // each test binary uses a different part of this
 
+pub mod http;
+pub mod mail;
 pub mod process;
 pub mod resuming;
 pub mod services;
@@ -113,6 +115,34 @@ impl Client {
             me: None,
             credentials: None,
             ready: None,
+        }
+    }
+
+    /// Connects with extra upgrade headers (`Cookie`, `Origin`); `Err` is the HTTP
+    /// status of a refused upgrade.
+    pub async fn connect_with(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Client, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("a request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(Client {
+                ws,
+                me: None,
+                credentials: None,
+                ready: None,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(err) => panic!("websocket upgrade failed: {err}"),
         }
     }
 

@@ -1,0 +1,97 @@
+//! A small HTTP/1.1 client for the account endpoints: exact control over `Cookie` and
+//! `Origin`, which is what the security tests are about.
+
+use std::net::SocketAddr;
+
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The first header of this name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not the expected JSON ({err}): {}", self.body))
+    }
+
+    /// The `Set-Cookie` that sets the session, whole.
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.starts_with("natter_session="))
+    }
+
+    /// `natter_session=<id>`, ready for a `Cookie` header.
+    pub fn session_cookie(&self) -> String {
+        let set = self.set_cookie().expect("a session cookie was set");
+        set.split(';').next().expect("cookie pair").to_string()
+    }
+}
+
+/// Sends one request and reads the whole answer (`Connection: close`).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(head.as_bytes()).await.expect("writes");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("reads");
+    let raw = String::from_utf8(raw).expect("UTF-8 answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// `POST` a JSON body, with extra headers.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> Response {
+    request(addr, "POST", path, headers, Some(&body.to_string())).await
+}
