@@ -173,6 +173,9 @@ fn dev() -> Result<()> {
         .args([
             "--allowed-origin",
             "http://127.0.0.1:8081,http://localhost:8081",
+            // Emailed links lead to the page trunk serves.
+            "--public-url",
+            "http://127.0.0.1:8081",
         ])
         .current_dir(root())
         .spawn()
@@ -215,8 +218,16 @@ fn test() -> Result<()> {
     // crates/server/tests/common/services.rs); they are listed at the end.
     let skipped_dir = root().join("target/tmp/skipped-tests");
     let _ = std::fs::remove_dir_all(&skipped_dir);
+    let smtp_python = std::cell::OnceCell::new();
+    timed("SMTP server for the account tests (aiosmtpd)", &|| {
+        let _ = smtp_python.set(tools::ensure_smtp_sink()?);
+        Ok(())
+    })?;
+    let smtp_python = smtp_python.get().cloned().unwrap_or_default();
     timed("cargo test (unit, integration, client logic)", &|| {
-        exec(cmd(&cargo(), &["test", "--workspace"]))
+        let mut command = cmd(&cargo(), &["test", "--workspace"]);
+        command.env("NATTER_TEST_SMTP_PYTHON", &smtp_python);
+        exec(command)
     })?;
     let skipped = skipped_tests(&skipped_dir);
     // What `cargo xtask run` does, minus serving: catches a server that cargo cannot
@@ -239,10 +250,13 @@ fn test() -> Result<()> {
     timed("browser end-to-end tests (Playwright + chromium)", &|| {
         exec(cmd(&cargo(), &["build", "-p", "natter-server"]))?;
         let mut command = cmd("npx", &["playwright", "test"]);
-        command.current_dir(root().join("tests/e2e")).env(
-            "NATTER_SERVER_BIN",
-            root().join("target/debug/natter-server"),
-        );
+        command
+            .current_dir(root().join("tests/e2e"))
+            .env(
+                "NATTER_SERVER_BIN",
+                root().join("target/debug/natter-server"),
+            )
+            .env("NATTER_TEST_SMTP_PYTHON", &smtp_python);
         exec(command)
     })?;
     timed("Autobahn WebSocket conformance (kosoku)", &checks::autobahn)?;

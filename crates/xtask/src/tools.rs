@@ -192,6 +192,17 @@ pub fn ensure_venv(name: &str, requirements: &str, what: &str) -> Result<PathBuf
     Ok(venv)
 }
 
+/// The aiosmtpd release (and its dependencies) the account tests receive email with.
+const SMTP_SINK_REQUIREMENTS: &str = "aiosmtpd==1.4.6\natpublic==9.0.0\nattrs==26.1.0\n";
+
+/// A virtualenv with aiosmtpd, the real SMTP server the account tests (Rust and
+/// browser) send to; returns its Python, which the tests find in
+/// `NATTER_TEST_SMTP_PYTHON`.
+pub fn ensure_smtp_sink() -> Result<PathBuf> {
+    let venv = ensure_venv("smtp-sink", SMTP_SINK_REQUIREMENTS, "aiosmtpd 1.4.6")?;
+    Ok(venv.join("bin/python"))
+}
+
 /// Whether this process may install system packages.
 pub fn is_root() -> bool {
     output("id", &["-u"]).as_deref().map(str::trim) == Some("0")
