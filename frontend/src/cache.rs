@@ -1,7 +1,8 @@
 //! What the browser keeps in localStorage (gloo-storage), all under keys made of the
 //! server's origin and, for anything personal, the user's id (see [`crate::logic`]):
 //!
-//! - the guest credentials for this server;
+//! - the guest credentials for this server (an account's session is an HttpOnly
+//!   cookie instead, out of reach of scripts);
 //! - per user: a [`Profile`] (who I am, my rooms, read positions, the room on screen,
 //!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages.
 //!
@@ -76,6 +77,12 @@ pub fn load_profile() -> Option<Profile> {
     let credentials = load_credentials()?;
     let profile: Profile = get(&logic::profile_key(&origin(), &credentials.user_id))?;
     (profile.me.id == credentials.user_id).then_some(profile)
+}
+
+/// The profile cached for a signed-in account's user.
+pub fn load_profile_of(user: &UserId) -> Option<Profile> {
+    let profile: Profile = get(&logic::profile_key(&origin(), user))?;
+    (&profile.me.id == user).then_some(profile)
 }
 
 /// Saves the profile.

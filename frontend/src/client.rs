@@ -15,10 +15,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
+use natter_protocol::account::Account;
 use natter_protocol::{
     ChannelInfo, ChatMessage, ClientFrame, ClientMsg, ErrorCode, MessageKind, ResumePosition,
-    RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, DEFAULT_CHANNEL, HISTORY_PAGE,
-    PROTOCOL_VERSION,
+    RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, CLOSE_SIGNED_OUT,
+    DEFAULT_CHANNEL, HISTORY_PAGE, PROTOCOL_VERSION,
 };
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -64,6 +65,8 @@ pub mod form {
     pub const CODE: &str = "code";
     /// Anything else (shown above the composer).
     pub const GENERAL: &str = "general";
+    /// News for the welcome screen's account forms ("you were signed out").
+    pub const ACCOUNT: &str = "account";
 }
 
 /// A direct-message popup on screen.
@@ -152,6 +155,8 @@ pub struct Chat {
     pub pending: RwSignal<Vec<Pending>>,
     /// Whether the sidebar drawer is open (narrow screens).
     pub drawer_open: RwSignal<bool>,
+    /// The account this browser is signed in to; `None` for a guest.
+    pub account: RwSignal<Option<Account>>,
     /// Socket and bookkeeping (not reactive).
     wire: StoredValue<Rc<RefCell<Wire>>, LocalStorage>,
 }
@@ -195,31 +200,72 @@ impl Chat {
             errors: RwSignal::new(HashMap::new()),
             pending: RwSignal::new(Vec::new()),
             drawer_open: RwSignal::new(false),
+            account: RwSignal::new(None),
             wire: StoredValue::new_local(Rc::new(RefCell::new(Wire::default()))),
         };
         if let Some(profile) = cache::load_profile() {
-            // Show the last session at once; the server confirms or corrects it.
-            let mut history = HashMap::new();
-            for room in &profile.rooms {
-                let messages = cache::load_history(&profile.me.id, room.id);
-                history.insert(
-                    room.id,
-                    RoomHistory {
-                        more_before: messages.first().is_some_and(|m| m.seq > 1),
-                        messages,
-                        loading_older: false,
-                    },
-                );
-            }
-            chat.history.set(history);
-            chat.rooms.set(profile.rooms);
-            chat.read.set(profile.read.into_iter().collect());
-            chat.current.set(profile.current);
-            chat.popups.set(profile.popups);
-            chat.me.set(Some(profile.me.clone()));
-            chat.start(profile.me.name);
+            // A guest: show the last session at once; the server confirms or corrects it.
+            chat.restore(profile);
         }
+        // A session cookie (invisible to this code) makes the connection an account's;
+        // ask who that is, and connect as them if no guest identity is waiting.
+        leptos::task::spawn_local(async move {
+            if let Some(account) = crate::account::current_session().await {
+                chat.signed_in(account);
+            }
+        });
         chat
+    }
+
+    /// Puts a cached profile on screen and connects as its owner.
+    fn restore(&self, profile: Profile) {
+        let mut history = HashMap::new();
+        for room in &profile.rooms {
+            let messages = cache::load_history(&profile.me.id, room.id);
+            history.insert(
+                room.id,
+                RoomHistory {
+                    more_before: messages.first().is_some_and(|m| m.seq > 1),
+                    messages,
+                    loading_older: false,
+                },
+            );
+        }
+        self.history.set(history);
+        self.rooms.set(profile.rooms);
+        self.read.set(profile.read.into_iter().collect());
+        self.current.set(profile.current);
+        self.popups.set(profile.popups);
+        self.me.set(Some(profile.me.clone()));
+        self.start(profile.me.name);
+    }
+
+    /// The browser is signed in to `account` (just now, or by a cookie from before):
+    /// show its cached profile and (re)connect, so the upgrade carries the cookie.
+    pub fn signed_in(&self, account: Account) {
+        let same = self
+            .me
+            .with_untracked(|me| me.as_ref().is_some_and(|m| m.id == account.user_id));
+        self.account.set(Some(account.clone()));
+        self.set_error(form::ACCOUNT, None);
+        if same && self.status.get_untracked() == Status::Online {
+            return;
+        }
+        self.drop_connection();
+        match cache::load_profile_of(&account.user_id) {
+            Some(profile) => self.restore(profile),
+            None => self.start(account.name),
+        }
+    }
+
+    /// Closes the socket (if any) and ignores everything it still says.
+    fn drop_connection(&self) {
+        let wire = self.wire();
+        let mut wire = wire.borrow_mut();
+        wire.generation += 1;
+        if let Some(connection) = wire.connection.take() {
+            let _ = connection.socket.close();
+        }
     }
 
     fn wire(&self) -> Rc<RefCell<Wire>> {
@@ -293,9 +339,16 @@ impl Chat {
                 }
             }
         });
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
-            if current() {
-                chat.wire().borrow_mut().connection = None;
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+            if !current() {
+                return;
+            }
+            chat.wire().borrow_mut().connection = None;
+            if event.code() == CLOSE_SIGNED_OUT {
+                // Signed out (here, in another tab, or by a password reset).
+                chat.forget_me();
+                chat.set_error(form::ACCOUNT, Some("You were signed out.".into()));
+            } else {
                 chat.schedule_reconnect();
             }
         });
@@ -330,13 +383,19 @@ impl Chat {
         let Some(name) = self.wire().borrow().name.clone() else {
             return;
         };
-        let credentials = cache::load_credentials();
+        // Signed in, the cookie says who we are; otherwise the guest identity does.
+        let account = self.account.get_untracked().map(|a| a.user_id);
+        let credentials = match account {
+            Some(_) => None,
+            None => cache::load_credentials(),
+        };
+        let identity = account.or_else(|| credentials.as_ref().map(|c| c.user_id.clone()));
         // Resume only rooms cached for the identity we present.
-        let resume = match &credentials {
-            Some(creds)
+        let resume = match identity {
+            Some(id)
                 if self
                     .me
-                    .with_untracked(|me| me.as_ref().is_some_and(|m| m.id == creds.user_id)) =>
+                    .with_untracked(|me| me.as_ref().is_some_and(|m| m.id == id)) =>
             {
                 self.history.with_untracked(|history| {
                     history
@@ -544,18 +603,25 @@ impl Chat {
         self.save_profile();
     }
 
-    /// Forgets this guest identity in this browser: credentials, cached history and
-    /// everything else stored for it, so the next person starts clean.
+    /// Signs out: ends the account's session on the server (closing its sockets in
+    /// every tab), and forgets this person in this browser — credentials, cached
+    /// history and everything else stored for them — so the next person starts clean.
     pub fn sign_out(&self) {
-        {
-            let wire = self.wire();
-            let mut wire = wire.borrow_mut();
-            wire.name = None;
-            wire.generation += 1;
-            if let Some(connection) = wire.connection.take() {
-                let _ = connection.socket.close();
-            }
+        if self.account.get_untracked().is_some() {
+            leptos::task::spawn_local(async {
+                if let Err(err) = crate::account::sign_out().await {
+                    leptos::logging::warn!("sign-out failed: {}", err.message);
+                }
+            });
         }
+        self.forget_me();
+    }
+
+    /// Forgets who is using this browser and everything kept for them.
+    fn forget_me(&self) {
+        self.wire().borrow_mut().name = None;
+        self.drop_connection();
+        self.account.set(None);
         if let Some(me) = self.me.get_untracked() {
             cache::forget_user(&me.id);
         }
@@ -959,7 +1025,7 @@ impl Chat {
                 set_timeout(move || chat.resend_pending(), Duration::from_millis(wait));
                 self.set_error(form::GENERAL, Some(message));
             }
-            ErrorCode::NameTaken | ErrorCode::InvalidName
+            ErrorCode::NameTaken | ErrorCode::NameReserved | ErrorCode::InvalidName
                 if request_ref.as_deref() == Some(form::HELLO) =>
             {
                 // Refused at hello: back to the name prompt with the reason.

@@ -3,13 +3,16 @@
 //! # Layout
 //! - [`logic`]: pure client logic (history merge, storage keys, backoff, unread,
 //!   colours), unit-tested natively.
+//! - [`account`]: the account endpoints (`/api`) and links that arrive by email.
 //! - [`cache`]: what survives a browser restart, in localStorage (gloo-storage).
 //! - [`client`]: the WebSocket connection and the [`client::Chat`] signals it feeds.
-//! - [`components`]: what is on screen: header, name prompt, sidebar (rooms, channels,
+//! - [`components`]: what is on screen: header, welcome screen (guest name or
+//!   account forms), sidebar (rooms, channels,
 //!   people), the room in view, direct-message popups.
 //!
 //! `main.rs` only mounts [`App`].
 
+pub mod account;
 pub mod cache;
 pub mod client;
 pub mod components;
@@ -18,9 +21,10 @@ pub mod logic;
 use leptos::prelude::*;
 
 use crate::client::Chat;
-use crate::components::{Header, NamePrompt, Popups, RoomView, Sidebar};
+use crate::components::{Header, Popups, RoomView, Sidebar, Welcome};
 
-/// The whole app: the name prompt until there is a name, then the chat.
+/// The whole app: the welcome screen (a guest name, or an account) until someone is
+/// there, then the chat.
 #[component]
 pub fn App() -> impl IntoView {
     let chat = Chat::boot();
@@ -28,7 +32,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app">
             <Header/>
-            <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <NamePrompt/> }>
+            <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <Welcome/> }>
                 <div class="layout" class=("drawer-open", move || chat.drawer_open.get())>
                     <Sidebar/>
                     <RoomView/>

@@ -9,8 +9,26 @@ const path = require('path');
 
 const root = path.resolve(__dirname, '..', '..');
 const port = Number(process.env.NATTER_E2E_PORT || 18473);
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
+// Test workers load this file again: they inherit the runner's directory through the
+// environment instead of making their own.
+const dataDir = process.env.NATTER_E2E_DATA_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
+process.env.NATTER_E2E_DATA_DIR = dataDir;
 const serverBin = process.env.NATTER_SERVER_BIN || path.join(root, 'target', 'debug', 'natter-server');
+
+// Email: a real SMTP server (aiosmtpd, installed by `cargo xtask test`) storing what it
+// receives in a Maildir; without it, natter's own outbox directory. Either way the
+// tests read the emails from NATTER_E2E_MAILDIR (test workers inherit the variable).
+const smtpPython = process.env.NATTER_TEST_SMTP_PYTHON;
+const smtpPort = port + 1;
+process.env.NATTER_E2E_MAILDIR = smtpPython ? path.join(dataDir, 'maildir', 'new') : path.join(dataDir, 'outbox');
+const smtpServer = smtpPython
+  ? [{
+      command: `"${smtpPython}" -m aiosmtpd -n -l 127.0.0.1:${smtpPort} -c aiosmtpd.handlers.Mailbox "${path.join(dataDir, 'maildir')}"`,
+      port: smtpPort,
+      reuseExistingServer: false,
+      timeout: 30_000,
+    }]
+  : [];
 
 module.exports = defineConfig({
   testDir: '.',
@@ -39,7 +57,7 @@ module.exports = defineConfig({
     },
     trace: 'off',
   },
-  webServer: {
+  webServer: [...smtpServer, {
     command: `"${serverBin}"`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
@@ -58,6 +76,8 @@ module.exports = defineConfig({
       NATTER_RATE_PER_IP: '2000',
       NATTER_BURST_PER_IP: '2000',
       RUST_LOG: 'warn',
+      NATTER_OUTBOX_DIR: path.join(dataDir, 'outbox'),
+      ...(smtpPython ? { NATTER_SMTP_URL: `smtp://127.0.0.1:${smtpPort}` } : {}),
     },
-  },
+  }],
 });

@@ -69,7 +69,14 @@ pub fn Header() -> impl IntoView {
                 </Show>
                 <span class="error" role="alert">{move || chat.error(form::RENAME)}</span>
                 <Show when=move || has_me() && chat.status.get() != Status::Idle>
-                    <button class="quiet" on:click=move |_| chat.sign_out() title="Forget this name and its history in this browser">
+                    <button
+                        class="quiet"
+                        on:click=move |_| chat.sign_out()
+                        title=move || match chat.account.get() {
+                            Some(account) => format!("Signed in as {}: sign out on this device", account.email),
+                            None => "Forget this name and its history in this browser".to_string(),
+                        }
+                    >
                         "Sign out"
                     </button>
                 </Show>

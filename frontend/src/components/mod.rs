@@ -6,6 +6,7 @@ mod name_prompt;
 mod popups;
 mod room_view;
 mod sidebar;
+mod welcome;
 
 pub use header::Header;
 pub use message_list::{Composer, MessageList};
@@ -13,3 +14,4 @@ pub use name_prompt::NamePrompt;
 pub use popups::Popups;
 pub use room_view::RoomView;
 pub use sidebar::Sidebar;
+pub use welcome::Welcome;

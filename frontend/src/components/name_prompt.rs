@@ -26,8 +26,7 @@ pub fn NamePrompt() -> impl IntoView {
         }
     };
     view! {
-        <main class="name-prompt">
-            <form on:submit=submit>
+        <form on:submit=submit aria-label="Continue as guest">
                 <h2>"Welcome to natter"</h2>
                 <label for="name-input">"Pick a display name"</label>
                 <input
@@ -50,7 +49,6 @@ pub fn NamePrompt() -> impl IntoView {
                 <Show when=move || chat.status.get() == Status::Reconnecting>
                     <p class="hint">"Cannot reach the server; retrying…"</p>
                 </Show>
-            </form>
-        </main>
+        </form>
     }
 }
