@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     let world = world();
     world.runtime.block_on(async {
         let (outbox, mut queue) = world.hub.open_outbox();
-        let mut session = Session::new(world.hub.clone(), outbox);
+        let mut session = Session::new(world.hub.clone(), outbox, None);
         let hello = ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             name: format!("fuzz{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed)),

@@ -228,7 +228,7 @@ mod tests {
         assert!(password(&"p".repeat(MAX_PASSWORD_CHARS)).is_ok());
         assert!(password(&"p".repeat(MAX_PASSWORD_CHARS + 1)).is_err());
         assert_eq!(
-            password("abc").unwrap_err(),
+            password("abc").expect_err("too short"),
             "Use at least 8 characters (5 more)."
         );
     }

@@ -321,8 +321,11 @@ fn api_golden<T>(body: T, expected: Value)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
 {
-    assert_eq!(serde_json::to_value(&body).unwrap(), expected);
-    assert_eq!(serde_json::from_value::<T>(expected).unwrap(), body);
+    assert_eq!(serde_json::to_value(&body).expect("serializes"), expected);
+    assert_eq!(
+        serde_json::from_value::<T>(expected).expect("deserializes"),
+        body
+    );
 }
 
 #[test]

@@ -633,14 +633,26 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_the_decoy_never_matches() {
         let hasher = PasswordHasher::new(1);
-        let hash = hasher.hash("correct horse").await.unwrap();
+        let hash = hasher.hash("correct horse").await.expect("hashes");
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
-        assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
-        assert!(!hasher.verify("wrong horse", Some(&hash)).await.unwrap());
-        assert!(!hasher.verify("correct horse", None).await.unwrap());
-        assert!(!hasher.verify("x", Some("not a phc string")).await.unwrap());
+        assert!(hasher
+            .verify("correct horse", Some(&hash))
+            .await
+            .expect("verifies"));
+        assert!(!hasher
+            .verify("wrong horse", Some(&hash))
+            .await
+            .expect("verifies"));
+        assert!(!hasher
+            .verify("correct horse", None)
+            .await
+            .expect("verifies"));
+        assert!(!hasher
+            .verify("x", Some("not a phc string"))
+            .await
+            .expect("verifies"));
     }
 }
