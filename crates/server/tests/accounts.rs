@@ -29,6 +29,22 @@ async fn server(
     (TestServer::start_with(config).await, dir)
 }
 
+/// Waits for the first email natter wrote to its outbox directory.
+async fn outbox_email(outbox: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(mail) = emails_in(outbox).pop() {
+            return mail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no email in {}",
+            outbox.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn error_code(response: &Response) -> ApiErrorCode {
     response.json::<ApiError>().code
 }
@@ -580,19 +596,7 @@ async fn without_smtp_emails_land_in_the_outbox() {
             .status,
         202
     );
-    let outbox = dir.path().join("outbox");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mail = loop {
-        if let Some(mail) = emails_in(&outbox).pop() {
-            break mail;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no email in {}",
-            outbox.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mail = outbox_email(&dir.path().join("outbox")).await;
     assert!(mail.contains("To: hal@example.org"), "{mail}");
     let token = link_token(&mail, "verify");
     let verified = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
@@ -666,4 +670,28 @@ async fn bad_bodies_get_clear_errors() {
     assert_eq!(big.status, 413, "bodies are capped");
     let health = request(server.addr, "GET", "/healthz", &[], None).await;
     assert_eq!(health.status, 200, "the server is fine");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_site_is_https() {
+    let (server, dir) = server(None, |config| {
+        config.public_url = Some("https://chat.example.org/".into());
+    })
+    .await;
+    assert_eq!(
+        sign_up(&server, "kai@example.org", "Kai", PASSWORD)
+            .await
+            .status,
+        202
+    );
+    let mail = outbox_email(&dir.path().join("outbox")).await;
+    assert!(
+        mail.contains("https://chat.example.org/#verify="),
+        "links use --public-url, never the request's Host: {mail}"
+    );
+    let token = link_token(&mail, "verify");
+    post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let login = log_in(&server, "kai@example.org", PASSWORD).await;
+    let cookie = login.set_cookie().expect("session cookie");
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 }

@@ -29,6 +29,8 @@ struct Cluster {
     addrs: Vec<SocketAddr>,
     redis_url: String,
     prefix: String,
+    /// Where every node writes emails (no SMTP server in these tests).
+    outbox: tempfile::TempDir,
     _schema: PgSchema,
 }
 
@@ -44,6 +46,7 @@ impl Cluster {
             addrs: (0..count).map(|_| free_addr()).collect(),
             redis_url: redis_url.to_string(),
             prefix: format!("natter-test-{}", hex_id()),
+            outbox: tempfile::tempdir().expect("tempdir"),
             _schema: schema,
         };
         for node in 0..count {
@@ -60,6 +63,7 @@ impl Cluster {
 
     fn spawn(&self, node: usize) -> ServerProcess {
         let grace = GRACE.as_millis().to_string();
+        let outbox = self.outbox.path().display().to_string();
         ServerProcess::spawn_with(
             self.addrs[node],
             &self._schema.url,
@@ -67,6 +71,7 @@ impl Cluster {
                 ("NATTER_REDIS_URL", self.redis_url.as_str()),
                 ("NATTER_REDIS_PREFIX", self.prefix.as_str()),
                 ("NATTER_PRESENCE_GRACE_MS", grace.as_str()),
+                ("NATTER_OUTBOX_DIR", outbox.as_str()),
             ],
         )
     }
@@ -493,4 +498,92 @@ async fn a_direct_room_and_a_channel_made_while_redis_is_down_appear_when_it_is_
     assert_eq!(alice.next_text(dm).await.text, "yes");
     alice.say(dm, "a2", "good").await;
     assert_eq!(bob.next_text(dm).await.text, "good");
+}
+
+/// Accounts span the nodes: every node polls the one mail queue yet an email goes out
+/// once, a session made on one node signs in a socket on another, a name registered on
+/// one is reserved on all, and signing out on one node closes the session's sockets on
+/// the others (4001).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_sign_out_span_nodes() {
+    use common::http::{post, request};
+    use common::mail::{emails_in, is_to, link_token};
+    let Some(cluster) =
+        Cluster::start("cluster::accounts_and_sign_out_span_nodes", &redis_url(), 2).await
+    else {
+        return;
+    };
+    let (node0, node1) = (cluster.addrs[0], cluster.addrs[1]);
+    let password = "correct horse battery";
+    let signup = post(
+        node0,
+        "/api/signup",
+        &[],
+        serde_json::json!({"email": "zoe@example.org", "name": "Zoe", "password": password}),
+    )
+    .await;
+    assert_eq!(signup.status, 202, "{}", signup.body);
+    let to_zoe = || -> Vec<String> {
+        emails_in(cluster.outbox.path())
+            .into_iter()
+            .filter(|mail| is_to(mail, "zoe@example.org"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while to_zoe().is_empty() {
+        assert!(Instant::now() < deadline, "no email written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // both nodes polled again
+    let mails = to_zoe();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one email, though two nodes drain the queue"
+    );
+    let token = link_token(&mails[0], "verify");
+    let verified = post(
+        node1,
+        "/api/verify",
+        &[],
+        serde_json::json!({ "token": token }),
+    )
+    .await;
+    assert_eq!(
+        verified.status, 200,
+        "a link made on node 0 works on node 1"
+    );
+    let login = post(
+        node0,
+        "/api/login",
+        &[],
+        serde_json::json!({"email": "zoe@example.org", "password": password}),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let cookie = login.session_cookie();
+
+    let mut zoe = Client::connect_with(node1, &[("Cookie", &cookie)])
+        .await
+        .expect("upgrade");
+    zoe.hello("anything", None, vec![]).await;
+    assert_eq!(zoe.me.as_ref().map(|m| m.name.as_str()), Some("Zoe"));
+    let mut guest = Client::connect(node0).await;
+    guest
+        .send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "ZOE".into(),
+            credentials: None,
+            resume: vec![],
+        })
+        .await;
+    assert_eq!(guest.expect_error().await.0, ErrorCode::NameReserved);
+
+    let logout = request(node0, "POST", "/api/logout", &[("Cookie", &cookie)], None).await;
+    assert_eq!(logout.status, 204);
+    assert_eq!(
+        zoe.closed().await,
+        Some(CLOSE_SIGNED_OUT.into()),
+        "signed out on node 0, closed on node 1"
+    );
 }
