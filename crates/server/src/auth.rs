@@ -64,7 +64,8 @@ pub const RECOVER_PER_IP: Allowance = Allowance {
     burst: 5,
     every: Duration::from_secs(720),
 };
-/// Recovery emails for one address.
+/// Emails with links (recovery, repeated confirmation, "you already have an account")
+/// for one address.
 pub const RECOVER_PER_ACCOUNT: Allowance = Allowance {
     burst: 3,
     every: Duration::from_secs(1200),
@@ -296,9 +297,12 @@ impl Auth {
                 {
                     return Err(AuthError::NameReserved);
                 }
-                // The email is registered: tell its owner, and nobody else.
-                let existing = store.account_by_email(&validate::email_key(&email)).await?;
-                if let Some(existing) = existing {
+                // The email is registered: tell its owner, and nobody else (a few
+                // times at most, or sign-ups could flood the owner's inbox).
+                let key = validate::email_key(&email);
+                let existing = store.account_by_email(&key).await?;
+                let allowed = self.limit(RECOVER_PER_ACCOUNT, &key).is_ok();
+                if let Some(existing) = existing.filter(|_| allowed) {
                     self.send_link(
                         &existing.user_id,
                         &existing.name,
@@ -345,13 +349,17 @@ impl Auth {
         };
         self.inner.limits.refund(LOGIN_FAILURES_PER_ACCOUNT, &key);
         if !account.verified {
-            self.send_link(
-                &account.user_id,
-                &account.name,
-                &account.email,
-                TokenPurpose::Verify,
-            )
-            .await?;
+            // A fresh link, unless this address got several lately: whoever knows the
+            // password must not be able to flood the inbox.
+            if self.limit(RECOVER_PER_ACCOUNT, &key).is_ok() {
+                self.send_link(
+                    &account.user_id,
+                    &account.name,
+                    &account.email,
+                    TokenPurpose::Verify,
+                )
+                .await?;
+            }
             return Err(AuthError::NotVerified);
         }
         if let Some(previous) = previous {

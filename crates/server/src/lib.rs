@@ -159,7 +159,7 @@ pub async fn run(
     )
     .await?;
     if !config.static_dir.join("index.html").exists() {
-        tracing::warn!(dir = %config.static_dir.display(), "no built web client here; only /ws and /healthz are served");
+        tracing::warn!(dir = %config.static_dir.display(), "no built web client here; only /ws, /api and /healthz are served");
     }
     let (mailer, mail_worker) = MailWorker::new(
         store.clone(),
