@@ -345,9 +345,19 @@ impl Chat {
             }
             chat.wire().borrow_mut().connection = None;
             if event.code() == CLOSE_SIGNED_OUT {
-                // Signed out (here, in another tab, or by a password reset).
-                chat.forget_me();
-                chat.set_error(form::ACCOUNT, Some("You were signed out.".into()));
+                // The session ended: signed out (here or in another tab), a password
+                // reset, or another tab signed in again (which replaces the cookie, so
+                // then carry on with the new session).
+                chat.status.set(Status::Reconnecting);
+                leptos::task::spawn_local(async move {
+                    match crate::account::current_session().await {
+                        Some(account) => chat.signed_in(account),
+                        None => {
+                            chat.forget_me();
+                            chat.set_error(form::ACCOUNT, Some("You were signed out.".into()));
+                        }
+                    }
+                });
             } else {
                 chat.schedule_reconnect();
             }

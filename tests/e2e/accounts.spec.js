@@ -71,9 +71,17 @@ test('an account is made, confirmed by email, signed in and out, and keeps its n
   await expect(confirm.getByRole('status')).toHaveText('online');
   expect(await confirm.evaluate(() => document.cookie)).not.toContain('natter_session');
 
-  // Signing out ends the session; the page is back at the welcome screen.
+  // A second tab is signed in by the same cookie.
+  const tab = await context.newPage();
+  await tab.goto('/');
+  await expect(tab.getByLabel('your name')).toHaveText('Wren');
+
+  // Signing out ends the session; the page is back at the welcome screen, and the
+  // other tab, whose socket the server closed (4001), says so.
   await confirm.getByRole('button', { name: 'Sign out' }).click();
   await expect(confirm.getByLabel('Pick a display name')).toBeVisible();
+  await expect(tab.getByRole('alert').filter({ hasText: 'You were signed out.' })).toBeVisible();
+  await expect(tab.getByLabel('Pick a display name')).toBeVisible();
   await confirm.reload();
   await expect(confirm.getByLabel('Pick a display name')).toBeVisible();
 
