@@ -1,9 +1,7 @@
 //! Accounts: passwords, sessions, emailed links and their limits.
 //!
-//! - Passwords are hashed with argon2id at OWASP's parameters (the `argon2` crate's
-//!   default: m = 19456 KiB, t = 2, p = 1) on blocking threads, at most
-//!   `--hash-concurrency` at once ([`PasswordHasher`]): a burst of sign-ins queues
-//!   for the hasher instead of stalling the async workers that carry the chat.
+//! - Passwords are hashed with argon2id at OWASP's parameters by
+//!   [`crate::password::PasswordHasher`], off the async workers and a few at a time.
 //! - A session id is 128 random bits, given to the browser once in an HttpOnly,
 //!   SameSite=Lax cookie ([`SESSION_COOKIE`]) and stored only as its SHA-256. It ends
 //!   when unused for `--session-idle-secs` or `--session-max-secs` after signing in;
@@ -19,20 +17,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::http::header::COOKIE;
 use axum::http::HeaderMap;
 use natter_protocol::validate;
 use natter_protocol::UserId;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OnceCell, Semaphore};
 
 use crate::clock::now_ms;
 use crate::hub::RoomHub;
 use crate::limits::{Allowance, KeyedLimits};
 use crate::mail::Mailer;
+use crate::password::PasswordHasher;
 use crate::store::accounts::{
     AccountRecord, NewAccount, NewMail, SessionRecord, TokenPurpose, ACCOUNT_SECRET_HASH,
 };
@@ -118,84 +113,6 @@ impl From<StoreError> for AuthError {
     fn from(err: StoreError) -> Self {
         tracing::error!(%err, "account store operation failed");
         AuthError::Internal
-    }
-}
-
-/// Hashes and checks passwords off the async workers, a few at a time.
-pub struct PasswordHasher {
-    /// One permit per hash computed at once.
-    permits: Semaphore,
-    /// A hash of a random password, checked against when the email is unknown so
-    /// that answer takes as long as a wrong password.
-    decoy: OnceCell<String>,
-}
-
-impl PasswordHasher {
-    /// A hasher computing at most `concurrency` hashes at once.
-    pub fn new(concurrency: usize) -> Self {
-        PasswordHasher {
-            permits: Semaphore::new(concurrency.max(1)),
-            decoy: OnceCell::new(),
-        }
-    }
-
-    /// The argon2id PHC string of `password`, with a fresh salt.
-    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
-        let password = password.to_string();
-        self.blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|err| {
-                    tracing::error!(%err, "password hashing failed");
-                    AuthError::Internal
-                })
-        })
-        .await
-    }
-
-    /// Whether `password` matches the stored hash (`None`: the account does not exist,
-    /// checked against a decoy so it costs the same; always false).
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, AuthError> {
-        let (phc, real) = match stored {
-            Some(phc) => (phc.to_string(), true),
-            None => {
-                let decoy = self
-                    .decoy
-                    .get_or_try_init(|| async {
-                        self.hash(&hex::encode(rand::random::<[u8; 16]>())).await
-                    })
-                    .await?;
-                (decoy.clone(), false)
-            }
-        };
-        let password = password.to_string();
-        let matches = self
-            .blocking(move || {
-                Ok(PasswordHash::new(&phc).is_ok_and(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                }))
-            })
-            .await?;
-        Ok(real && matches)
-    }
-
-    /// Runs `work` on a blocking thread once a permit is free.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| AuthError::Internal)?
     }
 }
 
@@ -636,31 +553,5 @@ mod tests {
         assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
         assert_eq!(describe(Duration::from_secs(120)), "2 minutes");
         assert_eq!(describe(Duration::from_secs(1)), "1 second");
-    }
-
-    #[tokio::test]
-    async fn hashes_verify_and_the_decoy_never_matches() {
-        let hasher = PasswordHasher::new(1);
-        let hash = hasher.hash("correct horse").await.expect("hashes");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-        assert!(hasher
-            .verify("correct horse", Some(&hash))
-            .await
-            .expect("verifies"));
-        assert!(!hasher
-            .verify("wrong horse", Some(&hash))
-            .await
-            .expect("verifies"));
-        assert!(!hasher
-            .verify("correct horse", None)
-            .await
-            .expect("verifies"));
-        assert!(!hasher
-            .verify("x", Some("not a phc string"))
-            .await
-            .expect("verifies"));
     }
 }

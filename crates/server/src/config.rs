@@ -142,9 +142,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_RESET_LINK_SECS", default_value_t = 3600)]
     pub reset_link_secs: u64,
 
-    /// Password hashes computed at once (each argon2id hash takes ~19 MiB and tens of
-    /// milliseconds of one core); more requests wait their turn. Default: the number of
-    /// cores.
+    /// Password hashes computed at once (each argon2id hash takes 19 MiB, kept for
+    /// reuse, and tens of milliseconds of one core); more requests wait their turn.
+    /// Default: the number of cores, at most 4.
     #[arg(long, env = "NATTER_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 

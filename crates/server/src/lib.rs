@@ -7,6 +7,7 @@
 //! - [`api`]: the account endpoints under `/api` (JSON over HTTP).
 //! - [`auth`]: accounts — argon2id passwords on a capped blocking pool, cookie
 //!   sessions, emailed single-use links, per-IP and per-account limits.
+//! - [`password`]: argon2id hashing on blocking threads, capped, in reused memory.
 //! - [`mail`]: the durable outgoing-mail queue and its worker (SMTP or an outbox
 //!   directory).
 //! - [`ws`]: the only module that knows WebSocket frames; one task per connection
@@ -34,6 +35,7 @@ pub mod config;
 pub mod hub;
 pub mod limits;
 pub mod mail;
+pub mod password;
 pub mod serve;
 pub mod session;
 pub mod store;
@@ -181,9 +183,9 @@ pub async fn run(
             session_max: Duration::from_secs(config.session_max_secs),
             verify_link: Duration::from_secs(config.verify_link_secs),
             reset_link: Duration::from_secs(config.reset_link_secs),
-            hash_concurrency: config
-                .hash_concurrency
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            hash_concurrency: config.hash_concurrency.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+            }),
         },
     );
     let state = AppState {
