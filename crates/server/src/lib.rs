@@ -171,7 +171,13 @@ pub async fn run(
     )?;
     let public_url = match &config.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("http://{}", listener.local_addr()?),
+        None => {
+            let local = listener.local_addr()?;
+            if local.ip().is_unspecified() {
+                tracing::warn!(%local, "emailed links would point at an unspecified address: set --public-url to the address people use");
+            }
+            format!("http://{local}")
+        }
     };
     let auth = Auth::new(
         store,
