@@ -323,6 +323,18 @@ impl Auth {
         Ok(Some(session))
     }
 
+    /// Records, in the background, that an open connection of this session is in use,
+    /// so the session does not idle out under a person who is chatting.
+    pub fn touch_later(&self, id_hash: &str) {
+        let store = self.inner.store.clone();
+        let id_hash = id_hash.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_session(&id_hash, now_ms()).await {
+                tracing::warn!(%err, "could not renew a session");
+            }
+        });
+    }
+
     /// The account behind a session.
     pub async fn account(&self, user: &UserId) -> StoreResult<Option<AccountRecord>> {
         self.inner.store.account(user).await
@@ -485,7 +497,8 @@ pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn millis(duration: Duration) -> i64 {
+/// A duration in whole milliseconds, as the store's times are.
+pub fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -31,6 +31,8 @@ use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, MAX_FRAME_BYTES};
 use tokio::time::{sleep, Instant};
 
+use crate::auth::millis;
+use crate::clock::now_ms;
 use crate::limits::{ConnectionLimiter, Verdict};
 use crate::session::Session;
 use crate::store::accounts::SessionRecord;
@@ -46,6 +48,8 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// How long to wait for a client's close reply after sending ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How often an open signed-in connection in use renews its session's idle expiry.
+const SESSION_TOUCH_EVERY: Duration = Duration::from_secs(3600);
 /// Hard cap on unflushed outgoing bytes for one connection.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -204,13 +208,25 @@ async fn serve(
     let watch = signed_in
         .as_ref()
         .map(|s| app.hub.watch_session(&s.id_hash));
-    let signed_out = async {
-        match &watch {
-            Some(watch) => watch.ended().cancelled().await,
-            None => std::future::pending().await,
+    // A signed-in connection ends with its session: signed out on any node, or its
+    // absolute lifetime over (it cannot outlive the cookie).
+    let expires = signed_in.as_ref().map(|s| {
+        let left_ms = s.created_at + millis(app.auth.settings().session_max) - now_ms();
+        Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
+    });
+    let session_ended = async {
+        match (&watch, expires) {
+            (Some(watch), Some(expires)) => tokio::select! {
+                _ = watch.ended().cancelled() => "signed out",
+                _ = tokio::time::sleep_until(expires) => "session expired",
+            },
+            _ => std::future::pending().await,
         }
     };
-    tokio::pin!(signed_out);
+    tokio::pin!(session_ended);
+    // Using the connection keeps the session from idling out (checked hourly at most).
+    let session_hash = signed_in.as_ref().map(|s| s.id_hash.clone());
+    let mut last_touch = Instant::now();
     let mut session = Session::new(app.hub.clone(), outbox, signed_in.map(|s| s.user_id));
     let (mut sink, mut stream) = socket.split();
 
@@ -231,7 +247,7 @@ async fn serve(
             biased;
             _ = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down")),
             _ = &mut overflow => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
-            _ = &mut signed_out => break Some((close::SIGNED_OUT, "signed out")),
+            why = &mut session_ended => break Some((close::SIGNED_OUT, why)),
             _ = &mut hello_deadline, if !session.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * 2 {
@@ -262,6 +278,10 @@ async fn serve(
                         }
                         Verdict::Close => break Some((close::POLICY, "rate limit exceeded")),
                     }
+                }
+                if let Some(hash) = session_hash.as_ref().filter(|_| last_touch.elapsed() > SESSION_TOUCH_EVERY) {
+                    last_touch = Instant::now();
+                    app.auth.touch_later(hash);
                 }
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {

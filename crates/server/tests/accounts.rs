@@ -695,3 +695,40 @@ async fn cookies_are_secure_when_the_site_is_https() {
     let cookie = login.set_cookie().expect("session cookie");
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn an_open_socket_closes_when_its_session_reaches_its_age_limit() {
+    let (server, dir) = server(None, |config| config.session_max_secs = 2).await;
+    assert_eq!(
+        sign_up(&server, "lou@example.org", "Lou", PASSWORD)
+            .await
+            .status,
+        202
+    );
+    let token = link_token(&outbox_email(&dir.path().join("outbox")).await, "verify");
+    post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let started = Instant::now(); // the session is made after this
+    let cookie = log_in(&server, "lou@example.org", PASSWORD)
+        .await
+        .session_cookie();
+    let (mut socket, _) = signed_in_socket(&server, &cookie, "Lou").await;
+    assert_eq!(
+        socket.closed().await,
+        Some(CloseCode::from(CLOSE_SIGNED_OUT)),
+        "the socket does not outlive its session"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1950),
+        "{:?}",
+        started.elapsed()
+    );
+    let gone = request(
+        server.addr,
+        "GET",
+        "/api/session",
+        &[("Cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, 401);
+}
