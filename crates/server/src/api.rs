@@ -21,7 +21,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use natter_protocol::account::{
     Accepted, Account, ApiError, ApiErrorCode, LoginRequest, RecoverRequest, ResetRequest,
@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/session", get(session))
         .route("/api/recover", post(recover))
         .route("/api/reset", post(reset))
+        .route("/api/{*unknown}", any(unknown_endpoint))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -350,6 +351,15 @@ async fn reset(
         StatusCode::OK,
         "Your password is changed and every device was signed out. Sign in with the new one.",
     ))
+}
+
+/// Anything else under `/api` is a JSON 404, not the web client's page.
+async fn unknown_endpoint() -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        ApiErrorCode::BadRequest,
+        "There is no such endpoint.",
+    )
 }
 
 fn set_cookie(response: &mut Response, cookie: &str) {

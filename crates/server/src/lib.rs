@@ -5,8 +5,8 @@
 //! - [`serve`]: the accept loop — HTTP/1.1 with a header-read timeout, peer addresses,
 //!   graceful shutdown.
 //! - [`api`]: the account endpoints under `/api` (JSON over HTTP).
-//! - [`auth`]: accounts — argon2id passwords on a capped blocking pool, cookie
-//!   sessions, emailed single-use links, per-IP and per-account limits.
+//! - [`auth`]: accounts — sign-up, verification, cookie sessions, emailed single-use
+//!   links, per-IP and per-account limits.
 //! - [`password`]: argon2id hashing on blocking threads, capped, in reused memory.
 //! - [`mail`]: the durable outgoing-mail queue and its worker (SMTP or an outbox
 //!   directory).

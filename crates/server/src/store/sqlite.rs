@@ -59,11 +59,13 @@ impl AppendWriter {
     /// when the store is dropped.
     fn open(path: &Path) -> StoreResult<Self> {
         let mut conn = rusqlite::Connection::open(path)?;
+        // Before anything else: even the pragmas below may have to wait for a lock
+        // another connection holds, and must wait rather than fail.
+        conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
         )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
         let (jobs, queue) = std::sync::mpsc::channel::<AppendJob>();
         std::thread::Builder::new()
             .name("natter-append".into())
@@ -193,6 +195,15 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
             }
         }
+        // The schema is brought up to date over one connection of its own, before any
+        // other opens: no connection of the pool can meet the migrations' locks (a
+        // server once failed to start with "database is locked" in the browser tests).
+        let migrator = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&migrator).await?;
+        migrator.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -200,7 +211,6 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = Arc::new(AppendWriter::open(&path)?);
         tokio::spawn(checkpoint_in_background(pool.clone()));
         Ok(SqliteStore {
