@@ -404,8 +404,8 @@ impl Auth {
         self.inner
             .store
             .delete_expired(
-                now - millis(settings.session_idle),
-                now - millis(settings.session_max),
+                now.saturating_sub(millis(settings.session_idle)),
+                now.saturating_sub(millis(settings.session_max)),
                 now,
             )
             .await
@@ -427,7 +427,12 @@ impl Auth {
         };
         self.inner
             .store
-            .create_token(&digest(&token), user, purpose, now_ms() + millis(lifetime))
+            .create_token(
+                &digest(&token),
+                user,
+                purpose,
+                now_ms().saturating_add(millis(lifetime)),
+            )
             .await?;
         let mail = link_email(&settings.public_url, name, email, purpose, &token, lifetime);
         self.inner.mailer.send(mail).await?;

@@ -144,7 +144,7 @@ impl MailWorker {
                 return Ok(());
             }
             for queued in due {
-                let lease = now + CLAIM_LEASE.as_millis() as i64;
+                let lease = now + crate::auth::millis(CLAIM_LEASE);
                 if self.store.claim_mail(queued.id, now, lease).await? {
                     self.attempt(queued).await?;
                 }
@@ -171,7 +171,7 @@ impl MailWorker {
                     %reason,
                     "could not send email; the SMTP server may be down, it stays queued"
                 );
-                let retry_at = now_ms() + delay.as_millis() as i64;
+                let retry_at = now_ms() + crate::auth::millis(delay);
                 self.store.mail_failed(queued.id, retry_at, &reason).await
             }
         }

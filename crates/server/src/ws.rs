@@ -48,6 +48,11 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// How long to wait for a client's close reply after sending ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// An instant no connection lives to see (for a session lifetime too large to add).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
 /// How often an open signed-in connection in use renews its session's idle expiry.
 const SESSION_TOUCH_EVERY: Duration = Duration::from_secs(3600);
 /// Hard cap on unflushed outgoing bytes for one connection.
@@ -211,8 +216,13 @@ async fn serve(
     // A signed-in connection ends with its session: signed out on any node, or its
     // absolute lifetime over (it cannot outlive the cookie).
     let expires = signed_in.as_ref().map(|s| {
-        let left_ms = s.created_at + millis(app.auth.settings().session_max) - now_ms();
-        Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
+        let ends_at = s
+            .created_at
+            .saturating_add(millis(app.auth.settings().session_max));
+        let left =
+            Duration::from_millis(u64::try_from(ends_at.saturating_sub(now_ms())).unwrap_or(0));
+        // A lifetime configured beyond any clock is no lifetime at all.
+        Instant::now().checked_add(left).unwrap_or_else(far_future)
     });
     let session_ended = async {
         match (&watch, expires) {
