@@ -69,12 +69,28 @@ async fn log_in(server: &TestServer, email: &str, password: &str) -> Response {
     .await
 }
 
+async fn verify(server: &TestServer, token: &str) -> Response {
+    post(server.addr, "/api/verify", &[], json!({ "token": token })).await
+}
+
+/// `GET /api/session` with a cookie.
+async fn session_of(server: &TestServer, cookie: &str) -> Response {
+    request(
+        server.addr,
+        "GET",
+        "/api/session",
+        &[("Cookie", cookie)],
+        None,
+    )
+    .await
+}
+
 /// Signs up and follows the emailed verification link; the account can sign in.
 async fn verified_account(server: &TestServer, sink: &SmtpSink, email: &str, name: &str) {
     assert_eq!(sign_up(server, email, name, PASSWORD).await.status, 202);
     let mail = sink.email_to(email).await;
     let token = link_token(&mail, "verify");
-    let verified = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let verified = verify(server, &token).await;
     assert_eq!(verified.status, 200, "{}", verified.body);
 }
 
@@ -115,9 +131,9 @@ async fn sign_up_verify_sign_in_and_out_over_real_smtp() {
     sink.nth_email_to("ann@example.org", 2).await;
 
     let token = link_token(&mail, "verify");
-    let verified = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let verified = verify(&server, &token).await;
     assert_eq!(verified.status, 200, "{}", verified.body);
-    let reused = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let reused = verify(&server, &token).await;
     assert_eq!(
         (reused.status, error_code(&reused)),
         (400, ApiErrorCode::BadToken),
@@ -146,14 +162,7 @@ async fn sign_up_verify_sign_in_and_out_over_real_smtp() {
         "128 random bits, hex"
     );
 
-    let session = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let session = session_of(&server, &cookie).await;
     assert_eq!(session.status, 200);
     assert_eq!(session.json::<Account>(), account);
 
@@ -189,14 +198,7 @@ async fn sign_up_verify_sign_in_and_out_over_real_smtp() {
         Some(CloseCode::from(CLOSE_SIGNED_OUT))
     );
     assert_eq!(tab.closed().await, Some(CloseCode::from(CLOSE_SIGNED_OUT)));
-    let after = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let after = session_of(&server, &cookie).await;
     assert_eq!(
         (after.status, error_code(&after)),
         (401, ApiErrorCode::NotSignedIn)
@@ -205,15 +207,7 @@ async fn sign_up_verify_sign_in_and_out_over_real_smtp() {
     let mut guest = Client::connect_with(server.addr, &[("Cookie", &cookie)])
         .await
         .expect("upgrade");
-    guest
-        .send(ClientMsg::Hello {
-            version: natter_protocol::PROTOCOL_VERSION,
-            name: "ann".into(),
-            credentials: None,
-            resume: vec![],
-        })
-        .await;
-    assert_eq!(guest.expect_error().await.0, ErrorCode::NameReserved);
+    assert_eq!(guest.hello_refused("ann").await, ErrorCode::NameReserved);
     sink.stop().await;
 }
 
@@ -272,14 +266,7 @@ async fn password_recovery_by_email_ends_every_session() {
         Some(CloseCode::from(CLOSE_SIGNED_OUT)),
         "sessions end"
     );
-    let gone = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let gone = session_of(&server, &cookie).await;
     assert_eq!(gone.status, 401);
 
     let old = log_in(&server, "bob@example.org", PASSWORD).await;
@@ -320,9 +307,9 @@ async fn expired_links_are_refused() {
             .status,
         202
     );
-    let verify = link_token(&sink.email_to("cy@example.org").await, "verify");
+    let verify_token = link_token(&sink.email_to("cy@example.org").await, "verify");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let late = post(server.addr, "/api/verify", &[], json!({ "token": verify })).await;
+    let late = verify(&server, &verify_token).await;
     assert_eq!(
         (late.status, error_code(&late)),
         (400, ApiErrorCode::BadToken)
@@ -366,15 +353,7 @@ async fn a_registered_name_is_reserved_from_guests() {
 
     // Dee is offline; a guest can take neither the name nor it in another case.
     let mut guest = server.client().await;
-    guest
-        .send(ClientMsg::Hello {
-            version: natter_protocol::PROTOCOL_VERSION,
-            name: "DEE".into(),
-            credentials: None,
-            resume: vec![],
-        })
-        .await;
-    assert_eq!(guest.expect_error().await.0, ErrorCode::NameReserved);
+    assert_eq!(guest.hello_refused("DEE").await, ErrorCode::NameReserved);
     let mut guest = server.user("Guest").await;
     guest.send(ClientMsg::Rename { name: "dee".into() }).await;
     assert_eq!(guest.expect_error().await.0, ErrorCode::NameReserved);
@@ -463,14 +442,7 @@ async fn foreign_origins_guessing_and_enumeration_are_refused() {
         (logout.status, error_code(&logout)),
         (403, ApiErrorCode::ForeignOrigin)
     );
-    let still = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let still = session_of(&server, &cookie).await;
     assert_eq!(still.status, 200, "the foreign logout did nothing");
 
     // Recovery and sign-up answer the same whether or not the email has an account.
@@ -578,7 +550,7 @@ async fn mail_queued_while_smtp_is_down_is_sent_after_a_restart() {
     let server = TestServer::start_with(config()).await;
     let mail = sink.email_to("gus@example.org").await;
     let token = link_token(&mail, "verify");
-    let verified = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let verified = verify(&server, &token).await;
     assert_eq!(
         verified.status, 200,
         "the link from before the restart works"
@@ -599,7 +571,7 @@ async fn without_smtp_emails_land_in_the_outbox() {
     let mail = outbox_email(&dir.path().join("outbox")).await;
     assert!(mail.contains("To: hal@example.org"), "{mail}");
     let token = link_token(&mail, "verify");
-    let verified = post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    let verified = verify(&server, &token).await;
     assert_eq!(verified.status, 200);
     assert_eq!(
         log_in(&server, "hal@example.org", PASSWORD).await.status,
@@ -617,24 +589,10 @@ async fn an_idle_session_expires() {
     let cookie = log_in(&server, "ida@example.org", PASSWORD)
         .await
         .session_cookie();
-    let fresh = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let fresh = session_of(&server, &cookie).await;
     assert_eq!(fresh.status, 200);
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let idle = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let idle = session_of(&server, &cookie).await;
     assert_eq!(
         (idle.status, error_code(&idle)),
         (401, ApiErrorCode::NotSignedIn)
@@ -695,7 +653,7 @@ async fn cookies_are_secure_when_the_site_is_https() {
         "links use --public-url, never the request's Host: {mail}"
     );
     let token = link_token(&mail, "verify");
-    post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    verify(&server, &token).await;
     let login = log_in(&server, "kai@example.org", PASSWORD).await;
     let cookie = login.set_cookie().expect("session cookie");
     assert!(cookie.ends_with("; Secure"), "{cookie}");
@@ -711,7 +669,7 @@ async fn an_open_socket_closes_when_its_session_reaches_its_age_limit() {
         202
     );
     let token = link_token(&outbox_email(&dir.path().join("outbox")).await, "verify");
-    post(server.addr, "/api/verify", &[], json!({ "token": token })).await;
+    verify(&server, &token).await;
     let started = Instant::now(); // the session is made after this
     let cookie = log_in(&server, "lou@example.org", PASSWORD)
         .await
@@ -727,13 +685,6 @@ async fn an_open_socket_closes_when_its_session_reaches_its_age_limit() {
         "{:?}",
         started.elapsed()
     );
-    let gone = request(
-        server.addr,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let gone = session_of(&server, &cookie).await;
     assert_eq!(gone.status, 401);
 }

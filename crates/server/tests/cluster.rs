@@ -152,15 +152,7 @@ async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
 
     // Names are unique across nodes (in any case).
     let mut impostor = Client::connect(cluster.addrs[2]).await;
-    impostor
-        .send(ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: "ALICE".into(),
-            credentials: None,
-            resume: vec![],
-        })
-        .await;
-    assert_eq!(impostor.expect_error().await.0, ErrorCode::NameTaken);
+    assert_eq!(impostor.hello_refused("ALICE").await, ErrorCode::NameTaken);
     let mut carol = cluster.client(2, "Carol").await;
 
     // A direct room pops up on both sides, across nodes, and carries messages.
@@ -189,15 +181,7 @@ async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
         })
         .await;
     let mut copycat = Client::connect(cluster.addrs[2]).await;
-    copycat
-        .send(ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: "robert".into(),
-            credentials: None,
-            resume: vec![],
-        })
-        .await;
-    assert_eq!(copycat.expect_error().await.0, ErrorCode::NameTaken);
+    assert_eq!(copycat.hello_refused("robert").await, ErrorCode::NameTaken);
     cluster.client(0, "Bob").await;
 
     // The channel list is live on every node; delete-when-empty works across nodes.
@@ -569,15 +553,7 @@ async fn accounts_and_sign_out_span_nodes() {
     zoe.hello("anything", None, vec![]).await;
     assert_eq!(zoe.me.as_ref().map(|m| m.name.as_str()), Some("Zoe"));
     let mut guest = Client::connect(node0).await;
-    guest
-        .send(ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: "ZOE".into(),
-            credentials: None,
-            resume: vec![],
-        })
-        .await;
-    assert_eq!(guest.expect_error().await.0, ErrorCode::NameReserved);
+    assert_eq!(guest.hello_refused("ZOE").await, ErrorCode::NameReserved);
 
     let logout = request(node0, "POST", "/api/logout", &[("Cookie", &cookie)], None).await;
     assert_eq!(logout.status, 204);

@@ -270,6 +270,18 @@ impl Client {
         }
     }
 
+    /// Says hello as a new guest called `name` and returns the error it is refused with.
+    pub async fn hello_refused(&mut self, name: &str) -> ErrorCode {
+        self.send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.into(),
+            credentials: None,
+            resume: vec![],
+        })
+        .await;
+        self.expect_error().await.0
+    }
+
     /// Says hello and returns the `ready` plus the history frames that follow for each
     /// room the user is in.
     pub async fn hello(
