@@ -361,19 +361,14 @@ impl Session {
             .claim_name(user, &name)
             .await
             .map_err(|_| name_taken(&name))?;
-        if self.account.is_some() {
-            // The account's reservation moves to the new name, in the same transaction.
-            match self.hub.store().rename_account(user, &name).await {
-                Err(StoreError::Conflict) => return Err(name_reserved(&name)),
-                other => other?,
-            }
+        // An account's reservation moves with the name, in the same transaction.
+        match self.hub.store().rename_user(user, &name).await {
+            Err(StoreError::Conflict) => return Err(name_reserved(&name)),
+            other => other?,
         }
         self.hub
             .rename(user, &name)
             .map_err(|_| name_taken(&name))?;
-        if self.account.is_none() {
-            self.hub.store().rename_user(user, &name).await?;
-        }
         Ok(())
     }
 

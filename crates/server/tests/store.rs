@@ -418,11 +418,11 @@ async fn accounts_reserve_their_email_and_name_in_any_case(store: Arc<dyn Store>
         .await
         .expect("store call failed");
     assert!(matches!(
-        store.rename_account(&UserId("b1".into()), "ANN").await,
+        store.rename_user(&UserId("b1".into()), "ANN").await,
         Err(StoreError::Conflict)
     ));
     store
-        .rename_account(&UserId("a1".into()), "Annie")
+        .rename_user(&UserId("a1".into()), "Annie")
         .await
         .expect("store call failed");
     assert_eq!(

@@ -109,9 +109,11 @@ pub trait AccountStore: Send + Sync {
     async fn account(&self, user: &UserId) -> StoreResult<Option<AccountRecord>>;
     /// Which account holds a display name ([`natter_protocol::validate::name_key`]).
     async fn name_owner(&self, name_key: &str) -> StoreResult<Option<UserId>>;
-    /// Renames an account's user and moves its reservation to the new name;
-    /// [`super::StoreError::Conflict`] when another account holds it.
-    async fn rename_account(&self, user: &UserId, name: &str) -> StoreResult<()>;
+    /// Records a user's new display name. For an account's user the reservation moves
+    /// to the new name in the same transaction, and [`super::StoreError::Conflict`]
+    /// says another account holds it. (Whether a guest may use a name is the session's
+    /// check, [`AccountStore::name_owner`].)
+    async fn rename_user(&self, user: &UserId, name: &str) -> StoreResult<()>;
     /// Marks the account's email as confirmed.
     async fn mark_verified(&self, user: &UserId, now: i64) -> StoreResult<()>;
     /// Replaces the password hash and ends every session of the account; returns the
@@ -298,7 +300,7 @@ macro_rules! sql_account_store {
                 Ok(owner.map(natter_protocol::UserId))
             }
 
-            async fn rename_account(
+            async fn rename_user(
                 &self,
                 user: &natter_protocol::UserId,
                 name: &str,

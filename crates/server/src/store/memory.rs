@@ -201,13 +201,6 @@ impl Store for MemoryStore {
         Ok(self.state().users.get(id).cloned())
     }
 
-    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()> {
-        if let Some(user) = self.state().users.get_mut(id) {
-            user.name = name.to_string();
-        }
-        Ok(())
-    }
-
     async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
         let mut state = self.state();
         if state.channels.contains_key(&name_key(name)) {
@@ -429,9 +422,10 @@ impl AccountStore for MemoryStore {
         Ok(self.state().name_owner(name_key, None))
     }
 
-    async fn rename_account(&self, user: &UserId, name: &str) -> StoreResult<()> {
+    async fn rename_user(&self, user: &UserId, name: &str) -> StoreResult<()> {
         let mut state = self.state();
-        if state.name_owner(&name_key(name), Some(user)).is_some() {
+        let is_account = state.accounts.contains_key(user);
+        if is_account && state.name_owner(&name_key(name), Some(user)).is_some() {
             return Err(StoreError::Conflict);
         }
         if let Some(record) = state.users.get_mut(user) {

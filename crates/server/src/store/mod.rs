@@ -129,8 +129,6 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Looks a user up by id.
     async fn find_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
-    /// Records a user's new display name.
-    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()>;
 
     /// Creates a public channel; [`StoreError::Conflict`] when the name (any case) exists.
     async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord>;

@@ -251,15 +251,6 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(&id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
         let row = sqlx::query(&format!(
             "INSERT INTO rooms (kind, name, name_key, delete_when_empty, created_at) \

@@ -351,16 +351,6 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn rename_user(&self, id: &UserId, name: &str) -> StoreResult<()> {
-        let _one_writer = self.write_turn().await;
-        sqlx::query("UPDATE users SET name = ? WHERE id = ?")
-            .bind(name)
-            .bind(&id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
         let key = natter_protocol::validate::name_key(name);
         self.insert_room(
