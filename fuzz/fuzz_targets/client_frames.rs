@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a client's text frame: decoded by the protocol, then handled by
-//! a real session (hub + the in-memory store) that has already said hello, so every
+//! a real conversation (hub + the in-memory store) that has already said hello, so every
 //! request type is reachable. Nothing a client sends may panic the server.
 
 #![no_main]
@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use natter_protocol::{decode_client_frame, ClientMsg, PROTOCOL_VERSION};
 use natter_server::broker::LocalBroker;
 use natter_server::hub::RoomHub;
-use natter_server::session::Session;
+use natter_server::connection::conversation::Conversation;
 use natter_server::store::memory::MemoryStore;
 use tokio::runtime::Runtime;
 
@@ -52,19 +52,19 @@ fuzz_target!(|data: &[u8]| {
     let world = world();
     world.runtime.block_on(async {
         let (outbox, mut queue) = world.hub.open_outbox();
-        let mut session = Session::new(world.hub.clone(), outbox, None);
+        let mut conversation = Conversation::new(world.hub.clone(), outbox, None);
         let hello = ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             name: format!("fuzz{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed)),
             credentials: None,
             resume: vec![],
         };
-        session.handle(hello.into()).await;
+        conversation.handle(hello.into()).await;
         match decode_client_frame(text) {
             Ok(frame) => session.handle(frame).await,
             Err(err) => session.reject_frame(&err.reason, err.request_ref),
         }
-        session.disconnect();
+        conversation.disconnect();
         while queue.try_recv().is_ok() {}
     });
 });

@@ -1,4 +1,5 @@
-//! Server time. One function so every timestamp natter hands out has the same meaning.
+//! Server time: one clock so every timestamp natter hands out has the same meaning, and
+//! one conversion of durations into the milliseconds the store keeps times in.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,4 +10,10 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, as the store's times are (saturating: no
+/// configured lifetime can overflow).
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

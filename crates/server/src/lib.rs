@@ -1,65 +1,56 @@
 //! natter-server: the WebSocket chat hub, its storage, and the web client's files.
 //!
-//! # Layout
-//! - [`config`]: flags and `NATTER_*` environment variables.
-//! - [`serve`]: the accept loop — HTTP/1.1 with a header-read timeout, peer addresses,
-//!   graceful shutdown.
-//! - [`api`]: the account endpoints under `/api` (JSON over HTTP).
-//! - [`auth`]: accounts — sign-up, verification, cookie sessions, emailed single-use
-//!   links, per-IP and per-account limits.
-//! - [`password`]: argon2id hashing on blocking threads, capped, in reused memory.
-//! - [`mail`]: the durable outgoing-mail queue and its worker (SMTP or an outbox
-//!   directory).
-//! - [`ws`]: the only module that knows WebSocket frames; one task per connection
-//!   with a bounded outbound queue; Origin check, per-IP cap, rate limits.
-//! - [`limits`]: token buckets and connection counts per IP.
-//! - [`session`]: what each client request does, independent of frames.
-//! - [`hub`]: who is online on which node, names, room membership index, fan-out
-//!   to this node's connections in seq order (gaps filled from the store).
-//! - [`appender`]: the single batching writer — store, then fan out, then ack.
+//! # Layout (by concern; each folder's `mod.rs` has its own map)
+//! - [`http`]: the top — accept loop with timeouts, the routes, the checks every
+//!   request gets (Origin, client address), the `/ws` upgrade, `/api`, the web client.
+//! - [`connection`]: one WebSocket connection — frames, close codes, the connection
+//!   task, and the conversation (what each request does).
+//! - [`hub`]: [`hub::RoomHub`], the one door to the chat's shared state — who is online
+//!   where, names, presence batching, per-room fan-out in seq order with gap fills,
+//!   cluster reconciliation, sign-out watches, outboxes and the append queue.
+//! - [`accounts`]: sign-up, sign-in, cookie sessions, password hashing, the mail queue.
 //! - [`broker`]: how deliveries and presence reach every node
 //!   ([`broker::LocalBroker`] for one, [`broker::redis::RedisBroker`] for a cluster).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
 //!   PostgreSQL for a cluster, in-memory with `--database-url memory:`).
-//! - [`clock`]: server timestamps.
+//! - [`config`]: flags and `NATTER_*` environment variables; [`limits`]: token buckets
+//!   and connection counts per IP; [`clock`]: server time; [`secret`]: how secrets are
+//!   stored (their digest).
+//!
+//! Dependencies point one way: `http` → `connection`, `accounts` → `hub` → `broker`,
+//! `store`. `connection` and `accounts` never use each other.
 //!
 //! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
 //! listener bound to `127.0.0.1:0`.
 
-pub mod api;
-pub mod appender;
-pub mod auth;
+pub mod accounts;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod connection;
+pub mod http;
 pub mod hub;
 pub mod limits;
-pub mod mail;
-pub mod password;
-pub mod serve;
-pub mod session;
+pub mod secret;
 pub mod store;
-pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::services::{ServeDir, ServeFile};
 
 pub use config::Config;
+pub use http::app;
 
-use crate::auth::{Auth, AuthSettings};
+use crate::accounts::auth::{Auth, AuthSettings};
+use crate::accounts::mail::{MailError, MailWorker};
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, BrokerError, LocalBroker};
 use crate::hub::RoomHub;
 use crate::limits::IpLimits;
-use crate::mail::{MailError, MailWorker};
 use crate::store::memory::{MemoryStore, MEMORY_URL};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -103,18 +94,6 @@ pub struct AppState {
     pub limits: IpLimits,
     /// Accounts and sessions.
     pub auth: Auth,
-}
-
-/// The HTTP routes: `/ws`, `/api/…`, `/healthz`, and the web client with SPA fallback.
-pub fn app(state: AppState) -> Router {
-    let static_dir = &state.config.static_dir;
-    let client = ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
-    Router::new()
-        .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
-        .merge(api::routes())
-        .fallback_service(client)
-        .with_state(state)
 }
 
 /// Opens the store a database URL names: `postgres://…` (or `postgresql://…`),
@@ -212,7 +191,7 @@ pub async fn run(
         token.cancel();
     });
     let http = TaskTracker::new();
-    serve::serve(
+    http::serve::serve(
         listener,
         app(state.clone()),
         state.config.header_timeout(),

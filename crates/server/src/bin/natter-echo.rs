@@ -20,7 +20,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let app = Router::new().fallback(|ws: WebSocketUpgrade| async move {
-        natter_server::ws::configure(ws).on_upgrade(natter_server::ws::echo)
+        natter_server::connection::ws::configure(ws).on_upgrade(natter_server::connection::ws::echo)
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("natter-echo listening on ws://{}", listener.local_addr()?);

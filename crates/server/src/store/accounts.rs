@@ -1,5 +1,5 @@
 //! Accounts, sessions, emailed tokens and the outgoing mail queue: the durable half of
-//! [`crate::auth`] and [`crate::mail`].
+//! [`crate::accounts::auth`] and [`crate::accounts::mail`].
 //!
 //! [`AccountStore`] is a supertrait of [`super::Store`], so every database natter runs
 //! on keeps accounts too. SQLite and PostgreSQL share one implementation
@@ -97,7 +97,7 @@ pub struct MailRecord {
 }
 
 /// Durable account state. Every time is milliseconds since the epoch, passed in by the
-/// caller so expiry rules live in one place ([`crate::auth`]) and tests can move time.
+/// caller so expiry rules live in one place ([`crate::accounts::auth`]) and tests can move time.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Creates the user and the account in one transaction. [`super::StoreError::Conflict`]
@@ -111,7 +111,7 @@ pub trait AccountStore: Send + Sync {
     async fn name_owner(&self, name_key: &str) -> StoreResult<Option<UserId>>;
     /// Records a user's new display name. For an account's user the reservation moves
     /// to the new name in the same transaction, and [`super::StoreError::Conflict`]
-    /// says another account holds it. (Whether a guest may use a name is the session's
+    /// says another account holds it. (Whether a guest may use a name is the conversation's
     /// check, [`AccountStore::name_owner`].)
     async fn rename_user(&self, user: &UserId, name: &str) -> StoreResult<()>;
     /// Marks the account's email as confirmed.

@@ -29,12 +29,12 @@ use natter_protocol::account::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::auth::{
+use super::request::{client_ip, origin_allowed};
+use crate::accounts::auth::{
     session_clear_cookie, session_cookie, session_set_cookie, AuthError, LINKS_PER_IP,
     LOGIN_PER_IP, RECOVER_PER_IP, SIGNUP_PER_IP,
 };
 use crate::limits::Allowance;
-use crate::ws::{client_ip, origin_allowed};
 use crate::AppState;
 
 /// Largest request body the account endpoints read.

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::{Outbox, RoomHub, WeakHub};
+use super::Outbox;
+use crate::broker::{Broker, Delivery};
 use crate::store::{Appended, NewMessage, Store};
 
 /// Most messages stored in one transaction.
@@ -74,13 +75,13 @@ impl std::fmt::Debug for AppendJob {
 }
 
 impl AppendQueue {
-    /// Starts the writer task. It publishes through the hub, which it holds weakly so
-    /// the hub can be dropped.
-    pub(crate) fn start(store: Arc<dyn Store>, hub: WeakHub) -> Self {
+    /// Starts the writer task. It publishes what it stored through `broker`, the way
+    /// every event reaches every node (this one included).
+    pub(crate) fn start(store: Arc<dyn Store>, broker: Arc<dyn Broker>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(write_loop(store, hub, rx, stop.clone()));
+        tracker.spawn(write_loop(store, broker, rx, stop.clone()));
         tracker.close();
         AppendQueue { tx, stop, tracker }
     }
@@ -109,7 +110,7 @@ impl AppendQueue {
 
 async fn write_loop(
     store: Arc<dyn Store>,
-    hub: WeakHub,
+    broker: Arc<dyn Broker>,
     mut rx: mpsc::Receiver<AppendJob>,
     stop: CancellationToken,
 ) {
@@ -142,11 +143,10 @@ async fn write_loop(
             jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
         let count = batch.len();
         let outcomes = store.append(batch).await;
-        let hub = hub.upgrade();
         match outcomes {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    finish(hub.as_ref(), reply, outcome);
+                    finish(&*broker, reply, outcome);
                 }
             }
             Err(err) => {
@@ -160,7 +160,7 @@ async fn write_loop(
 }
 
 /// After the commit: fan out, then ack.
-fn finish(hub: Option<&RoomHub>, reply: AppendReply, outcome: Appended) {
+fn finish(broker: &dyn Broker, reply: AppendReply, outcome: Appended) {
     let except = match &reply {
         AppendReply::Ack { outbox, .. } => Some(outbox.id),
         AppendReply::Notice(_) => None,
@@ -170,9 +170,7 @@ fn finish(hub: Option<&RoomHub>, reply: AppendReply, outcome: Appended) {
         // node that stored it may have died before publishing it (every node hands each
         // seq to its connections once, so nobody sees it twice).
         Appended::Stored(message) | Appended::Duplicate(message) => {
-            if let Some(hub) = hub {
-                hub.publish_message(&message, except);
-            }
+            broker.publish(Delivery::room_message(&message, except));
             succeed(reply, message);
         }
         Appended::NoSuchRoom => fail(reply, AppendError::NoSuchRoom),

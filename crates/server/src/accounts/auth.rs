@@ -1,7 +1,7 @@
 //! Accounts: passwords, sessions, emailed links and their limits.
 //!
 //! - Passwords are hashed with argon2id at OWASP's parameters by
-//!   [`crate::password::PasswordHasher`], off the async workers and a few at a time.
+//!   [`super::password::PasswordHasher`], off the async workers and a few at a time.
 //! - A session id is 128 random bits, given to the browser once in an HttpOnly,
 //!   SameSite=Lax cookie ([`SESSION_COOKIE`]) and stored only as its SHA-256. It ends
 //!   when unused for `--session-idle-secs` or `--session-max-secs` after signing in;
@@ -12,7 +12,7 @@
 //!   time taken does not tell either); a sign-in with an unknown email still spends a
 //!   password hash.
 //!
-//! The HTTP handlers are in [`crate::api`]; this module is what they call.
+//! The HTTP handlers are in [`crate::http::api`]; this module is what they call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +21,13 @@ use axum::http::header::COOKIE;
 use axum::http::HeaderMap;
 use natter_protocol::validate;
 use natter_protocol::UserId;
-use sha2::{Digest, Sha256};
 
-use crate::clock::now_ms;
+use super::mail::Mailer;
+use super::password::{HashFailed, PasswordHasher};
+use crate::clock::{millis, now_ms};
 use crate::hub::RoomHub;
 use crate::limits::{Allowance, KeyedLimits};
-use crate::mail::Mailer;
-use crate::password::PasswordHasher;
+use crate::secret::digest;
 use crate::store::accounts::{
     AccountRecord, NewAccount, NewMail, SessionRecord, TokenPurpose, ACCOUNT_SECRET_HASH,
 };
@@ -88,7 +88,7 @@ pub struct AuthSettings {
     pub hash_concurrency: usize,
 }
 
-/// Why an account request failed, before it becomes an HTTP answer in [`crate::api`].
+/// Why an account request failed, before it becomes an HTTP answer in [`crate::http::api`].
 #[derive(Debug)]
 pub enum AuthError {
     /// A field breaks its rule (field, reason).
@@ -107,6 +107,12 @@ pub enum AuthError {
     RateLimited(Duration),
     /// The store or the hasher failed.
     Internal,
+}
+
+impl From<HashFailed> for AuthError {
+    fn from(_: HashFailed) -> Self {
+        AuthError::Internal
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -494,17 +500,6 @@ fn describe(lifetime: Duration) -> String {
 /// 128 random bits as 32 hex characters: session ids and emailed tokens.
 fn random_token() -> String {
     hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// SHA-256 as hex: what is stored of session ids, tokens and guest secrets. (A fast
-/// hash is right here: these are 128-bit random values, not guessable passwords.)
-pub fn digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A duration in whole milliseconds, as the store's times are.
-pub fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The session id in a request's `Cookie` header(s).

@@ -3,7 +3,8 @@
 //!
 //! `axum::serve` sets no header-read timeout, so a client sending headers one byte at
 //! a time (slowloris) could hold a connection forever. Here every connection gets
-//! hyper's `header_read_timeout`; upgraded WebSockets are then tracked by `ws.rs`.
+//! hyper's `header_read_timeout`; upgraded WebSockets are then tracked by
+//! [`crate::connection`].
 
 use std::net::SocketAddr;
 use std::time::Duration;

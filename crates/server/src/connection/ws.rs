@@ -11,31 +11,19 @@
 //! 1013 too slow (outbound queue full) · 4001 signed out (the session this connection
 //! was opened with ended).
 //!
-//! Before upgrading, a browser's `Origin` must be the server's own (matching `Host`) or
-//! one of `--allowed-origin` (else 403), and the IP must be under its connection cap
-//! (else 429). Requests without `Origin` come from non-browser clients and are allowed:
-//! the check exists to stop other web pages from using a visitor's browser. A valid
-//! session cookie signs the connection in to its account (the Origin check is what
-//! keeps another site's page from riding on that cookie).
+//! The checks before the upgrade (Origin, per-IP cap, session cookie) are
+//! [`crate::http::upgrade`]'s.
 
 use std::time::Duration;
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::header::{HOST, ORIGIN};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, MAX_FRAME_BYTES};
 use tokio::time::{sleep, Instant};
 
-use crate::auth::millis;
-use crate::clock::now_ms;
+use super::conversation::Conversation;
+use super::SignedIn;
 use crate::limits::{ConnectionLimiter, Verdict};
-use crate::session::Session;
-use crate::store::accounts::SessionRecord;
 use crate::AppState;
 
 /// Read buffer per connection. tungstenite's default (128 KiB) costs ~137 KiB of memory
@@ -48,11 +36,6 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// How long to wait for a client's close reply after sending ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// An instant no connection lives to see (for a session lifetime too large to add).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
-
 /// How often an open signed-in connection in use renews its session's idle expiry.
 const SESSION_TOUCH_EVERY: Duration = Duration::from_secs(3600);
 /// Hard cap on unflushed outgoing bytes for one connection.
@@ -74,47 +57,6 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The session this connection was signed in with ended.
     pub const SIGNED_OUT: u16 = natter_protocol::CLOSE_SIGNED_OUT;
-}
-
-/// `GET /ws`: checks Origin and the per-IP cap, then upgrades to a WebSocket with
-/// natter's limits and buffer sizes.
-pub async fn upgrade(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if !origin_allowed(&headers, &app.config.allowed_origins) {
-        return (
-            StatusCode::FORBIDDEN,
-            "this origin may not open natter's WebSocket",
-        )
-            .into_response();
-    }
-    let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
-    let Some(slot) = app.limits.connect(ip) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many connections from your address",
-        )
-            .into_response();
-    };
-    let limiter = ConnectionLimiter::new(slot);
-    let session = match app.auth.session(&headers).await {
-        Ok(session) => session,
-        Err(err) => {
-            tracing::error!(%err, "could not read the session of an upgrade");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "could not check your session; try again",
-            )
-                .into_response();
-        }
-    };
-    configure(ws).on_upgrade(move |socket| {
-        let tracker = app.connections.clone();
-        tracker.track_future(serve(socket, app, limiter, session))
-    })
 }
 
 /// Applies natter's message limits and buffer sizes to an upgrade.
@@ -158,86 +100,42 @@ pub async fn echo(mut socket: WebSocket) {
     }
 }
 
-/// The address per-IP limits apply to: the peer's, or — when the peer is a trusted
-/// proxy — the nearest address in `X-Forwarded-For` that is not itself a trusted proxy
-/// (the header's left part is whatever the client claimed, so it is read from the
-/// right). Without trusted proxies the header is ignored: anyone could send it.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .collect::<Vec<_>>();
-    forwarded
-        .iter()
-        .rev()
-        .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
-        .find(|hop| !trusted.contains(hop))
-        .unwrap_or(peer)
-}
-
-/// A request without `Origin` (not a browser) is allowed; a browser's must be the
-/// server's own origin (its host equals `Host`) or one of `allowed`.
-pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin_host = origin.split_once("://").map(|(_, host)| host);
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    if origin_host.is_some() && origin_host == host {
-        return true;
-    }
-    allowed
-        .iter()
-        .any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
 /// Why the connection loop ended: a close frame to send, or none.
 type Ending = Option<(u16, &'static str)>;
 
-async fn serve(
+/// Runs one upgraded connection until it closes: `signed_in` when it came with a valid
+/// session cookie. Called by [`crate::http::upgrade`] once the checks passed.
+pub async fn serve(
     socket: WebSocket,
     app: AppState,
     mut limiter: ConnectionLimiter,
-    signed_in: Option<SessionRecord>,
+    signed_in: Option<SignedIn>,
 ) {
     let (outbox, mut queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
     let watch = signed_in
         .as_ref()
-        .map(|s| app.hub.watch_session(&s.id_hash));
+        .map(|s| app.hub.watch_session(&s.session));
     // A signed-in connection ends with its session: signed out on any node, or its
     // absolute lifetime over (it cannot outlive the cookie).
-    let expires = signed_in.as_ref().map(|s| {
-        let ends_at = s
-            .created_at
-            .saturating_add(millis(app.auth.settings().session_max));
-        let left =
-            Duration::from_millis(u64::try_from(ends_at.saturating_sub(now_ms())).unwrap_or(0));
-        // A lifetime configured beyond any clock is no lifetime at all.
-        Instant::now().checked_add(left).unwrap_or_else(far_future)
-    });
     let session_ended = async {
-        match (&watch, expires) {
-            (Some(watch), Some(expires)) => tokio::select! {
+        match (&watch, &signed_in) {
+            (Some(watch), Some(signed_in)) => tokio::select! {
                 _ = watch.ended().cancelled() => "signed out",
-                _ = tokio::time::sleep_until(expires) => "session expired",
+                _ = tokio::time::sleep_until(signed_in.expires) => "session expired",
             },
             _ => std::future::pending().await,
         }
     };
     tokio::pin!(session_ended);
     // Using the connection keeps the session from idling out (checked hourly at most).
-    let session_hash = signed_in.as_ref().map(|s| s.id_hash.clone());
+    let keep_alive = signed_in.as_ref().map(|s| &s.keep_alive);
     let mut last_touch = Instant::now();
-    let mut session = Session::new(app.hub.clone(), outbox, signed_in.map(|s| s.user_id));
+    let mut conversation = Conversation::new(
+        app.hub.clone(),
+        outbox,
+        signed_in.as_ref().map(|s| s.user.clone()),
+    );
     let (mut sink, mut stream) = socket.split();
 
     let hello_deadline = sleep(app.config.hello_timeout());
@@ -258,7 +156,7 @@ async fn serve(
             _ = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down")),
             _ = &mut overflow => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
             why = &mut session_ended => break Some((close::SIGNED_OUT, why)),
-            _ = &mut hello_deadline, if !session.is_ready() => break Some((close::POLICY, "no hello in time")),
+            _ = &mut hello_deadline, if !conversation.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * 2 {
                     break Some((close::GOING_AWAY, "heartbeat lost"));
@@ -278,7 +176,7 @@ async fn serve(
                     match limiter.check(std::time::Instant::now()) {
                         Verdict::Allow => {}
                         Verdict::Refuse(wait) => {
-                            session.send(&ServerMsg::Error {
+                            conversation.send(&ServerMsg::Error {
                                 code: ErrorCode::RateLimited,
                                 message: "Too many messages; slow down.".into(),
                                 request_ref: None,
@@ -289,14 +187,14 @@ async fn serve(
                         Verdict::Close => break Some((close::POLICY, "rate limit exceeded")),
                     }
                 }
-                if let Some(hash) = session_hash.as_ref().filter(|_| last_touch.elapsed() > SESSION_TOUCH_EVERY) {
+                if let Some(keep_alive) = keep_alive.filter(|_| last_touch.elapsed() > SESSION_TOUCH_EVERY) {
                     last_touch = Instant::now();
-                    app.auth.touch_later(hash);
+                    keep_alive();
                 }
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
-                        Ok(frame) => session.handle(frame).await,
-                        Err(err) => session.reject_frame(&err.reason, err.request_ref),
+                        Ok(frame) => conversation.handle(frame).await,
+                        Err(err) => conversation.reject_frame(&err.reason, err.request_ref),
                     },
                     Some(Ok(Message::Binary(_))) => break Some((close::UNSUPPORTED_DATA, "natter speaks JSON text frames")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -311,7 +209,7 @@ async fn serve(
             }
         }
     };
-    session.disconnect();
+    conversation.disconnect();
     if let Some((code, reason)) = ending {
         // Best effort: the peer may already be gone.
         let close = Message::Close(Some(CloseFrame {

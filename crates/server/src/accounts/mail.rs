@@ -21,7 +21,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::{millis, now_ms};
 use crate::store::accounts::{MailRecord, NewMail};
 use crate::store::{Store, StoreResult};
 
@@ -144,7 +144,7 @@ impl MailWorker {
                 return Ok(());
             }
             for queued in due {
-                let lease = now + crate::auth::millis(CLAIM_LEASE);
+                let lease = now + millis(CLAIM_LEASE);
                 if self.store.claim_mail(queued.id, now, lease).await? {
                     self.attempt(queued).await?;
                 }
@@ -171,7 +171,7 @@ impl MailWorker {
                     %reason,
                     "could not send email; the SMTP server may be down, it stays queued"
                 );
-                let retry_at = now_ms() + crate::auth::millis(delay);
+                let retry_at = now_ms() + millis(delay);
                 self.store.mail_failed(queued.id, retry_at, &reason).await
             }
         }

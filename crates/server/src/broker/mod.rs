@@ -17,10 +17,13 @@ use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
-use natter_protocol::{RoomId, Seq, UserId, UserSummary};
+use natter_protocol::{ChatMessage, RoomId, Seq, ServerMsg, UserId, UserSummary};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::ConnId;
+/// Identifies one WebSocket connection (a browser tab), unique within this process: a
+/// [`Delivery`] names the one to skip (the sender, who gets an ack instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
 
 /// Names one server process in a cluster (random, new at every start).
 pub type NodeId = String;
@@ -98,6 +101,24 @@ pub struct Delivery {
     pub effect: Option<Effect>,
     /// The JSON text frame.
     pub frame: Utf8Bytes,
+}
+
+impl Delivery {
+    /// A stored message for its room on every node (handed out in seq order there),
+    /// skipping the sending connection `except`.
+    pub fn room_message(message: &ChatMessage, except: Option<ConnId>) -> Self {
+        Delivery {
+            target: Target::Room(message.room),
+            except,
+            seq: Some(message.seq),
+            effect: None,
+            frame: ServerMsg::Message {
+                message: message.clone(),
+            }
+            .to_json()
+            .into(),
+        }
+    }
 }
 
 /// Why a broker operation that needed an answer did not get one.

@@ -17,7 +17,11 @@ use argon2::password_hash::{Output, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::auth::AuthError;
+/// The hasher could not run (its pool closed, a blocking task panicked, or argon2
+/// refused its parameters): an internal failure, never the caller's fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing failed")]
+pub struct HashFailed;
 
 /// Salt length in bytes (the PHC recommendation).
 const SALT_BYTES: usize = 16;
@@ -44,7 +48,7 @@ impl PasswordHasher {
     }
 
     /// The argon2id PHC string of `password`, with a fresh salt.
-    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+    pub async fn hash(&self, password: &str) -> Result<String, HashFailed> {
         let password = password.to_string();
         self.with_memory(move |memory| {
             let mut salt = [0u8; SALT_BYTES];
@@ -72,7 +76,7 @@ impl PasswordHasher {
 
     /// Whether `password` matches the stored hash (`None`: the account does not exist,
     /// checked against a decoy so it costs the same; always false).
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, AuthError> {
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, HashFailed> {
         let (phc, real) = match stored {
             Some(phc) => (phc.to_string(), true),
             None => {
@@ -95,20 +99,16 @@ impl PasswordHasher {
     /// Runs `work` on a blocking thread once a permit is free, with a working buffer.
     async fn with_memory<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Vec<Block>) -> Result<T, AuthError> + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Internal)?;
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashFailed> + Send + 'static,
+    ) -> Result<T, HashFailed> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashFailed)?;
         let mut memory = self.lock_buffers().pop().unwrap_or_default();
         let (result, memory) = tokio::task::spawn_blocking(move || {
             let result = work(&mut memory);
             (result, memory)
         })
         .await
-        .map_err(|_| AuthError::Internal)?;
+        .map_err(|_| HashFailed)?;
         self.lock_buffers().push(memory);
         result
     }
@@ -126,7 +126,7 @@ fn compute(
     salt: &[u8],
     params: Params,
     output_len: usize,
-) -> Result<Vec<u8>, AuthError> {
+) -> Result<Vec<u8>, HashFailed> {
     if memory.len() < params.block_count() {
         memory.resize(params.block_count(), Block::default());
     }
@@ -162,9 +162,9 @@ fn matches(memory: &mut Vec<Block>, password: &str, phc: &str) -> bool {
         .is_some_and(|output| output == expected)
 }
 
-fn internal(err: impl std::fmt::Display) -> AuthError {
+fn internal(err: impl std::fmt::Display) -> HashFailed {
     tracing::error!(%err, "password hashing failed");
-    AuthError::Internal
+    HashFailed
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! One connection's conversation: what each [`ClientMsg`] does.
 //!
-//! A [`Session`] knows nothing of WebSocket frames: it takes decoded requests and
+//! A [`Conversation`] knows nothing of WebSocket frames: it takes decoded requests and
 //! answers through the connection's [`Outbox`]. Every failure becomes a typed
 //! `ServerMsg::Error` naming the request it answers; nothing here panics on input.
 
@@ -11,10 +11,10 @@ use natter_protocol::{
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
 
-use crate::appender::{AppendError, AppendReply};
-use crate::auth::digest;
 use crate::broker::{Effect, Target};
+use crate::hub::appender::{AppendError, AppendReply};
 use crate::hub::{Outbox, RoomHub};
+use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 
 /// A refused request: the error frame's code and message.
@@ -48,7 +48,7 @@ impl From<AppendError> for Reject {
 type Outcome = Result<(), Reject>;
 
 /// The state of one connection's conversation.
-pub struct Session {
+pub struct Conversation {
     /// The hub this connection talks through.
     hub: RoomHub,
     /// This connection's outbound queue.
@@ -59,11 +59,11 @@ pub struct Session {
     account: Option<UserId>,
 }
 
-impl Session {
-    /// A session that has not said `hello` yet; `account` when the connection came
+impl Conversation {
+    /// A conversation that has not said `hello` yet; `account` when the connection came
     /// with a valid session cookie.
     pub fn new(hub: RoomHub, outbox: Outbox, account: Option<UserId>) -> Self {
-        Session {
+        Conversation {
             hub,
             outbox,
             user: None,
