@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod batch;
 pub mod memory;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

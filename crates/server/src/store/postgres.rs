@@ -15,23 +15,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
+use natter_protocol::{ChatMessage, RoomId, Seq};
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Postgres;
 use sqlx::Row;
 
 use super::batch::AppendBatch;
-use super::{
-    conflict_or_database, direct_key, kind_str, message_from_row, room_from_row, Appended,
-    NewMessage, RoomRecord, Store, StoreError, StoreResult, UserRecord, MESSAGE_COLUMNS,
-    ROOM_COLUMNS,
-};
+use super::{kind_str, message_from_row, Appended, NewMessage, StoreError, StoreResult};
 
 /// How often a batch that lost a race (deadlock, serialization, a concurrent resend) is
 /// tried again before the error is reported.
 const APPEND_ATTEMPTS: usize = 3;
 
-/// PostgreSQL-backed [`Store`].
+/// PostgreSQL-backed [`Store`](super::Store).
 #[derive(Clone)]
 pub struct PgStore {
     /// Connection pool shared by reads, writes and appends.
@@ -44,6 +40,24 @@ impl PgStore {
     /// PostgreSQL takes concurrent writers itself (row locks); nothing to wait for.
     async fn write_turn(&self) {}
 
+    /// A write transaction: PostgreSQL's row locks order writers, so a plain `BEGIN`.
+    async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Locks `room`'s row until the transaction ends, so two nodes changing its
+    /// members at once take turns.
+    async fn lock_room(
+        tx: &mut sqlx::Transaction<'static, Postgres>,
+        room: RoomId,
+    ) -> StoreResult<()> {
+        sqlx::query("SELECT id FROM rooms WHERE id = $1 FOR UPDATE")
+            .bind(room.0)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// Connects to `url` (`postgres://…`) and brings the schema up to date.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
@@ -55,7 +69,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    /// One transaction of [`Store::append`]; see the module docs.
+    /// One transaction of [`Store::append`](super::Store::append); see the module docs.
     async fn append_once(&self, batch: &[NewMessage]) -> StoreResult<Vec<Appended>> {
         let mut plan = AppendBatch::new(batch.to_vec());
         let mut tx = self.pool.begin().await?;
@@ -136,35 +150,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(outcomes)
     }
-
-    /// The newest `limit` messages of `room` whose seq passes `seq_condition` (against
-    /// `$2`), oldest first.
-    async fn newest_where(
-        &self,
-        room: RoomId,
-        seq_condition: &str,
-        bound: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {seq_condition} \
-             ORDER BY seq DESC LIMIT $3"
-        ))
-        .bind(room.0)
-        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().rev().map(message_from_row).collect()
-    }
-
-    async fn room_where(&self, clause: &str, bind: &str) -> StoreResult<Option<RoomRecord>> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {clause}"))
-            .bind(bind)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(room_from_row).transpose()
-    }
 }
 
 /// The new rows of a batch as one array per column, for a single `INSERT … UNNEST`.
@@ -220,190 +205,7 @@ fn worth_retrying(err: &StoreError) -> bool {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&user.id.0)
-        .bind(&user.secret_hash)
-        .bind(&user.name)
-        .bind(crate::clock::now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_database)?;
-        Ok(())
-    }
-
-    async fn find_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, secret_hash, name FROM users WHERE id = $1")
-            .bind(&id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(UserRecord {
-                id: UserId(row.try_get("id")?),
-                secret_hash: row.try_get("secret_hash")?,
-                name: row.try_get("name")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, name, name_key, delete_when_empty, created_at) \
-             VALUES ('channel', $1, $2, $3, $4) RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(name)
-        .bind(natter_protocol::validate::name_key(name))
-        .bind(delete_when_empty)
-        .bind(crate::clock::now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(conflict_or_database)?;
-        room_from_row(&row)
-    }
-
-    async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
-        self.room_where("name_key = $1", &natter_protocol::validate::name_key(name))
-            .await
-    }
-
-    async fn list_channels(&self) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms WHERE kind = 'channel' ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(room_from_row).collect()
-    }
-
-    async fn create_code_room(
-        &self,
-        code: &str,
-        delete_when_empty: bool,
-    ) -> StoreResult<RoomRecord> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, code, delete_when_empty, created_at) \
-             VALUES ('code', $1, $2, $3) RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(code)
-        .bind(delete_when_empty)
-        .bind(crate::clock::now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(conflict_or_database)?;
-        room_from_row(&row)
-    }
-
-    async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
-        self.room_where("code = $1", code).await
-    }
-
-    async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
-        let key = direct_key(a, b);
-        let mut tx = self.pool.begin().await?;
-        // Two nodes opening the same pair at once: one inserts, the other finds it.
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, direct_key, created_at) VALUES ('direct', $1, $2) \
-             ON CONFLICT (direct_key) DO NOTHING RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(&key)
-        .bind(crate::clock::now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
-            tx.rollback().await?;
-            let room = self
-                .room_where("direct_key = $1", &key)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            return Ok((room, false));
-        };
-        let room = room_from_row(&row)?;
-        sqlx::query(
-            "INSERT INTO members (room_id, user_id, joined_at) \
-             SELECT $1, u, $3 FROM UNNEST($2::text[]) AS u",
-        )
-        .bind(room.id.0)
-        .bind(vec![a.0.clone(), b.0.clone()])
-        .bind(crate::clock::now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((room, true))
-    }
-
-    async fn room(&self, id: RoomId) -> StoreResult<Option<RoomRecord>> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(room_from_row).transpose()
-    }
-
-    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
-        // Memberships and messages go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM rooms WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(room.0)
-        .bind(&user.0)
-        .bind(crate::clock::now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => e.into(),
-        })?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        // Lock the room first so two members leaving at once on two nodes see each
-        // other's delete: exactly one of them counts zero and deletes the room.
-        sqlx::query("SELECT id FROM rooms WHERE id = $1 FOR UPDATE")
-            .bind(room.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
-            .bind(room.0)
-            .bind(&user.0)
-            .execute(&mut *tx)
-            .await?;
-        let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE room_id = $1")
-            .bind(room.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(remaining as u64)
-    }
-
-    async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(
-            "SELECT rooms.id, rooms.kind, rooms.name, rooms.code, rooms.direct_key, \
-                    rooms.delete_when_empty, rooms.latest_seq \
-             FROM rooms JOIN members ON members.room_id = rooms.id \
-             WHERE members.user_id = $1 ORDER BY members.joined_at, rooms.id",
-        )
-        .bind(&user.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(room_from_row).collect()
-    }
-
+super::sql::sql_store!(PgStore, sqlx::Postgres, {
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
         let mut attempt = 1;
         loop {
@@ -415,24 +217,6 @@ impl Store for PgStore {
                 other => return other,
             }
         }
-    }
-
-    async fn history_before(
-        &self,
-        room: RoomId,
-        before: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        self.newest_where(room, "seq < $2", before, limit).await
-    }
-
-    async fn latest_after(
-        &self,
-        room: RoomId,
-        after: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        self.newest_where(room, "seq > $2", after, limit).await
     }
 
     async fn latest_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
@@ -450,4 +234,4 @@ impl Store for PgStore {
             })
             .collect()
     }
-}
+});

@@ -11,21 +11,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
 use super::{
-    conflict_or_database, direct_key, kind_from_str, kind_str, message_from_row, room_from_row,
-    Appended, NewMessage, RoomRecord, Store, StoreError, StoreResult, UserRecord, MESSAGE_COLUMNS,
-    ROOM_COLUMNS,
+    kind_from_str, kind_str, Appended, NewMessage, StoreError, StoreResult, MESSAGE_COLUMNS,
 };
 
-/// SQLite-backed [`Store`].
+/// SQLite-backed [`Store`](super::Store).
 #[derive(Clone)]
 pub struct SqliteStore {
     /// Connection pool for everything but appends; SQLite allows one writer at a
@@ -228,64 +225,13 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// The newest `limit` messages of `room` whose seq passes `seq_condition` (with
-    /// `bound` bound to its `?`), oldest first.
-    async fn newest_where(
-        &self,
-        room: RoomId,
-        seq_condition: &str,
-        bound: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND {seq_condition} \
-             ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(room.0)
-        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().rev().map(message_from_row).collect()
-    }
-
-    /// Inserts a room of `kind` with its identifying columns (fixed names, bound
-    /// values); a taken name or code is [`StoreError::Conflict`].
-    async fn insert_room(
-        &self,
-        kind: &str,
-        keys: &[(&str, &str)],
-        delete_when_empty: bool,
-    ) -> StoreResult<RoomRecord> {
-        let _one_writer = self.write_turn().await;
-        let columns: String = keys
-            .iter()
-            .map(|(column, _)| format!("{column}, "))
-            .collect();
-        let marks = "?, ".repeat(keys.len());
-        let sql = format!(
-            "INSERT INTO rooms (kind, {columns}delete_when_empty, created_at) \
-             VALUES (?, {marks}?, ?) RETURNING {ROOM_COLUMNS}"
-        );
-        let mut query = sqlx::query(&sql).bind(kind);
-        for (_, value) in keys {
-            query = query.bind(*value);
-        }
-        let row = query
-            .bind(delete_when_empty)
-            .bind(now_ms())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(conflict_or_database)?;
-        room_from_row(&row)
-    }
-
-    async fn room_where(&self, clause: &str, bind: &str) -> StoreResult<Option<RoomRecord>> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE {clause}"))
-            .bind(bind)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(room_from_row).transpose()
+    /// Nothing to lock: [`SqliteStore::write_transaction`] already holds the
+    /// database's write lock.
+    async fn lock_room(
+        _tx: &mut sqlx::Transaction<'static, Sqlite>,
+        _room: RoomId,
+    ) -> StoreResult<()> {
+        Ok(())
     }
 }
 
@@ -317,192 +263,9 @@ async fn checkpoint_in_background(pool: SqlitePool) {
     }
 }
 
-fn now_ms() -> i64 {
-    crate::clock::now_ms()
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let _one_writer = self.write_turn().await;
-        sqlx::query("INSERT INTO users (id, secret_hash, name, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&user.id.0)
-            .bind(&user.secret_hash)
-            .bind(&user.name)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or_database)?;
-        Ok(())
-    }
-
-    async fn find_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, secret_hash, name FROM users WHERE id = ?")
-            .bind(&id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(UserRecord {
-                id: UserId(row.try_get("id")?),
-                secret_hash: row.try_get("secret_hash")?,
-                name: row.try_get("name")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_channel(&self, name: &str, delete_when_empty: bool) -> StoreResult<RoomRecord> {
-        let key = natter_protocol::validate::name_key(name);
-        self.insert_room(
-            "channel",
-            &[("name", name), ("name_key", &key)],
-            delete_when_empty,
-        )
-        .await
-    }
-
-    async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
-        self.room_where("name_key = ?", &natter_protocol::validate::name_key(name))
-            .await
-    }
-
-    async fn list_channels(&self) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms WHERE kind = 'channel' ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(room_from_row).collect()
-    }
-
-    async fn create_code_room(
-        &self,
-        code: &str,
-        delete_when_empty: bool,
-    ) -> StoreResult<RoomRecord> {
-        self.insert_room("code", &[("code", code)], delete_when_empty)
-            .await
-    }
-
-    async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
-        self.room_where("code = ?", code).await
-    }
-
-    async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
-        let _one_writer = self.write_turn().await;
-        let key = direct_key(a, b);
-        let mut tx = self.write_transaction().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?"
-        ))
-        .bind(&key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            return Ok((room_from_row(&row)?, false));
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO rooms (kind, direct_key, created_at) VALUES ('direct', ?, ?) RETURNING {ROOM_COLUMNS}"
-        ))
-        .bind(&key)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        let room = room_from_row(&row)?;
-        for user in [a, b] {
-            sqlx::query("INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?)")
-                .bind(room.id.0)
-                .bind(&user.0)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok((room, true))
-    }
-
-    async fn room(&self, id: RoomId) -> StoreResult<Option<RoomRecord>> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(room_from_row).transpose()
-    }
-
-    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
-        let _one_writer = self.write_turn().await;
-        // Memberships and messages go with it (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM rooms WHERE id = ?")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
-        let _one_writer = self.write_turn().await;
-        let done = sqlx::query(
-            "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(room.0)
-        .bind(&user.0)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => e.into(),
-        })?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
-        let _one_writer = self.write_turn().await;
-        let mut tx = self.write_transaction().await?;
-        sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
-            .bind(room.0)
-            .bind(&user.0)
-            .execute(&mut *tx)
-            .await?;
-        let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE room_id = ?")
-            .bind(room.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(remaining as u64)
-    }
-
-    async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms JOIN members ON members.room_id = rooms.id \
-             WHERE members.user_id = ? ORDER BY members.joined_at, rooms.id"
-        ))
-        .bind(&user.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(room_from_row).collect()
-    }
-
+super::sql::sql_store!(SqliteStore, sqlx::Sqlite, {
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
         let _one_writer = self.write_turn().await;
         self.writer.append(batch).await
     }
-
-    async fn history_before(
-        &self,
-        room: RoomId,
-        before: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        self.newest_where(room, "seq < ?", before, limit).await
-    }
-
-    async fn latest_after(
-        &self,
-        room: RoomId,
-        after: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        self.newest_where(room, "seq > ?", after, limit).await
-    }
-}
+});

@@ -1,0 +1,336 @@
+//! The [`Store`](super::Store) methods SQLite and PostgreSQL share: the same statements
+//! in portable SQL (`$n` parameters, numbered in order of appearance, which both
+//! databases bind by position), written once.
+//!
+//! [`sql_store!`] implements `Store` for a sqlx-backed store (and its sqlx database)
+//! that has a `pool` field and the primitives where the databases really differ:
+//! - `write_turn()`: SQLite's single-writer gate (nothing for PostgreSQL);
+//! - `write_transaction()`: SQLite's `BEGIN IMMEDIATE` (a plain `BEGIN` for PostgreSQL);
+//! - `lock_room(tx, room)`: PostgreSQL's row lock (`FOR UPDATE`; SQLite's immediate
+//!   transaction already holds the database's write lock).
+//!
+//! The methods whose SQL really differs are the macro's last argument: the append path
+//! (and PostgreSQL's one-query `latest_seqs`). [`super::accounts`] does the same for
+//! accounts.
+
+/// Implements [`Store`](crate::store::Store) for `$store` with the shared statements
+/// plus the backend's own methods given in braces. See the module docs.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, { $($own:tt)* }) => {
+        impl $store {
+            /// The room `clause` (with one `$1`, bound to `bind`) selects.
+            async fn room_where(
+                &self,
+                clause: &str,
+                bind: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::RoomRecord>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM rooms WHERE {clause}",
+                    $crate::store::ROOM_COLUMNS
+                ))
+                .bind(bind)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map($crate::store::room_from_row).transpose()
+            }
+
+            /// The newest `limit` messages of `room` whose seq passes `seq_condition`
+            /// (against `$2`), oldest first.
+            async fn newest_where(
+                &self,
+                room: natter_protocol::RoomId,
+                seq_condition: &str,
+                bound: natter_protocol::Seq,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM messages WHERE room_id = $1 AND {seq_condition} \
+                     ORDER BY seq DESC LIMIT $3",
+                    $crate::store::MESSAGE_COLUMNS
+                ))
+                .bind(room.0)
+                .bind(i64::try_from(bound).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().rev().map($crate::store::message_from_row).collect()
+            }
+
+            /// Inserts a room of `kind` with one or two identifying columns (fixed
+            /// names, bound values); a taken name or code is a conflict.
+            async fn insert_room(
+                &self,
+                kind: &str,
+                keys: &[(&str, &str)],
+                delete_when_empty: bool,
+            ) -> $crate::store::StoreResult<$crate::store::RoomRecord> {
+                let _turn = self.write_turn().await;
+                let columns: String = keys.iter().map(|(column, _)| format!("{column}, ")).collect();
+                // $1 is the kind, then one per key, then the two fixed columns.
+                let marks: String = (2..keys.len() + 2).map(|n| format!("${n}, ")).collect();
+                let last = keys.len() + 2;
+                let sql = format!(
+                    "INSERT INTO rooms (kind, {columns}delete_when_empty, created_at) \
+                     VALUES ($1, {marks}${last}, ${}) RETURNING {}",
+                    last + 1,
+                    $crate::store::ROOM_COLUMNS
+                );
+                let mut query = sqlx::query(&sql).bind(kind);
+                for (_, value) in keys {
+                    query = query.bind(*value);
+                }
+                let row = query
+                    .bind(delete_when_empty)
+                    .bind($crate::clock::now_ms())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::store::conflict_or_database)?;
+                $crate::store::room_from_row(&row)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn create_user(
+                &self,
+                user: &$crate::store::UserRecord,
+            ) -> $crate::store::StoreResult<()> {
+                let _turn = self.write_turn().await;
+                sqlx::query(
+                    "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&user.id.0)
+                .bind(&user.secret_hash)
+                .bind(&user.name)
+                .bind($crate::clock::now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store::conflict_or_database)?;
+                Ok(())
+            }
+
+            async fn find_user(
+                &self,
+                id: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<Option<$crate::store::UserRecord>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT id, secret_hash, name FROM users WHERE id = $1")
+                    .bind(&id.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| {
+                    Ok($crate::store::UserRecord {
+                        id: natter_protocol::UserId(row.try_get("id")?),
+                        secret_hash: row.try_get("secret_hash")?,
+                        name: row.try_get("name")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn create_channel(
+                &self,
+                name: &str,
+                delete_when_empty: bool,
+            ) -> $crate::store::StoreResult<$crate::store::RoomRecord> {
+                let key = natter_protocol::validate::name_key(name);
+                self.insert_room(
+                    "channel",
+                    &[("name", name), ("name_key", &key)],
+                    delete_when_empty,
+                )
+                .await
+            }
+
+            async fn find_channel(
+                &self,
+                name: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::RoomRecord>> {
+                self.room_where("name_key = $1", &natter_protocol::validate::name_key(name))
+                    .await
+            }
+
+            async fn list_channels(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::RoomRecord>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM rooms WHERE kind = 'channel' ORDER BY id",
+                    $crate::store::ROOM_COLUMNS
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map($crate::store::room_from_row).collect()
+            }
+
+            async fn create_code_room(
+                &self,
+                code: &str,
+                delete_when_empty: bool,
+            ) -> $crate::store::StoreResult<$crate::store::RoomRecord> {
+                self.insert_room("code", &[("code", code)], delete_when_empty)
+                    .await
+            }
+
+            async fn find_code_room(
+                &self,
+                code: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::RoomRecord>> {
+                self.room_where("code = $1", code).await
+            }
+
+            async fn room(
+                &self,
+                id: natter_protocol::RoomId,
+            ) -> $crate::store::StoreResult<Option<$crate::store::RoomRecord>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM rooms WHERE id = $1",
+                    $crate::store::ROOM_COLUMNS
+                ))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map($crate::store::room_from_row).transpose()
+            }
+
+            async fn delete_room(
+                &self,
+                id: natter_protocol::RoomId,
+            ) -> $crate::store::StoreResult<()> {
+                let _turn = self.write_turn().await;
+                // Memberships and messages go with it (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM rooms WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn add_member(
+                &self,
+                room: natter_protocol::RoomId,
+                user: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<bool> {
+                let _turn = self.write_turn().await;
+                let done = sqlx::query(
+                    "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(room.0)
+                .bind(&user.0)
+                .bind($crate::clock::now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                        $crate::store::StoreError::NotFound
+                    }
+                    _ => e.into(),
+                })?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn rooms_of(
+                &self,
+                user: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::RoomRecord>> {
+                let rows = sqlx::query(
+                    "SELECT rooms.id, rooms.kind, rooms.name, rooms.code, rooms.direct_key, \
+                            rooms.delete_when_empty, rooms.latest_seq \
+                     FROM rooms JOIN members ON members.room_id = rooms.id \
+                     WHERE members.user_id = $1 ORDER BY members.joined_at, rooms.id",
+                )
+                .bind(&user.0)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map($crate::store::room_from_row).collect()
+            }
+
+            async fn open_direct(
+                &self,
+                a: &natter_protocol::UserId,
+                b: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<($crate::store::RoomRecord, bool)> {
+                let _turn = self.write_turn().await;
+                let key = $crate::store::direct_key(a, b);
+                let mut tx = self.write_transaction().await?;
+                // Two nodes opening the same pair at once: one inserts, the other finds it.
+                let inserted = sqlx::query(&format!(
+                    "INSERT INTO rooms (kind, direct_key, created_at) VALUES ('direct', $1, $2) \
+                     ON CONFLICT (direct_key) DO NOTHING RETURNING {}",
+                    $crate::store::ROOM_COLUMNS
+                ))
+                .bind(&key)
+                .bind($crate::clock::now_ms())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = inserted else {
+                    tx.rollback().await?;
+                    let room = self
+                        .room_where("direct_key = $1", &key)
+                        .await?
+                        .ok_or($crate::store::StoreError::NotFound)?;
+                    return Ok((room, false));
+                };
+                let room = $crate::store::room_from_row(&row)?;
+                for user in [a, b] {
+                    sqlx::query(
+                        "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(room.id.0)
+                    .bind(&user.0)
+                    .bind($crate::clock::now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok((room, true))
+            }
+
+            async fn remove_member(
+                &self,
+                room: natter_protocol::RoomId,
+                user: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<u64> {
+                let _turn = self.write_turn().await;
+                let mut tx = self.write_transaction().await?;
+                // Two members leaving at once must see each other's delete: exactly one
+                // of them counts zero and deletes the room.
+                Self::lock_room(&mut tx, room).await?;
+                sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(&user.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let remaining: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE room_id = $1")
+                        .bind(room.0)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                Ok(u64::try_from(remaining).unwrap_or(0))
+            }
+
+            async fn history_before(
+                &self,
+                room: natter_protocol::RoomId,
+                before: natter_protocol::Seq,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
+                self.newest_where(room, "seq < $2", before, limit).await
+            }
+
+            async fn latest_after(
+                &self,
+                room: natter_protocol::RoomId,
+                after: natter_protocol::Seq,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
+                self.newest_where(room, "seq > $2", after, limit).await
+            }
+
+            $($own)*
+        }
+    };
+}
+
+pub(crate) use sql_store;
