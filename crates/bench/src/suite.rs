@@ -15,6 +15,9 @@
 //! schema of the database at `NATTER_BENCH_DATABASE_URL` (default
 //! `postgres://127.0.0.1:5432/test`) and the Redis at `NATTER_BENCH_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`).
+//!
+//! Why one long file: each scenario starts its servers, steps its rates and records its
+//! rows the same way; side by side they stay comparable.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,5 +1,8 @@
 //! Accounts end to end: a real server, a real SMTP server (aiosmtpd) receiving the
 //! emails, HTTP requests to `/api` and WebSockets opened with the session cookie.
+//!
+//! Why one long file: each account flow is one end-to-end test over the same server,
+//! SMTP sink and HTTP helpers.
 
 mod common;
 

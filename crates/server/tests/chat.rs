@@ -1,4 +1,7 @@
 //! End-to-end behaviour of the server over real WebSockets.
+//!
+//! Why one long file: each behaviour is one short test over the same real-server
+//! helpers (`common/`).
 
 mod common;
 

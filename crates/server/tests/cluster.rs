@@ -7,6 +7,9 @@
 //! the tests say so and are counted as skipped, except with `CI=true`. The Redis
 //! restart test runs a `redis-server` of its own, so that restarting it disturbs
 //! nobody else's Redis.
+//!
+//! Why one long file: every test starts the same kind of node processes on PostgreSQL
+//! and Redis; they share that setup.
 
 mod common;
 

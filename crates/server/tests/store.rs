@@ -2,6 +2,9 @@
 //! fresh schema per test; skipped loudly when unreachable, except in CI), and the
 //! in-memory store. Each contract test is written once, as an async function taking
 //! the store, and instantiated per store by `contract_tests!`.
+//!
+//! Why one long file: the contract is written once and run against every store;
+//! splitting it would split the contract.
 
 mod common;
 

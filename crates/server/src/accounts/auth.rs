@@ -13,6 +13,10 @@
 //!   password hash.
 //!
 //! The HTTP handlers are in [`crate::http::api`]; this module is what they call.
+//!
+//! Why one long file: every account flow shares the same limits, token and session
+//! rules, and reading them side by side is how their promises (no enumeration, single-
+//! use links, expiry) are checked; the tests of those rules sit at the end.
 
 use std::sync::Arc;
 use std::time::Duration;

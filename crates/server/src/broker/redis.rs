@@ -17,6 +17,10 @@
 //!
 //! A published event is a line of JSON ([`Header`]) and, for deliveries, the frame's
 //! bytes after the newline, so the frame is not escaped a second time.
+//!
+//! Why one long file: pub/sub, the presence hashes with their heartbeats, name
+//! reservations and the reconnect loop share one connection state and one failure
+//! story; split apart, each piece would have to re-explain when Redis is gone.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock, Weak};

@@ -3,6 +3,10 @@
 //! A [`Conversation`] knows nothing of WebSocket frames: it takes decoded requests and
 //! answers through the connection's [`Outbox`]. Every failure becomes a typed
 //! `ServerMsg::Error` naming the request it answers; nothing here panics on input.
+//!
+//! Why one long file: it is one `match` over every request a client can send, each arm
+//! a short method with its checks; kept together, a reader sees every request's
+//! validation and error codes in one place.
 
 use natter_protocol::{
     validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,

@@ -6,6 +6,10 @@
 //! ([`sql_account_store!`]): the statements are portable SQL with `$n` parameters,
 //! numbered in the order they appear. Secrets never reach the database: sessions and
 //! tokens are stored as SHA-256 hashes, passwords as argon2id PHC strings.
+//!
+//! Why one long file: the trait, the row decoders and the one portable-SQL
+//! implementation (`sql_account_store!`) of accounts, sessions, tokens and the mail
+//! queue must change together whenever a table does.
 
 use async_trait::async_trait;
 use natter_protocol::UserId;

@@ -6,6 +6,10 @@
 //! SQLite against natter on this). It keeps the same contract as the SQLite store —
 //! gap-free seqs per room, idempotent `(sender, client_id)` — through the same batch
 //! planner ([`super::batch`]).
+//!
+//! Why one long file: it is the reference implementation of the whole `Store` contract
+//! (rooms, messages, accounts, sessions, tokens, mail) over one in-memory state behind
+//! one lock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
