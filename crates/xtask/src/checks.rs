@@ -4,7 +4,9 @@
 //!   against `natter-echo`, which is natter's WebSocket layer as an echo server. The
 //!   compression cases (12.*, 13.*: natter negotiates none) and the 9.* cases (messages
 //!   up to 16 MiB, over natter's 64 KiB limit by design) are excluded.
-//! - `fuzz`: cargo-fuzz on `fuzz/fuzz_targets/client_frames.rs` for a given time.
+//! - `fuzz`: cargo-fuzz for a given time on each target: `frame_decoder` (the protocol's
+//!   decoder alone, hundreds of thousands of inputs a second) and `client_frames` (a
+//!   decoded frame handled by a real conversation over the in-memory store).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +21,9 @@ use crate::{cargo, cmd, exec, root};
 const KOSOKU_VERSION: &str = "0.1.0";
 /// cargo-fuzz release that installs here.
 const CARGO_FUZZ_VERSION: &str = "0.13.1";
+/// The cargo-fuzz targets `cargo xtask fuzz` runs, each for the given time: the
+/// decoder alone first (fast), then whole conversations.
+const FUZZ_TARGETS: [&str; 2] = ["frame_decoder", "client_frames"];
 /// Port of the echo server under test (outside the ephemeral range 32768–60999).
 const ECHO_PORT: u16 = 19001;
 /// Autobahn verdicts that count as passing.
@@ -126,24 +131,28 @@ pub fn fuzz(seconds: u64) -> Result<()> {
             &["toolchain", "install", "nightly", "--profile", "minimal"],
         ))?;
     }
-    println!(
-        "    fuzzing client frames for {seconds} s (seeds in fuzz/seeds, corpus in fuzz/corpus, crashes in fuzz/artifacts)"
-    );
-    std::fs::create_dir_all(root().join("fuzz/corpus/client_frames"))?;
-    let mut run = cmd(
-        "cargo",
-        &[
-            "+nightly",
-            "fuzz",
-            "run",
-            "client_frames",
-            "fuzz/corpus/client_frames",
-            "fuzz/seeds",
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-print_final_stats=1",
-        ],
-    );
-    run.env_remove("CARGO").env_remove("RUSTUP_TOOLCHAIN");
-    exec(run)
+    for target in FUZZ_TARGETS {
+        println!(
+            "    fuzzing {target} for {seconds} s (seeds in fuzz/seeds, corpus in fuzz/corpus/{target}, crashes in fuzz/artifacts)"
+        );
+        let corpus = format!("fuzz/corpus/{target}");
+        std::fs::create_dir_all(root().join(&corpus))?;
+        let mut run = cmd(
+            "cargo",
+            &[
+                "+nightly",
+                "fuzz",
+                "run",
+                target,
+                &corpus,
+                "fuzz/seeds",
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-print_final_stats=1",
+            ],
+        );
+        run.env_remove("CARGO").env_remove("RUSTUP_TOOLCHAIN");
+        exec(run)?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //! - `test`: everything CI runs — fmt, clippy, all tests, the WASM build, browser tests,
 //!   Autobahn's WebSocket conformance cases.
 //! - `bench`: the load benchmarks (crates/bench), servers and generator pinned apart.
-//! - `autobahn`: just the Autobahn cases; `fuzz [seconds]`: fuzz client frame handling.
+//! - `autobahn`: just the Autobahn cases; `fuzz [seconds]`: fuzz the frame decoder, then client frame handling, each that long.
 //!
 //! Every tool version lives in [`tools`]; an install is skipped when the right version
 //! is already there, so only the first run on a machine is slow.
@@ -31,7 +31,8 @@ commands:
   bench [--quick]     benchmark natter against a raw tungstenite ceiling; writes
                       docs/benchmarks/results.md
   autobahn            Autobahn WebSocket conformance cases against natter-echo
-  fuzz [seconds]      fuzz client frame handling with cargo-fuzz (default 60 s)
+  fuzz [seconds]      fuzz the frame decoder, then client frame handling, each for
+                      that long (cargo-fuzz; default 60 s)
 ";
 
 fn main() -> ExitCode {
