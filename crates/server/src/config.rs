@@ -152,6 +152,17 @@ pub struct Config {
     /// (close 1013) and resumes on reconnect, instead of growing server memory.
     #[arg(long, env = "NATTER_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+
+    /// Bytes that may wait for one connection (with `--outbound-queue`, whichever is
+    /// reached first): a client this far behind is cut off (close 1013).
+    #[arg(long, env = "NATTER_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
+
+    /// How long a socket write may make no progress before the connection is dropped:
+    /// a peer that stops reading (its TCP window closed) is cut off after this, and
+    /// shown offline after the presence grace.
+    #[arg(long, env = "NATTER_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
 }
 
 impl Config {
@@ -168,6 +179,8 @@ impl Config {
             hello_timeout_ms: 10_000,
             heartbeat_ms: 20_000,
             outbound_queue: 1024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            write_timeout_ms: 30_000,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             header_timeout_ms: 5_000,
@@ -212,6 +225,20 @@ impl Config {
     /// [`Self::hello_timeout_ms`] as a duration.
     pub fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    /// [`Self::write_timeout_ms`] as a duration (at least 100 ms).
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(100))
+    }
+
+    /// What the hub needs of this configuration.
+    pub fn hub_settings(&self) -> crate::hub::HubSettings {
+        crate::hub::HubSettings {
+            presence_grace: self.presence_grace(),
+            outbound_queue: self.outbound_queue,
+            outbound_queue_bytes: self.outbound_queue_bytes,
+        }
     }
 
     /// [`Self::heartbeat_ms`] as a duration (at least 100 ms).

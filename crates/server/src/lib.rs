@@ -132,13 +132,7 @@ pub async fn run(
         Some(url) => Arc::new(RedisBroker::connect(url, &config.redis_prefix).await?),
         None => Arc::new(LocalBroker::default()),
     };
-    let hub = RoomHub::start(
-        store.clone(),
-        broker,
-        config.presence_grace(),
-        config.outbound_queue,
-    )
-    .await?;
+    let hub = RoomHub::start(store.clone(), broker, config.hub_settings()).await?;
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no built web client here; only /ws, /api and /healthz are served");
     }

@@ -85,6 +85,17 @@ pub enum Effect {
     },
 }
 
+/// What a catch-up `history` frame (after a join, or a room found while catching up)
+/// brings a connection: everything of `room` up to `newest`. The connection's live
+/// messages of the room wait for it, and those it brings are not sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The room.
+    pub room: RoomId,
+    /// The newest seq the connection holds once it has the frame.
+    pub newest: Seq,
+}
+
 /// One serialized event, its recipients and what it changes. The frame is serialized
 /// once and the same bytes are shared by every recipient.
 #[derive(Debug, Clone)]
@@ -99,6 +110,8 @@ pub struct Delivery {
     pub seq: Option<Seq>,
     /// The index change that comes with this event, if any.
     pub effect: Option<Effect>,
+    /// Set when the frame is a room's catch-up `history` for a user's connections.
+    pub catch_up: Option<CatchUp>,
     /// The JSON text frame.
     pub frame: Utf8Bytes,
 }
@@ -112,6 +125,7 @@ impl Delivery {
             except,
             seq: Some(message.seq),
             effect: None,
+            catch_up: None,
             frame: ServerMsg::Message {
                 message: message.clone(),
             }

@@ -34,7 +34,7 @@ use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{upgrade, Broker, BrokerError, ClusterSink, Delivery, Effect, NodeId, Target};
+use super::{upgrade, Broker, BrokerError, CatchUp, ClusterSink, Delivery, Effect, NodeId, Target};
 
 /// How often a node renews its heartbeat, name reservations and checks on the others.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -86,6 +86,8 @@ enum Header {
         seq: Option<Seq>,
         #[serde(default)]
         effect: Option<Effect>,
+        #[serde(default)]
+        catch_up: Option<CatchUp>,
     },
     /// `user` is online on `node` under `name`, or no longer there.
     Presence {
@@ -223,6 +225,7 @@ impl Broker for RedisBroker {
             target: delivery.target,
             seq: delivery.seq,
             effect: delivery.effect,
+            catch_up: delivery.catch_up,
         };
         self.queue(Outgoing::Event(encode(&header, delivery.frame.as_str())));
     }
@@ -338,6 +341,7 @@ impl Shared {
                 target,
                 seq,
                 effect,
+                catch_up,
                 ..
             } => {
                 let Ok(frame) = std::str::from_utf8(frame) else {
@@ -349,6 +353,7 @@ impl Shared {
                     except: None,
                     seq,
                     effect,
+                    catch_up,
                     frame: Utf8Bytes::from(frame.to_string()),
                 });
             }

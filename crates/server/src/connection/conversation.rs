@@ -15,9 +15,9 @@ use natter_protocol::{
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
 
-use crate::broker::{Effect, Target};
+use crate::broker::{CatchUp, Effect, Target};
 use crate::hub::appender::{AppendError, AppendReply};
-use crate::hub::{Outbox, RoomHub};
+use crate::hub::{Outbox, Outgoing, RoomHub};
 use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 
@@ -534,14 +534,23 @@ impl Conversation {
             .latest_after(room, after, HISTORY_PAGE)
             .await?;
         let more_before = messages.first().is_some_and(|m| m.seq > after + 1);
+        // What the connection holds once it has this frame: the client had up to
+        // `after` (its resume point), and the frame brings the rest.
+        let newest = messages.last().map_or(after, |m| m.seq);
         let msg = ServerMsg::History {
             room,
             messages,
             more_before,
         };
         match user {
-            Some(user) => self.hub.publish(Target::User(user.clone()), &msg),
-            None => self.outbox.send(&msg),
+            Some(user) => self
+                .hub
+                .publish_history(user, CatchUp { room, newest }, &msg),
+            None => self.outbox.push(Outgoing::History {
+                room,
+                newest,
+                frame: msg.to_json().into(),
+            }),
         }
         Ok(())
     }

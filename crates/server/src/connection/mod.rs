@@ -4,6 +4,9 @@
 //!   (frames in, the bounded outbound queue out, heartbeat, hello deadline, overflow,
 //!   shutdown, session end), close codes, limits and buffer sizes, and the echo server
 //!   Autobahn tests.
+//! - [`order`]: exactly once and in order per connection — drops live messages the
+//!   connection was already given, and holds a room's back while its history is on
+//!   its way.
 //! - [`conversation`]: what each decoded request does — validation, then hub and store
 //!   calls, then replies and typed errors. Knows nothing of frames.
 //!
@@ -12,6 +15,7 @@
 //! nothing here depends on how accounts work.
 
 pub mod conversation;
+pub mod order;
 pub mod ws;
 
 use natter_protocol::UserId;

@@ -1,14 +1,18 @@
 //! The only module that knows WebSocket frames.
 //!
-//! Each connection is one task that `select!`s on: incoming frames, its bounded outbound
-//! queue, the heartbeat, the hello deadline, the queue's overflow signal and server
-//! shutdown. Outbound frames are written by feeding everything queued and flushing once
-//! per wake-up, so a burst costs one syscall, not one per message.
+//! Each connection is two tasks. The reading task `select!`s on incoming frames, the
+//! heartbeat, the hello deadline, the queue's overflow signal, the session's end and
+//! server shutdown. The writer owns the socket's sending half: it takes everything
+//! queued, passes it through the connection's per-room order ([`super::order`]), feeds
+//! it and flushes once per wake-up (a burst costs one syscall, not one per message).
+//! Every write has a deadline (`--write-timeout-ms`): a peer that accepts no bytes for
+//! that long is dropped, and nothing the peer does can stall reading, the heartbeat,
+//! overflow or shutdown.
 //!
 //! Close codes sent by the server (see docs/protocol.md):
 //! 1001 going away (shutdown, heartbeat lost) · 1003 binary frame · 1007 invalid UTF-8 ·
 //! 1008 no hello in time or persistent rate-limit abuse · 1009 message too big ·
-//! 1013 too slow (outbound queue full) · 4001 signed out (the session this connection
+//! 1013 too slow (outbound queue full, in frames or bytes) · 4001 signed out (the session this connection
 //! was opened with ended).
 //!
 //! The checks before the upgrade (Origin, per-IP cap, session cookie) are
@@ -17,12 +21,17 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, MAX_FRAME_BYTES};
+use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::conversation::Conversation;
+use super::order::RoomOrder;
 use super::SignedIn;
+use crate::hub::{OutboxQueue, Outgoing};
 use crate::limits::{ConnectionLimiter, Verdict};
 use crate::AppState;
 
@@ -36,6 +45,8 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// How long to wait for a client's close reply after sending ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long the writer may take to send our close frame before it is abandoned.
+const CLOSE_SEND: Duration = Duration::from_secs(2);
 /// How often an open signed-in connection in use renews its session's idle expiry.
 const SESSION_TOUCH_EVERY: Duration = Duration::from_secs(3600);
 /// Hard cap on unflushed outgoing bytes for one connection.
@@ -103,15 +114,31 @@ pub async fn echo(mut socket: WebSocket) {
 /// Why the connection loop ended: a close frame to send, or none.
 type Ending = Option<(u16, &'static str)>;
 
+/// What the reading side asks of the writer besides writing the queue.
+enum Command {
+    /// Send a heartbeat ping.
+    Ping,
+    /// Send this close frame (or, with `None`, just flush what tungstenite queued, such
+    /// as its reply to the peer's close) and stop.
+    Close(Option<CloseFrame>),
+}
+
+/// Pings that may wait for the writer; more are pointless (the peer is not reading).
+const COMMANDS: usize = 4;
+
 /// Runs one upgraded connection until it closes: `signed_in` when it came with a valid
 /// session cookie. Called by [`crate::http::upgrade`] once the checks passed.
+///
+/// Two tasks: this one reads (frames, requests, the heartbeat, deadlines, shutdown), and
+/// a writer owns the socket's sending half, so a peer that stops reading can stall
+/// nothing here — its writes time out and the connection is dropped.
 pub async fn serve(
     socket: WebSocket,
     app: AppState,
     mut limiter: ConnectionLimiter,
     signed_in: Option<SignedIn>,
 ) {
-    let (outbox, mut queue) = app.hub.open_outbox();
+    let (outbox, queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
     let watch = signed_in
         .as_ref()
@@ -136,7 +163,19 @@ pub async fn serve(
         outbox,
         signed_in.as_ref().map(|s| s.user.clone()),
     );
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    let (commands, command_queue) = mpsc::channel(COMMANDS);
+    let writer_done = CancellationToken::new();
+    let writer = Writer {
+        sink,
+        queue,
+        commands: command_queue,
+        order: RoomOrder::new(app.config.outbound_queue, app.config.outbound_queue_bytes),
+        write_timeout: app.config.write_timeout(),
+        overflowed: overflowed.clone(),
+        done: writer_done.clone(),
+    };
+    let mut writer = tokio::spawn(writer.run());
 
     let hello_deadline = sleep(app.config.hello_timeout());
     tokio::pin!(hello_deadline);
@@ -149,26 +188,24 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let overflow = overflowed.cancelled();
     tokio::pin!(overflow);
+    let writer_stopped = writer_done.cancelled();
+    tokio::pin!(writer_stopped);
 
     let ending: Ending = loop {
         tokio::select! {
             biased;
             _ = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down")),
             _ = &mut overflow => break Some((close::TRY_AGAIN_LATER, "too slow: reconnect and resume")),
+            // The peer took no bytes for the write timeout, or the socket failed.
+            _ = &mut writer_stopped => break None,
             why = &mut session_ended => break Some((close::SIGNED_OUT, why)),
             _ = &mut hello_deadline, if !conversation.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > heartbeat_every * 2 {
                     break Some((close::GOING_AWAY, "heartbeat lost"));
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
-            }
-            Some(frame) = queue.recv() => {
-                if write_all(&mut sink, frame, &mut queue).await.is_err() {
-                    break None;
-                }
+                // A full command queue means the writer is stuck: its timeout ends it.
+                let _ = commands.try_send(Command::Ping);
             }
             incoming = stream.next() => {
                 last_heard = Instant::now();
@@ -198,11 +235,8 @@ pub async fn serve(
                     },
                     Some(Ok(Message::Binary(_))) => break Some((close::UNSUPPORTED_DATA, "natter speaks JSON text frames")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) => {
-                        // tungstenite queued the close reply; flushing sends it.
-                        let _ = sink.flush().await;
-                        break None;
-                    }
+                    // tungstenite queued the close reply; the writer's flush sends it.
+                    Some(Ok(Message::Close(_))) => break None,
                     None => break None,
                     Some(Err(err)) => break read_error_close(err),
                 }
@@ -210,13 +244,17 @@ pub async fn serve(
         }
     };
     conversation.disconnect();
-    if let Some((code, reason)) = ending {
-        // Best effort: the peer may already be gone.
-        let close = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }));
-        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+    let close = ending.map(|(code, reason)| CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    });
+    let closing = close.is_some();
+    // Best effort: the peer may already be gone, or not reading at all.
+    let _ = commands.try_send(Command::Close(close));
+    if tokio::time::timeout(CLOSE_SEND, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    if closing {
         // Wait briefly for the peer's close reply before dropping the TCP connection:
         // closing with unread data in our buffer would send a reset that can overtake
         // the close frame on its way to the client.
@@ -231,17 +269,96 @@ pub async fn serve(
     }
 }
 
-/// Feeds `first` and everything else already queued, then flushes once.
-async fn write_all(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    first: Utf8Bytes,
-    queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
-) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first)).await?;
-    while let Ok(frame) = queue.try_recv() {
-        sink.feed(Message::Text(frame)).await?;
+/// The sending half of a connection, in a task of its own.
+struct Writer {
+    /// The socket's sending half.
+    sink: SplitSink<WebSocket, Message>,
+    /// What the hub queued for this connection.
+    queue: OutboxQueue,
+    /// Pings and the close, from the reading side.
+    commands: mpsc::Receiver<Command>,
+    /// Exactly once and in order, per room.
+    order: RoomOrder,
+    /// How long one write may make no progress.
+    write_timeout: Duration,
+    /// Cancelled when more waits than the connection may hold: it closes with 1013.
+    overflowed: CancellationToken,
+    /// Cancelled when the writer stops, so the reading side stops too.
+    done: CancellationToken,
+}
+
+/// The peer accepted no bytes for the write timeout, or the socket failed.
+struct WriteFailed;
+
+impl Writer {
+    /// Writes until told to close, or until a write fails or makes no progress.
+    async fn run(mut self) {
+        let _done = self.done.clone().drop_guard();
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(Command::Ping) => {
+                        if self.write(Message::Ping(Default::default())).await.is_err()
+                            || self.flush().await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(Command::Close(frame)) => {
+                        if let Some(frame) = frame {
+                            let _ = self.write(Message::Close(Some(frame))).await;
+                        }
+                        let _ = self.flush().await;
+                        return;
+                    }
+                    None => return,
+                },
+                item = self.queue.recv() => {
+                    let Some(item) = item else { return };
+                    if self.write_queued(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     }
-    sink.flush().await
+
+    /// Feeds `first` and everything else already queued (through the per-room order),
+    /// then flushes once: a burst costs one syscall, not one per message.
+    async fn write_queued(&mut self, first: Outgoing) -> Result<(), WriteFailed> {
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(item) = next {
+            if self.order.admit(item, |frame| frames.push(frame)).is_err() {
+                self.overflowed.cancel();
+                break;
+            }
+            next = self.queue.try_recv();
+        }
+        for frame in frames {
+            self.write(Message::Text(frame)).await?;
+        }
+        self.flush().await
+    }
+
+    async fn write(&mut self, message: Message) -> Result<(), WriteFailed> {
+        match tokio::time::timeout(self.write_timeout, self.sink.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailed),
+            Err(_) => {
+                tracing::debug!("a peer took no bytes for the write timeout; dropping it");
+                Err(WriteFailed)
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), WriteFailed> {
+        match tokio::time::timeout(self.write_timeout, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(WriteFailed),
+        }
+    }
 }
 
 /// tungstenite answers protocol errors with the right close itself, but not an

@@ -15,8 +15,8 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::{RoomId, Seq, ServerMsg, UserId, HISTORY_PAGE};
 
-use super::{HubInner, HubState, LocalUser, RoomHub};
-use crate::broker::{ConnId, Delivery, Effect, Target};
+use super::{HubInner, HubState, LocalUser, Outgoing, RoomHub};
+use crate::broker::{CatchUp, ConnId, Delivery, Effect, Target};
 
 /// One room's fan-out on this node.
 #[derive(Debug, Default)]
@@ -97,41 +97,66 @@ impl HubState {
     }
 }
 
-/// Queues `frame` for every connection here of `members`, except `except`.
+/// Queues `item` for every connection here of `members`, except `except`.
 fn send_to_members(
     members: &HashSet<UserId>,
     local: &HashMap<UserId, LocalUser>,
-    frame: &Utf8Bytes,
+    item: &Outgoing,
     except: Option<ConnId>,
 ) {
     for member in members {
         if let Some(user) = local.get(member) {
-            send_to_user(user, frame, except);
+            send_to_user(user, item, except);
         }
     }
 }
 
-fn send_to_user(user: &LocalUser, frame: &Utf8Bytes, except: Option<ConnId>) {
+fn send_to_user(user: &LocalUser, item: &Outgoing, except: Option<ConnId>) {
     for (id, outbox) in &user.conns {
         if Some(*id) != except {
-            outbox.push(frame.clone());
+            outbox.push(item.clone());
         }
     }
 }
 
-/// Hands the early messages that now follow `delivered` to the room's members.
-fn release_early(fanout: &mut RoomFanout, local: &HashMap<UserId, LocalUser>) {
+/// Hands the early messages of `room` that now follow `delivered` to its members.
+fn release_early(room: RoomId, fanout: &mut RoomFanout, local: &HashMap<UserId, LocalUser>) {
     while let Some(entry) = fanout.early.first_entry() {
         let seq = *entry.key();
         if seq <= fanout.delivered {
             entry.remove();
         } else if seq == fanout.delivered + 1 {
             let (frame, except) = entry.remove();
-            send_to_members(&fanout.members, local, &frame, except);
+            let item = Outgoing::Message { room, seq, frame };
+            send_to_members(&fanout.members, local, &item, except);
             fanout.delivered = seq;
         } else {
             return;
         }
+    }
+}
+
+/// What a delivery to one user means to each of their connections' per-room order:
+/// a join or a catch-up history opens or closes a room's order, anything else is a
+/// plain frame.
+fn for_user(user: &UserId, delivery: &Delivery) -> Outgoing {
+    let frame = delivery.frame.clone();
+    match (&delivery.effect, delivery.catch_up) {
+        (_, Some(CatchUp { room, newest })) => Outgoing::History {
+            room,
+            newest,
+            frame,
+        },
+        (
+            Some(Effect::Member {
+                room, user: member, ..
+            }),
+            None,
+        ) if member == user => Outgoing::Joined { room: *room, frame },
+        (Some(Effect::NotMember { room, user: member }), None) if member == user => {
+            Outgoing::Left { room: *room, frame }
+        }
+        _ => Outgoing::Frame(frame),
     }
 }
 
@@ -170,11 +195,12 @@ impl RoomHub {
             if message.seq > fanout.delivered {
                 let seq = message.seq;
                 let frame: Utf8Bytes = ServerMsg::Message { message }.to_json().into();
-                send_to_members(&fanout.members, local, &frame, None);
+                let item = Outgoing::Message { room, seq, frame };
+                send_to_members(&fanout.members, local, &item, None);
                 fanout.delivered = seq;
             }
         }
-        release_early(fanout, local);
+        release_early(room, fanout, local);
     }
 
     /// Waits [`GAP_WAIT`] for the messages missing before `room`'s early ones, then
@@ -218,6 +244,7 @@ impl HubInner {
             except: None,
             seq: None,
             effect,
+            catch_up: None,
             frame: msg.to_json().into(),
         });
     }
@@ -237,15 +264,21 @@ impl HubInner {
                     return;
                 };
                 let Some(seq) = delivery.seq else {
-                    send_to_members(&fanout.members, local, &delivery.frame, delivery.except);
+                    let item = Outgoing::Frame(delivery.frame.clone());
+                    send_to_members(&fanout.members, local, &item, delivery.except);
                     return;
                 };
                 if seq <= fanout.delivered {
                     // Already delivered (a resend's original, or filled from the store).
                 } else if seq == fanout.delivered + 1 {
-                    send_to_members(&fanout.members, local, &delivery.frame, delivery.except);
+                    let item = Outgoing::Message {
+                        room: *room,
+                        seq,
+                        frame: delivery.frame.clone(),
+                    };
+                    send_to_members(&fanout.members, local, &item, delivery.except);
                     fanout.delivered = seq;
-                    release_early(fanout, local);
+                    release_early(*room, fanout, local);
                 } else {
                     fanout
                         .early
@@ -258,12 +291,15 @@ impl HubInner {
             }
             Target::User(id) => {
                 if let Some(user) = local.get(id) {
-                    send_to_user(user, &delivery.frame, delivery.except);
+                    send_to_user(user, &for_user(id, delivery), delivery.except);
                 }
             }
-            Target::Everyone => local
-                .values()
-                .for_each(|user| send_to_user(user, &delivery.frame, delivery.except)),
+            Target::Everyone => {
+                let item = Outgoing::Frame(delivery.frame.clone());
+                local
+                    .values()
+                    .for_each(|user| send_to_user(user, &item, delivery.except));
+            }
             Target::Nobody => {}
         }
         drop(state);

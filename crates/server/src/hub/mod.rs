@@ -39,22 +39,20 @@ use std::sync::Mutex;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
 use natter_protocol::{
     ChannelInfo, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, SNAPSHOT_CHUNK,
 };
-use tokio::sync::mpsc;
 
 use self::appender::AppendQueue;
 use self::fanout::RoomFanout;
 use self::presence::{PresenceBatch, PresenceChange};
 use self::watch::SessionConnections;
-use crate::broker::{Broker, ConnId, Delivery, Effect, NodeId, Target};
+use crate::broker::{Broker, CatchUp, ConnId, Delivery, Effect, NodeId, Target};
 use crate::store::{RoomRecord, RoomRecordKind, Store, StoreError};
 
 pub use self::fanout::GAP_WAIT;
-pub use self::outbox::Outbox;
+pub use self::outbox::{Outbox, OutboxQueue, Outgoing};
 pub use self::watch::SessionWatch;
 
 /// This node's part of an online user: their connections here.
@@ -126,6 +124,18 @@ fn in_chunks<T>(mut items: impl Iterator<Item = T>, mut send: impl FnMut(Vec<T>)
     }
 }
 
+/// The hub's timers and bounds (from [`crate::Config`]).
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// How long a user whose last connection closed stays online (a reconnect within
+    /// it shows nothing); see `--presence-grace-ms`.
+    pub presence_grace: Duration,
+    /// Frames that may wait for one connection; see `--outbound-queue`.
+    pub outbound_queue: usize,
+    /// Bytes that may wait for one connection; see `--outbound-queue-bytes`.
+    pub outbound_queue_bytes: usize,
+}
+
 /// Another online user holds the requested display name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the name is held by someone else online")]
@@ -159,10 +169,8 @@ struct HubInner {
     appender: AppendQueue,
     /// Where connection ids come from.
     next_conn: AtomicU64,
-    /// See [`crate::Config::presence_grace_ms`].
-    presence_grace: Duration,
-    /// See [`crate::Config::outbound_queue`].
-    outbound_queue: usize,
+    /// Timers and bounds.
+    settings: HubSettings,
     /// Presence changes waiting for the next window.
     presence: Mutex<PresenceBatch>,
     /// This hub, for the tasks it spawns from `&self` callbacks.
@@ -174,8 +182,7 @@ impl RoomHub {
     pub async fn start(
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
-        presence_grace: Duration,
-        outbound_queue: usize,
+        settings: HubSettings,
     ) -> Result<Self, StoreError> {
         let channels = store.list_channels().await?;
         let inner = Arc::new_cyclic(|weak: &Weak<HubInner>| {
@@ -192,8 +199,7 @@ impl RoomHub {
                 broker: broker.clone(),
                 appender,
                 next_conn: AtomicU64::new(1),
-                presence_grace,
-                outbound_queue,
+                settings,
                 presence: Mutex::new(PresenceBatch::default()),
                 me: WeakHub(weak.clone()),
             }
@@ -215,9 +221,10 @@ impl RoomHub {
     }
 
     /// Opens an outbound queue for a new connection.
-    pub fn open_outbox(&self) -> (Outbox, mpsc::Receiver<Utf8Bytes>) {
+    pub fn open_outbox(&self) -> (Outbox, OutboxQueue) {
         let id = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
-        Outbox::new(id, self.inner.outbound_queue)
+        let settings = &self.inner.settings;
+        Outbox::new(id, settings.outbound_queue, settings.outbound_queue_bytes)
     }
 
     /// Stops the append queue once it has stored what it already accepted.
@@ -288,7 +295,10 @@ impl RoomHub {
         let change = state.set_presence(self.node(), user, Some(name));
         // The snapshot, in bounded frames, queued before the connection can receive
         // any live event (it is attached below, under the same lock).
-        outbox.send(&ready);
+        outbox.push(Outgoing::Ready {
+            rooms: rooms.iter().map(|(room, _)| *room).collect(),
+            frame: ready.to_json().into(),
+        });
         let online = state.online.iter().map(|(id, u)| UserSummary {
             id: id.clone(),
             name: u.name.clone(),
@@ -359,27 +369,33 @@ impl RoomHub {
 
     /// Serializes `msg` once and sends it to `target` on every node.
     pub fn publish(&self, target: Target, msg: &ServerMsg) {
-        self.publish_delivery(target, None, None, None, msg);
+        self.publish_delivery(target, None, None, msg);
     }
 
     /// Like [`RoomHub::publish`], with an index change every node applies first.
     pub fn publish_with(&self, target: Target, effect: Effect, msg: &ServerMsg) {
-        self.publish_delivery(target, None, None, Some(effect), msg);
+        self.publish_delivery(target, Some(effect), None, msg);
+    }
+
+    /// Sends a room's catch-up `history` (everything up to `catch_up.newest`) to every
+    /// connection of `user`, on every node: the room's live messages wait for it there.
+    pub fn publish_history(&self, user: &UserId, catch_up: CatchUp, msg: &ServerMsg) {
+        self.publish_delivery(Target::User(user.clone()), None, Some(catch_up), msg);
     }
 
     fn publish_delivery(
         &self,
         target: Target,
-        except: Option<ConnId>,
-        seq: Option<Seq>,
         effect: Option<Effect>,
+        catch_up: Option<CatchUp>,
         msg: &ServerMsg,
     ) {
         self.inner.broker.publish(Delivery {
             target,
-            except,
-            seq,
+            except: None,
+            seq: None,
             effect,
+            catch_up,
             frame: msg.to_json().into(),
         });
     }

@@ -136,7 +136,7 @@ impl RoomHub {
         };
         let me = self.inner.me.clone();
         let user = user.clone();
-        let grace = self.inner.presence_grace;
+        let grace = self.inner.settings.presence_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if let Some(hub) = me.upgrade() {

@@ -14,7 +14,7 @@ use natter_protocol::{ChannelInfo, RoomId, Seq, ServerMsg, UserId, UserSummary, 
 
 use super::presence::PresenceChange;
 use super::{HubInner, RoomHub};
-use crate::broker::{ClusterSink, Delivery, Effect, Target};
+use crate::broker::{CatchUp, ClusterSink, Delivery, Effect, Target};
 use crate::store::RoomRecordKind;
 
 impl RoomHub {
@@ -68,15 +68,23 @@ impl RoomHub {
                     &ServerMsg::Joined { room: info, by },
                 );
                 let more_before = page.first().is_some_and(|m| m.seq > 1);
-                self.inner.deliver_here(
-                    Target::User(user.clone()),
-                    None,
-                    &ServerMsg::History {
+                let newest = page.last().map_or(0, |m| m.seq);
+                let history = ServerMsg::History {
+                    room: record.id,
+                    messages: page,
+                    more_before,
+                };
+                self.inner.deliver_local(&Delivery {
+                    target: Target::User(user.clone()),
+                    except: None,
+                    seq: None,
+                    effect: None,
+                    catch_up: Some(CatchUp {
                         room: record.id,
-                        messages: page,
-                        more_before,
-                    },
-                );
+                        newest,
+                    }),
+                    frame: history.to_json().into(),
+                });
             }
             for room in indexed.difference(&stored) {
                 self.inner.deliver_here(
@@ -197,7 +205,7 @@ impl ClusterSink for HubInner {
         self.write().departing.insert(node.to_string());
         let me = self.me.clone();
         let node = node.to_string();
-        let grace = self.presence_grace;
+        let grace = self.settings.presence_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if let Some(hub) = me.upgrade() {

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_protocol::{MessageKind, RoomId, Seq, ServerMsg, UserId, UserSummary};
-use tokio::sync::mpsc;
 
 use super::presence::presence_window;
-use super::{RoomHub, GAP_WAIT};
+use super::{HubSettings, OutboxQueue, RoomHub, GAP_WAIT};
 use crate::broker::{ClusterSink, Delivery, LocalBroker, Target};
 use crate::store::memory::MemoryStore;
 use crate::store::{NewMessage, Store};
@@ -34,7 +33,12 @@ const GRACE: Duration = Duration::from_secs(5);
 impl Node {
     async fn start() -> Node {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let hub = RoomHub::start(store.clone(), Arc::new(LocalBroker::default()), GRACE, 64)
+        let settings = HubSettings {
+            presence_grace: GRACE,
+            outbound_queue: 64,
+            outbound_queue_bytes: 1 << 20,
+        };
+        let hub = RoomHub::start(store.clone(), Arc::new(LocalBroker::default()), settings)
             .await
             .expect("hub starts");
         Node { hub, store }
@@ -45,11 +49,7 @@ impl Node {
     }
 
     /// A user online here in `rooms` (followed from the given seqs); their frames.
-    fn connect(
-        &self,
-        id: &str,
-        rooms: &[(RoomId, Seq)],
-    ) -> mpsc::Receiver<axum::extract::ws::Utf8Bytes> {
+    fn connect(&self, id: &str, rooms: &[(RoomId, Seq)]) -> OutboxQueue {
         let (outbox, frames) = self.hub.open_outbox();
         let user = UserId(id.into());
         let ready = ServerMsg::Ready {
@@ -111,14 +111,16 @@ fn remote_message(room: RoomId, seq: Seq) -> Delivery {
         except: None,
         seq: Some(seq),
         effect: None,
+        catch_up: None,
         frame: ServerMsg::Message { message }.to_json().into(),
     }
 }
 
 /// The seqs of the room messages among the frames received so far.
-fn seqs(frames: &mut mpsc::Receiver<axum::extract::ws::Utf8Bytes>) -> Vec<Seq> {
+fn seqs(frames: &mut OutboxQueue) -> Vec<Seq> {
     let mut seqs = Vec::new();
-    while let Ok(frame) = frames.try_recv() {
+    while let Some(item) = frames.try_recv() {
+        let frame = item.frame();
         if let Ok(ServerMsg::Message { message }) = serde_json::from_str(frame.as_str()) {
             seqs.push(message.seq);
         }
@@ -163,11 +165,10 @@ async fn a_sweep_finds_a_lost_message_with_nothing_after_it() {
 }
 
 /// The presence frames' online and offline user ids, in order.
-fn presence(
-    frames: &mut mpsc::Receiver<axum::extract::ws::Utf8Bytes>,
-) -> (Vec<String>, Vec<String>) {
+fn presence(frames: &mut OutboxQueue) -> (Vec<String>, Vec<String>) {
     let (mut online, mut offline) = (Vec::new(), Vec::new());
-    while let Ok(frame) = frames.try_recv() {
+    while let Some(item) = frames.try_recv() {
+        let frame = item.frame();
         if let Ok(ServerMsg::Presence {
             online: on,
             offline: off,

@@ -79,6 +79,7 @@ impl RoomHub {
                 except: None,
                 seq: None,
                 effect: Some(Effect::SessionEnded { session }),
+                catch_up: None,
                 frame: Utf8Bytes::from_static(""),
             });
         }

@@ -118,6 +118,27 @@ impl Client {
         }
     }
 
+    /// Connects over a socket with a tiny receive buffer, so a test that stops reading
+    /// closes the TCP window after a few KiB (the server's writes then stop making
+    /// progress), as a peer that stopped reading would.
+    pub async fn connect_small_window(addr: SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("receive buffer");
+        let stream = socket.connect(addr).await.expect("tcp connects");
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("websocket connects");
+        Client {
+            ws,
+            me: None,
+            credentials: None,
+            ready: None,
+        }
+    }
+
     /// Connects with extra upgrade headers (`Cookie`, `Origin`); `Err` is the HTTP
     /// status of a refused upgrade.
     pub async fn connect_with(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Client, u16> {
