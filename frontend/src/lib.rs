@@ -1,6 +1,9 @@
 //! natter-web: the browser client, a Leptos CSR app compiled to WASM by trunk.
 //!
 //! # Layout
+//! - [`state`]: the chat's data and a pure reducer of every [`natter_protocol::ServerMsg`]
+//!   and of what the person does, returning the effects to carry out; unit-tested
+//!   natively (not wired into [`client`] yet).
 //! - [`logic`]: pure client logic (history merge, storage keys, backoff, unread,
 //!   colours), unit-tested natively.
 //! - [`account`]: the account endpoints (`/api`) and links that arrive by email.
@@ -17,6 +20,7 @@ pub mod cache;
 pub mod client;
 pub mod components;
 pub mod logic;
+pub mod state;
 
 use leptos::prelude::*;
 
