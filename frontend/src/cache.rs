@@ -7,12 +7,16 @@
 //!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages.
 //!
 //! A corrupt or old-format entry is deleted and treated as absent, never a crash.
+//!
+//! This module owns the shapes it stores ([`Profile`], [`StoredPopup`]) and knows
+//! nothing of the chat state or the socket: [`crate::chat`] hands it plain data. The
+//! formats are what browsers already hold, so they never change silently (a test pins
+//! the profile's JSON).
 
 use gloo_storage::{LocalStorage, Storage};
 use natter_protocol::{ChatMessage, GuestCredentials, RoomId, RoomInfo, Seq, UserId, UserSummary};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Popup;
 use crate::logic;
 
 /// The user's own snapshot, restored before the socket is back.
@@ -27,7 +31,16 @@ pub struct Profile {
     /// The room in the main pane.
     pub current: Option<RoomId>,
     /// Open direct-message popups.
-    pub popups: Vec<Popup>,
+    pub popups: Vec<StoredPopup>,
+}
+
+/// An open direct-message popup, as the profile keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPopup {
+    /// The direct room.
+    pub room: RoomId,
+    /// Folded to its title bar.
+    pub minimized: bool,
 }
 
 /// This page's origin: the namespace of everything natter keeps here.
