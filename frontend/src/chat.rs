@@ -25,7 +25,7 @@ use natter_protocol::{ChannelInfo, RoomId, RoomInfo, Seq, ServerMsg, UserSummary
 use crate::cache::{self, Profile, StoredPopup};
 use crate::socket::{Introduction, Listener, Socket, Status};
 use crate::state::{
-    form, ChatState, Effect, Pending, Person, Popup, RoomHistory, Snapshot, Versioned,
+    form, CachedVisit, ChatState, Effect, Pending, Person, Popup, RoomHistory, Versioned,
 };
 
 /// One part of the chat state as components read it: reading subscribes to this part
@@ -247,7 +247,7 @@ impl Chat {
             .map(|room| (room.id, cache::load_history(&profile.me.id, room.id)))
             .collect();
         let name = profile.me.name.clone();
-        let snapshot = Snapshot {
+        let visit = CachedVisit {
             me: profile.me,
             rooms: profile.rooms,
             read: profile.read.into_iter().collect(),
@@ -262,7 +262,7 @@ impl Chat {
                 .collect(),
             history,
         };
-        self.change(|s| s.restore(snapshot));
+        self.change(|s| s.restore(visit));
         self.start(name);
     }
 

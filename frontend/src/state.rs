@@ -191,7 +191,7 @@ fn push_once(out: &mut Vec<Effect>, effect: Effect) {
 
 /// What this browser kept of someone's last visit, to show before the socket is back.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+pub struct CachedVisit {
     /// Who they were.
     pub me: UserSummary,
     /// Their rooms.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use natter_protocol::{ChannelInfo, ClientMsg, RoomId, RoomKind, UserId, HISTORY_PAGE};
 
-use super::{ChatState, Effect, Pending, RoomHistory, Snapshot};
+use super::{CachedVisit, ChatState, Effect, Pending, RoomHistory};
 
 impl ChatState {
     /// Shows `room` in the main pane (or its popup, for a direct room).
@@ -121,8 +121,8 @@ impl ChatState {
     }
 
     /// Puts a cached visit on screen, before the server confirms or corrects it.
-    pub fn restore(&mut self, snapshot: Snapshot) {
-        let history: HashMap<RoomId, RoomHistory> = snapshot
+    pub fn restore(&mut self, visit: CachedVisit) {
+        let history: HashMap<RoomId, RoomHistory> = visit
             .history
             .into_iter()
             .map(|(room, messages)| {
@@ -135,11 +135,11 @@ impl ChatState {
             })
             .collect();
         self.history.set(history);
-        self.rooms.set(snapshot.rooms);
-        self.read.set(snapshot.read);
-        self.current.set(snapshot.current);
-        self.popups.set(snapshot.popups);
-        self.me.set(Some(snapshot.me));
+        self.rooms.set(visit.rooms);
+        self.read.set(visit.read);
+        self.current.set(visit.current);
+        self.popups.set(visit.popups);
+        self.me.set(Some(visit.me));
     }
 
     /// Forgets the person: everything but the channel list (the next `ready` replaces

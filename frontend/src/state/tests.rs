@@ -12,7 +12,7 @@ use natter_protocol::{
     RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
 };
 
-use super::{form, ChatState, Effect, Pending, Popup, Snapshot};
+use super::{form, CachedVisit, ChatState, Effect, Pending, Popup};
 
 const GENERAL: RoomId = RoomId(3);
 const RUST: RoomId = RoomId(5);
@@ -173,7 +173,7 @@ fn ready_shows_the_first_room_starts_new_rooms_read_and_waits_for_the_snapshot()
 #[test]
 fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
     let mut state = ChatState::default();
-    state.restore(Snapshot {
+    state.restore(CachedVisit {
         me: ann(),
         rooms: vec![
             channel(GENERAL, "general", 2),
@@ -231,7 +231,7 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
 #[test]
 fn ready_as_someone_else_drops_what_the_cache_showed() {
     let mut state = ChatState::default();
-    state.restore(Snapshot {
+    state.restore(CachedVisit {
         me: ann(),
         rooms: vec![channel(GENERAL, "general", 2), direct_with_bob(1)],
         read: HashMap::from([(GENERAL, 1)]),
@@ -902,7 +902,7 @@ fn resume_positions_are_only_for_the_person_the_cache_is_for() {
 #[test]
 fn a_restored_visit_pages_back_unless_it_holds_the_first_message() {
     let mut state = ChatState::default();
-    state.restore(Snapshot {
+    state.restore(CachedVisit {
         me: ann(),
         rooms: vec![channel(GENERAL, "general", 9), channel(RUST, "rust", 3)],
         read: HashMap::from([(GENERAL, 9)]),
