@@ -7,12 +7,16 @@
 //!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages.
 //!
 //! A corrupt or old-format entry is deleted and treated as absent, never a crash.
+//!
+//! This module owns the shapes it stores ([`Profile`], [`StoredPopup`]) and knows
+//! nothing of the chat state or the socket: [`crate::chat`] hands it plain data. The
+//! formats are what browsers already hold, so they never change silently (a test pins
+//! the profile's JSON).
 
 use gloo_storage::{LocalStorage, Storage};
 use natter_protocol::{ChatMessage, GuestCredentials, RoomId, RoomInfo, Seq, UserId, UserSummary};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Popup;
 use crate::logic;
 
 /// The user's own snapshot, restored before the socket is back.
@@ -27,7 +31,16 @@ pub struct Profile {
     /// The room in the main pane.
     pub current: Option<RoomId>,
     /// Open direct-message popups.
-    pub popups: Vec<Popup>,
+    pub popups: Vec<StoredPopup>,
+}
+
+/// An open direct-message popup, as the profile keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPopup {
+    /// The direct room.
+    pub room: RoomId,
+    /// Folded to its title bar.
+    pub minimized: bool,
 }
 
 /// This page's origin: the namespace of everything natter keeps here.
@@ -124,5 +137,34 @@ pub fn forget_user(user: &UserId) {
         .collect();
     for key in keys {
         LocalStorage::delete(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_protocol::RoomKind;
+
+    /// A profile exactly as browsers already hold it: whatever the code's types become,
+    /// this must keep loading and be written back the same way.
+    const STORED_PROFILE: &str = r#"{"me":{"id":"u1","name":"Ann"},"rooms":[{"id":3,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":7},{"id":9,"kind":"direct","members":[{"id":"u1","name":"Ann"},{"id":"u2","name":"Bob"}],"delete_when_empty":false,"latest_seq":2}],"read":[[3,7],[9,1]],"current":3,"popups":[{"room":9,"minimized":true}]}"#;
+
+    #[test]
+    fn the_stored_profile_format_is_unchanged() {
+        let profile: Profile = match serde_json::from_str(STORED_PROFILE) {
+            Ok(profile) => profile,
+            Err(err) => panic!("a stored profile no longer loads: {err}"),
+        };
+        assert_eq!(profile.me.name, "Ann");
+        assert_eq!(profile.read, [(RoomId(3), 7), (RoomId(9), 1)]);
+        assert_eq!(profile.current, Some(RoomId(3)));
+        assert_eq!(profile.popups.len(), 1);
+        assert_eq!(profile.popups[0].room, RoomId(9));
+        assert!(profile.popups[0].minimized);
+        assert!(matches!(&profile.rooms[1].kind, RoomKind::Direct { .. }));
+        assert_eq!(
+            serde_json::to_string(&profile).ok().as_deref(),
+            Some(STORED_PROFILE)
+        );
     }
 }

@@ -1,26 +1,43 @@
 //! natter-web: the browser client, a Leptos CSR app compiled to WASM by trunk.
 //!
 //! # Layout
-//! - [`logic`]: pure client logic (history merge, storage keys, backoff, unread,
-//!   colours), unit-tested natively.
+//! - [`state`]: the chat's data and a pure reducer of every [`natter_protocol::ServerMsg`]
+//!   and of what the person does, returning the effects to carry out; no browser, so it
+//!   is unit-tested natively (`cargo test -p natter-web`).
+//! - [`logic`]: pure helpers (history merge, storage keys, backoff, unread, colours),
+//!   unit-tested natively.
+//! - [`socket`]: the WebSocket: hello and resume, reconnect with backoff, resending
+//!   pending sends, the 4001 close.
+//! - [`chat`]: [`chat::Chat`], the context components read: the state in one signal,
+//!   read by parts; feeds frames to the reducer and performs its effects.
+//! - [`actions`]: what components call on [`chat::Chat`] (post, view, join, leave,
+//!   direct rooms, rename, popups, sign out, …).
+//! - [`cache`]: what survives a browser restart, in localStorage (gloo-storage); owns
+//!   the formats it stores.
 //! - [`account`]: the account endpoints (`/api`) and links that arrive by email.
-//! - [`cache`]: what survives a browser restart, in localStorage (gloo-storage).
-//! - [`client`]: the WebSocket connection and the [`client::Chat`] signals it feeds.
 //! - [`components`]: what is on screen: header, welcome screen (guest name or
-//!   account forms), sidebar (rooms, channels,
-//!   people), the room in view, direct-message popups.
+//!   account forms), sidebar (rooms, channels, people), the room in view,
+//!   direct-message popups.
+//!
+//! Imports never go in a circle: `logic` stands alone; `state` and `cache` use only
+//! `logic`; `socket` uses `logic` and plain types of `state`; `chat` uses `state`,
+//! `socket`, `cache` and `account`; `actions` adds methods to `chat::Chat`; components
+//! use `chat`, `state::form`, `socket::Status`, `logic` and `account`.
 //!
 //! `main.rs` only mounts [`App`].
 
 pub mod account;
+pub mod actions;
 pub mod cache;
-pub mod client;
+pub mod chat;
 pub mod components;
 pub mod logic;
+pub mod socket;
+pub mod state;
 
 use leptos::prelude::*;
 
-use crate::client::Chat;
+use crate::chat::Chat;
 use crate::components::{Header, Popups, RoomView, Sidebar, Welcome};
 
 /// The whole app: the welcome screen (a guest name, or an account) until someone is

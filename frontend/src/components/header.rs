@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use natter_protocol::validate;
 
-use crate::client::{form, Chat, Status};
+use crate::chat::Chat;
+use crate::socket::Status;
+use crate::state::form;
 
 /// Product name, connection state and my name.
 #[component]
@@ -38,7 +40,7 @@ pub fn Header() -> impl IntoView {
                     class="menu"
                     aria-label="Menu"
                     aria-expanded=move || chat.drawer_open.get().to_string()
-                    on:click=move |_| chat.drawer_open.update(|open| *open = !*open)
+                    on:click=move |_| chat.toggle_drawer()
                 >
                     "☰"
                 </button>

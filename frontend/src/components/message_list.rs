@@ -8,7 +8,7 @@ use leptos::html;
 use leptos::prelude::*;
 use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
 
-use crate::client::Chat;
+use crate::chat::Chat;
 use crate::logic::name_hue;
 
 /// Pixels from the bottom that still count as "at the bottom".

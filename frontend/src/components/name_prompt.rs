@@ -3,7 +3,9 @@
 use leptos::prelude::*;
 use natter_protocol::validate;
 
-use crate::client::{form, Chat, Status};
+use crate::chat::Chat;
+use crate::socket::Status;
+use crate::state::form;
 
 /// The name form, with the shared validation rules checked as the person types and the
 /// server's verdict (e.g. "taken") shown inline.

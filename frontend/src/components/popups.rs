@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use natter_protocol::RoomId;
 
-use crate::client::Chat;
+use crate::chat::Chat;
 use crate::components::sidebar::UnreadBadge;
 use crate::components::{Composer, MessageList};
 

@@ -3,8 +3,9 @@
 use leptos::prelude::*;
 use natter_protocol::{RoomId, RoomKind};
 
-use crate::client::{form, Chat};
+use crate::chat::Chat;
 use crate::components::{Composer, MessageList};
+use crate::state::form;
 
 /// The room on screen, or a hint when there is none.
 #[component]

@@ -4,8 +4,9 @@
 use leptos::prelude::*;
 use natter_protocol::{validate, RoomId};
 
-use crate::client::{form, Chat};
+use crate::chat::Chat;
 use crate::logic::name_hue;
+use crate::state::form;
 
 /// An unread badge, absent when there is nothing unread.
 #[component]

@@ -11,8 +11,9 @@ use natter_protocol::account::{ApiError, LoginRequest, SignupRequest};
 use natter_protocol::validate;
 
 use crate::account::{self, EmailLink};
-use crate::client::{form, Chat};
+use crate::chat::Chat;
 use crate::components::NamePrompt;
+use crate::state::form;
 
 /// Which form is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]

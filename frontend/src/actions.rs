@@ -1,0 +1,132 @@
+//! What the components call: post, page back, view, join, leave, open a direct room,
+//! rename, create a channel or a code room, join by code, the popups, the drawer and
+//! signing out.
+//!
+//! Each one either changes the [`crate::state::ChatState`] (and performs what that
+//! calls for) or sends a request whose answer the reducer handles, tagged with the
+//! form that shows its error. Starting a session (`start`, `signed_in`) lives in
+//! [`crate::chat`] instead, because the socket's own events need it too.
+
+use leptos::prelude::*;
+use natter_protocol::{ChannelInfo, ClientMsg, RoomId, UserId};
+
+use crate::chat::Chat;
+use crate::state::{form, Pending};
+
+impl Chat {
+    /// Shows (or clears, with `None`) an inline error for a form.
+    pub fn set_error(&self, form: &'static str, message: Option<String>) {
+        self.change(|s| s.set_error(form, message));
+    }
+
+    /// Posts `text` to `room`. If the socket is down it goes out after reconnecting.
+    pub fn post(&self, room: RoomId, text: String) {
+        let client_id = format!(
+            "{:x}-{:x}",
+            js_sys::Date::now() as u64,
+            (js_sys::Math::random() * 1e15) as u64
+        );
+        self.change_and_perform(|s| {
+            s.post(Pending {
+                client_id,
+                room,
+                text,
+            })
+        });
+    }
+
+    /// Asks for the page before the oldest message held in `room`.
+    pub fn load_older(&self, room: RoomId) {
+        let Some(request) = self.with_state_untracked(|s| s.older_page(room)) else {
+            return;
+        };
+        if self.socket().send(request, None) {
+            self.change(|s| s.older_page_requested(room));
+        }
+    }
+
+    /// Shows `room` in the main pane (or its popup, for a direct room).
+    pub fn view(&self, room: RoomId) {
+        self.change_and_perform(|s| s.view(room));
+    }
+
+    /// Joins a public channel (or just shows it if already a member).
+    pub fn join_channel(&self, channel: &ChannelInfo) {
+        self.change_and_perform(|s| s.join_channel(channel));
+    }
+
+    /// Opens the direct room with `user`; it pops up on both sides.
+    pub fn open_direct(&self, user: &UserId) {
+        self.change_and_perform(|s| s.open_direct(user));
+    }
+
+    /// Asks to be called `name` from now on.
+    pub fn rename(&self, name: String) {
+        self.socket()
+            .send(ClientMsg::Rename { name }, Some(form::RENAME));
+    }
+
+    /// Creates a public channel.
+    pub fn create_channel(&self, name: String, delete_when_empty: bool) {
+        self.socket().send(
+            ClientMsg::CreateChannel {
+                name,
+                delete_when_empty,
+            },
+            Some(form::CHANNEL),
+        );
+    }
+
+    /// Creates a private room with a fresh code.
+    pub fn create_code_room(&self, delete_when_empty: bool) {
+        self.socket().send(
+            ClientMsg::CreateCodeRoom { delete_when_empty },
+            Some(form::CODE),
+        );
+    }
+
+    /// Joins a private room by its code.
+    pub fn join_code(&self, code: String) {
+        self.socket()
+            .send(ClientMsg::JoinByCode { code }, Some(form::CODE));
+    }
+
+    /// Leaves a channel or code room.
+    pub fn leave(&self, room: RoomId) {
+        self.socket().send(ClientMsg::Leave { room }, None);
+    }
+
+    /// Opens (or unfolds) the popup of a direct room.
+    pub fn show_popup(&self, room: RoomId) {
+        self.change_and_perform(|s| s.show_popup(room));
+    }
+
+    /// Folds or unfolds a popup.
+    pub fn toggle_popup(&self, room: RoomId) {
+        self.change_and_perform(|s| s.toggle_popup(room));
+    }
+
+    /// Closes a popup; a new message in its room opens it again.
+    pub fn close_popup(&self, room: RoomId) {
+        self.change_and_perform(|s| s.close_popup(room));
+    }
+
+    /// Opens or closes the sidebar drawer (narrow screens).
+    pub fn toggle_drawer(&self) {
+        self.change(|s| s.toggle_drawer());
+    }
+
+    /// Signs out: ends the account's session on the server (closing its sockets in
+    /// every tab), and forgets this person in this browser — credentials, cached
+    /// history and everything else stored for them — so the next person starts clean.
+    pub fn sign_out(&self) {
+        if self.account.get_untracked().is_some() {
+            leptos::task::spawn_local(async {
+                if let Err(err) = crate::account::sign_out().await {
+                    leptos::logging::warn!("sign-out failed: {}", err.message);
+                }
+            });
+        }
+        self.forget_me();
+    }
+}

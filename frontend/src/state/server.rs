@@ -1,0 +1,337 @@
+//! What each frame from the server does to the [`ChatState`]: the reducer proper.
+//!
+//! [`ChatState::apply`] takes one [`ServerMsg`] and returns the [`Effect`]s it calls
+//! for. The subtle parts: `history` batches merge into one gap-free run and decide
+//! `more_before` only when they start what is held; an `ack` turns a pending send into
+//! my message; a presence frame naming me renames me; `left` moves the main pane to
+//! another room; an error lands next to the form its `ref` names.
+
+use std::collections::HashMap;
+
+use natter_protocol::{
+    ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, RoomId,
+    RoomInfo, RoomKind, Seq, ServerMsg, Timestamp, UserId, UserSummary, DEFAULT_CHANNEL,
+    HISTORY_PAGE,
+};
+
+use super::{form, form_of, is_direct_kind, push_once, ChatState, Effect, Person, Popup};
+use crate::logic;
+
+impl ChatState {
+    /// Folds one frame from the server into the state.
+    pub fn apply(&mut self, msg: ServerMsg) -> Vec<Effect> {
+        let mut out = Vec::new();
+        match msg {
+            ServerMsg::Ready {
+                me,
+                credentials,
+                rooms,
+            } => self.on_ready(me, credentials, rooms, &mut out),
+            ServerMsg::Channels { channels } => self.add_channels(channels),
+            ServerMsg::Presence { online, offline } => self.on_presence(online, offline, &mut out),
+            ServerMsg::ChannelAdded { channel } => self.add_channels(vec![channel]),
+            ServerMsg::ChannelRemoved { room } => self.channels.edit().retain(|ch| ch.id != room),
+            ServerMsg::Joined { room, by } => self.on_joined(room, by, &mut out),
+            ServerMsg::Left { room } => self.on_left(room, &mut out),
+            ServerMsg::History {
+                room,
+                messages,
+                more_before,
+            } => self.on_history(room, messages, more_before, &mut out),
+            ServerMsg::Message { message } => self.on_message(message, &mut out),
+            ServerMsg::Ack {
+                client_id,
+                room,
+                seq,
+                ts,
+            } => self.on_ack(&client_id, room, seq, ts, &mut out),
+            ServerMsg::Error {
+                code,
+                message,
+                request_ref,
+                retry_after_ms,
+            } => self.on_error(code, message, request_ref, retry_after_ms, &mut out),
+        }
+        out
+    }
+
+    fn on_ready(
+        &mut self,
+        me: UserSummary,
+        credentials: Option<GuestCredentials>,
+        rooms: Vec<RoomInfo>,
+        out: &mut Vec<Effect>,
+    ) {
+        if self
+            .me
+            .as_ref()
+            .is_some_and(|previous| previous.id != me.id)
+        {
+            // A different identity than the cache was for: drop what was shown.
+            self.history.set(HashMap::new());
+            self.read.set(HashMap::new());
+            self.popups.set(Vec::new());
+            self.current.set(None);
+        }
+        if let Some(credentials) = credentials {
+            out.push(Effect::SaveCredentials(credentials));
+        }
+        // Rooms left elsewhere while away are gone from the cache too.
+        self.history
+            .edit()
+            .retain(|id, _| rooms.iter().any(|r| r.id == *id));
+        let read = self.read.edit();
+        for room in &rooms {
+            // A room never seen before starts read: no flood of old unread.
+            read.entry(room.id).or_insert(room.latest_seq);
+        }
+        let current_ok = self
+            .current
+            .is_some_and(|c| rooms.iter().any(|r| r.id == c && !is_direct_kind(&r.kind)));
+        let in_default = rooms
+            .iter()
+            .any(|r| matches!(&r.kind, RoomKind::Channel { name } if name == DEFAULT_CHANNEL));
+        self.popups
+            .edit()
+            .retain(|p| rooms.iter().any(|r| r.id == p.room));
+        // The snapshot that follows `ready` says who is online and which channels
+        // exist; until then, nobody is known to be online and no channel is listed.
+        self.people.edit().iter_mut().for_each(|p| p.online = false);
+        self.me.set(Some(me));
+        self.rooms.set(rooms);
+        self.channels.set(Vec::new());
+        if !current_ok {
+            let first = self.first_main_room();
+            self.current.set(first);
+        }
+        if self.current.is_none() && !in_default {
+            out.push(Effect::Send(ClientMsg::JoinChannel {
+                name: DEFAULT_CHANNEL.into(),
+            }));
+        }
+        out.push(Effect::SessionReady);
+        self.save_profile(out);
+        // Anything not acknowledged before the drop goes out again, same client ids.
+        out.push(Effect::ResendPending);
+    }
+
+    fn on_presence(
+        &mut self,
+        online: Vec<UserSummary>,
+        offline: Vec<UserId>,
+        out: &mut Vec<Effect>,
+    ) {
+        let my_id = self.me.as_ref().map(|me| me.id.clone());
+        if let Some(me) = online.iter().find(|u| Some(&u.id) == my_id.as_ref()) {
+            self.set_error(form::RENAME, None);
+            // Reconnects say hello under the new name.
+            out.push(Effect::SetHelloName(me.name.clone()));
+            self.me.set(Some(me.clone()));
+            self.save_profile(out);
+        }
+        let people = self.people.edit();
+        for user in online {
+            match people.iter_mut().find(|p| p.user.id == user.id) {
+                Some(person) => {
+                    person.user = user;
+                    person.online = true;
+                }
+                None => people.push(Person { user, online: true }),
+            }
+        }
+        for user in offline {
+            if let Some(person) = people.iter_mut().find(|p| p.user.id == user) {
+                person.online = false;
+            }
+        }
+    }
+
+    /// Adds channels to the list (snapshot frames after `ready`, or one created live).
+    fn add_channels(&mut self, channels: Vec<ChannelInfo>) {
+        let list = self.channels.edit();
+        for channel in channels {
+            if !list.iter().any(|ch| ch.id == channel.id) {
+                list.push(channel);
+            }
+        }
+    }
+
+    fn on_joined(&mut self, room: RoomInfo, by: UserId, out: &mut Vec<Effect>) {
+        let id = room.id;
+        let direct = is_direct_kind(&room.kind);
+        let latest = room.latest_seq;
+        let rooms = self.rooms.edit();
+        match rooms.iter_mut().find(|r| r.id == id) {
+            Some(existing) => *existing = room,
+            None => rooms.push(room),
+        }
+        self.read.edit().entry(id).or_insert(latest);
+        let mine = self.me.as_ref().is_some_and(|me| me.id == by);
+        if direct {
+            self.open_popup(id, out);
+        } else if mine {
+            self.set_error(form::CHANNEL, None);
+            self.set_error(form::CODE, None);
+            self.show(id, out);
+        }
+        self.save_profile(out);
+    }
+
+    fn on_left(&mut self, room: RoomId, out: &mut Vec<Effect>) {
+        self.rooms.edit().retain(|r| r.id != room);
+        self.history.edit().remove(&room);
+        if let Some(me) = self.me.as_ref() {
+            out.push(Effect::ForgetRoom {
+                user: me.id.clone(),
+                room,
+            });
+        }
+        if *self.current == Some(room) {
+            let first = self.first_main_room();
+            self.current.set(first);
+        }
+        self.save_profile(out);
+    }
+
+    fn on_history(
+        &mut self,
+        room: RoomId,
+        messages: Vec<ChatMessage>,
+        more_before: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        let batch_first = messages.first().map(|m| m.seq);
+        let entry = self.history.edit().entry(room).or_default();
+        logic::apply_batch(&mut entry.messages, messages, more_before);
+        // `more_before` describes what lies before this batch: it is the room's answer
+        // only if the batch now starts what we hold.
+        if batch_first.is_some() && entry.messages.first().map(|m| m.seq) == batch_first {
+            entry.more_before = more_before;
+            entry.loading_older = false;
+        } else if batch_first.is_none() {
+            entry.more_before = more_before && !entry.messages.is_empty();
+            entry.loading_older = false;
+        }
+        self.after_messages(room, out);
+    }
+
+    fn on_message(&mut self, message: ChatMessage, out: &mut Vec<Effect>) {
+        let room = message.room;
+        let seq = message.seq;
+        // A gap before a live message (missed while away): fetch exactly what is missing.
+        let held_until = self
+            .history
+            .get(&room)
+            .and_then(|h| logic::resume_seq(&h.messages));
+        if let Some(end) = held_until.filter(|end| seq > end + 1) {
+            let missing = u32::try_from(seq - end - 1)
+                .unwrap_or(u32::MAX)
+                .min(HISTORY_PAGE);
+            out.push(Effect::Send(ClientMsg::History {
+                room,
+                before: seq,
+                limit: missing,
+            }));
+        }
+        logic::merge_history(
+            &mut self.history.edit().entry(room).or_default().messages,
+            [message],
+        );
+        if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
+            info.latest_seq = info.latest_seq.max(seq);
+        }
+        // A new message in a closed direct room brings its popup back.
+        if self.is_direct(room) && !self.popups.iter().any(|p| p.room == room) {
+            self.popups.edit().push(Popup {
+                room,
+                minimized: false,
+            });
+        }
+        self.after_messages(room, out);
+    }
+
+    fn on_ack(
+        &mut self,
+        client_id: &str,
+        room: RoomId,
+        seq: Seq,
+        ts: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let pending = self.pending.edit();
+        let acknowledged = pending
+            .iter()
+            .position(|p| p.client_id == client_id)
+            .map(|at| pending.remove(at));
+        if let (Some(sent), Some(me)) = (acknowledged, self.me.as_ref().cloned()) {
+            self.on_message(
+                ChatMessage {
+                    room,
+                    seq,
+                    sender: me,
+                    ts,
+                    kind: MessageKind::Text,
+                    text: sent.text,
+                },
+                out,
+            );
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        request_ref: Option<String>,
+        retry_after_ms: Option<u64>,
+        out: &mut Vec<Effect>,
+    ) {
+        match code {
+            ErrorCode::BadCredentials => {
+                // This server does not know us (its database was reset): start afresh.
+                if let Some(me) = self.me.as_ref() {
+                    out.push(Effect::ForgetUser(me.id.clone()));
+                }
+                out.push(Effect::ForgetCredentials);
+                out.push(Effect::SayHello);
+            }
+            ErrorCode::RateLimited => {
+                // Sends refused for speed stay pending; try them again when allowed.
+                out.push(Effect::ResendPendingAfter {
+                    ms: retry_after_ms.unwrap_or(1000),
+                });
+                self.set_error(form::GENERAL, Some(message));
+            }
+            ErrorCode::NameTaken | ErrorCode::NameReserved | ErrorCode::InvalidName
+                if request_ref.as_deref() == Some(form::HELLO) =>
+            {
+                // Refused at hello: back to the name prompt with the reason.
+                self.me.set(None);
+                self.set_error(form::HELLO, Some(message));
+            }
+            _ => self.set_error(form_of(request_ref.as_deref()), Some(message)),
+        }
+    }
+
+    /// After messages arrive in `room`: it is read if it is on screen, and its messages
+    /// are kept.
+    fn after_messages(&mut self, room: RoomId, out: &mut Vec<Effect>) {
+        self.mark_read_if_visible(room, out);
+        if let Some(me) = self.me.as_ref() {
+            push_once(
+                out,
+                Effect::SaveHistory {
+                    user: me.id.clone(),
+                    room,
+                },
+            );
+        }
+    }
+
+    fn first_main_room(&self) -> Option<RoomId> {
+        self.rooms
+            .iter()
+            .find(|r| !is_direct_kind(&r.kind))
+            .map(|r| r.id)
+    }
+}

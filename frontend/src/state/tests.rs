@@ -1,0 +1,963 @@
+//! The reducer, natively: at least one test per [`ServerMsg`] variant (in the order of
+//! the enum, each section headed by the variant), then the person's own transitions.
+//! Each asserts what the state becomes and the exact effects asked for, in order.
+//!
+//! The file is long because every test builds its own small world from the helpers at
+//! the top and reads on its own; splitting it by variant would only scatter them.
+
+use std::collections::HashMap;
+
+use natter_protocol::{
+    ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, ResumePosition,
+    RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
+};
+
+use super::{form, CachedVisit, ChatState, Effect, Pending, Popup};
+
+const GENERAL: RoomId = RoomId(3);
+const RUST: RoomId = RoomId(5);
+const DIRECT: RoomId = RoomId(9);
+
+fn user(id: &str, name: &str) -> UserSummary {
+    UserSummary {
+        id: UserId(id.into()),
+        name: name.into(),
+    }
+}
+
+/// Whose browser this is, in every test.
+fn ann() -> UserSummary {
+    user("ann-id", "Ann")
+}
+
+fn bob() -> UserSummary {
+    user("bob-id", "Bob")
+}
+
+fn channel(id: RoomId, name: &str, latest_seq: Seq) -> RoomInfo {
+    RoomInfo {
+        id,
+        kind: RoomKind::Channel { name: name.into() },
+        delete_when_empty: false,
+        latest_seq,
+    }
+}
+
+fn direct_with_bob(latest_seq: Seq) -> RoomInfo {
+    RoomInfo {
+        id: DIRECT,
+        kind: RoomKind::Direct {
+            members: [ann(), bob()],
+        },
+        delete_when_empty: false,
+        latest_seq,
+    }
+}
+
+fn message(room: RoomId, seq: Seq, sender: UserSummary) -> ChatMessage {
+    ChatMessage {
+        room,
+        seq,
+        sender,
+        ts: 1_000 + seq as i64,
+        kind: MessageKind::Text,
+        text: format!("m{seq}"),
+    }
+}
+
+fn messages(room: RoomId, seqs: std::ops::RangeInclusive<Seq>) -> Vec<ChatMessage> {
+    seqs.map(|seq| message(room, seq, bob())).collect()
+}
+
+fn seqs(state: &ChatState, room: RoomId) -> Vec<Seq> {
+    state
+        .history
+        .get(&room)
+        .map(|h| h.messages.iter().map(|m| m.seq).collect())
+        .unwrap_or_default()
+}
+
+/// Ann, online after `ready` with these rooms (effects of getting there dropped).
+fn ready_with(rooms: Vec<RoomInfo>) -> ChatState {
+    let mut state = ChatState::default();
+    state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms,
+    });
+    state
+}
+
+fn history_of(state: &mut ChatState, room: RoomId, held: Vec<ChatMessage>, more_before: bool) {
+    state.apply(ServerMsg::History {
+        room,
+        messages: held,
+        more_before,
+    });
+}
+
+fn save_history(room: RoomId) -> Effect {
+    Effect::SaveHistory {
+        user: ann().id,
+        room,
+    }
+}
+
+// ---- ServerMsg::Ready ----
+
+#[test]
+fn ready_for_a_new_guest_keeps_its_credentials_and_joins_general() {
+    let credentials = GuestCredentials {
+        user_id: ann().id,
+        secret: "s3cret".into(),
+    };
+    let mut state = ChatState::default();
+    let effects = state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: Some(credentials.clone()),
+        rooms: vec![],
+    });
+    assert_eq!(*state.me, Some(ann()));
+    assert_eq!(*state.current, None);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveCredentials(credentials),
+            Effect::Send(ClientMsg::JoinChannel {
+                name: "general".into()
+            }),
+            Effect::SessionReady,
+            Effect::SaveProfile,
+            Effect::ResendPending,
+        ]
+    );
+}
+
+#[test]
+fn ready_shows_the_first_room_starts_new_rooms_read_and_waits_for_the_snapshot() {
+    let mut state = ChatState::default();
+    state.apply(ServerMsg::Presence {
+        online: vec![bob()],
+        offline: vec![],
+    });
+    state.apply(ServerMsg::ChannelAdded {
+        channel: ChannelInfo {
+            id: RUST,
+            name: "rust".into(),
+        },
+    });
+    let effects = state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![direct_with_bob(2), channel(GENERAL, "general", 7)],
+    });
+    assert_eq!(*state.current, Some(GENERAL), "the first room not a popup");
+    assert_eq!(*state.read, HashMap::from([(GENERAL, 7), (DIRECT, 2)]));
+    assert_eq!(state.unread(GENERAL), 0, "no flood of old unread");
+    assert!(
+        state.people.iter().all(|p| !p.online),
+        "online again by presence"
+    );
+    assert!(state.channels.is_empty(), "listed again by the snapshot");
+    assert_eq!(
+        effects,
+        [
+            Effect::SessionReady,
+            Effect::SaveProfile,
+            Effect::ResendPending
+        ],
+        "a member of general asks to join nothing"
+    );
+}
+
+#[test]
+fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
+    let mut state = ChatState::default();
+    state.restore(CachedVisit {
+        me: ann(),
+        rooms: vec![
+            channel(GENERAL, "general", 2),
+            channel(RUST, "rust", 1),
+            direct_with_bob(0),
+        ],
+        read: HashMap::from([(GENERAL, 2), (RUST, 1)]),
+        current: Some(RUST),
+        popups: vec![
+            Popup {
+                room: DIRECT,
+                minimized: false,
+            },
+            Popup {
+                room: RoomId(10),
+                minimized: true,
+            },
+        ],
+        history: HashMap::from([
+            (GENERAL, messages(GENERAL, 1..=2)),
+            (RUST, messages(RUST, 1..=1)),
+        ]),
+    });
+    state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![channel(GENERAL, "general", 5), direct_with_bob(0)],
+    });
+    assert_eq!(seqs(&state, GENERAL), [1, 2]);
+    assert!(!state.history.contains_key(&RUST), "left elsewhere");
+    assert_eq!(
+        *state.popups,
+        [Popup {
+            room: DIRECT,
+            minimized: false
+        }]
+    );
+    assert_eq!(*state.current, Some(GENERAL), "#rust is gone");
+    assert_eq!(
+        state.read.get(&GENERAL),
+        Some(&2),
+        "what was read stays read"
+    );
+    assert_eq!(state.unread(GENERAL), 3);
+
+    // Still a member of the room on screen: it stays on screen.
+    state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![channel(RUST, "rust", 1), channel(GENERAL, "general", 5)],
+    });
+    assert_eq!(*state.current, Some(GENERAL));
+}
+
+#[test]
+fn ready_as_someone_else_drops_what_the_cache_showed() {
+    let mut state = ChatState::default();
+    state.restore(CachedVisit {
+        me: ann(),
+        rooms: vec![channel(GENERAL, "general", 2), direct_with_bob(1)],
+        read: HashMap::from([(GENERAL, 1)]),
+        current: Some(GENERAL),
+        popups: vec![Popup {
+            room: DIRECT,
+            minimized: false,
+        }],
+        history: HashMap::from([(GENERAL, messages(GENERAL, 1..=2))]),
+    });
+    state.apply(ServerMsg::Ready {
+        me: bob(),
+        credentials: None,
+        rooms: vec![channel(GENERAL, "general", 2), direct_with_bob(1)],
+    });
+    assert_eq!(*state.me, Some(bob()));
+    assert!(state.history.is_empty());
+    assert!(state.popups.is_empty());
+    assert_eq!(*state.read, HashMap::from([(GENERAL, 2), (DIRECT, 1)]));
+    assert_eq!(*state.current, Some(GENERAL), "chosen afresh");
+}
+
+// ---- ServerMsg::Channels ----
+
+#[test]
+fn channels_frames_add_up_without_duplicates() {
+    let mut state = ready_with(vec![]);
+    let rust = ChannelInfo {
+        id: RUST,
+        name: "rust".into(),
+    };
+    let general = ChannelInfo {
+        id: GENERAL,
+        name: "general".into(),
+    };
+    let effects = state.apply(ServerMsg::Channels {
+        channels: vec![general.clone()],
+    });
+    state.apply(ServerMsg::Channels {
+        channels: vec![rust.clone(), general.clone()],
+    });
+    assert_eq!(*state.channels, [general, rust]);
+    assert!(effects.is_empty());
+}
+
+// ---- ServerMsg::Presence ----
+
+#[test]
+fn presence_brings_people_online_renames_them_and_takes_them_offline() {
+    let mut state = ready_with(vec![]);
+    let effects = state.apply(ServerMsg::Presence {
+        online: vec![bob()],
+        offline: vec![],
+    });
+    assert!(effects.is_empty(), "others' presence is not saved");
+    assert_eq!(state.people.len(), 1);
+    assert!(state.people[0].online);
+
+    state.apply(ServerMsg::Presence {
+        online: vec![],
+        offline: vec![bob().id, UserId("never-seen".into())],
+    });
+    assert_eq!(state.people.len(), 1, "unknown ids are not added");
+    assert!(!state.people[0].online);
+
+    state.apply(ServerMsg::Presence {
+        online: vec![user("bob-id", "Robert")],
+        offline: vec![],
+    });
+    assert_eq!(state.people.len(), 1, "one entry per id");
+    assert_eq!(state.people[0].user.name, "Robert");
+    assert!(state.people[0].online);
+}
+
+#[test]
+fn presence_of_myself_renames_me_and_clears_the_rename_error() {
+    let mut state = ready_with(vec![]);
+    state.apply(ServerMsg::error(
+        ErrorCode::NameTaken,
+        "Someone is already called that.",
+        Some(form::RENAME.into()),
+    ));
+    assert!(state.errors.contains_key(form::RENAME));
+    let effects = state.apply(ServerMsg::Presence {
+        online: vec![user("ann-id", "Annie"), bob()],
+        offline: vec![],
+    });
+    assert_eq!(*state.me, Some(user("ann-id", "Annie")));
+    assert!(!state.errors.contains_key(form::RENAME));
+    assert_eq!(
+        effects,
+        [Effect::SetHelloName("Annie".into()), Effect::SaveProfile],
+        "reconnects say hello under the new name"
+    );
+    assert_eq!(state.people.len(), 2, "I am in the list too");
+}
+
+// ---- ServerMsg::ChannelAdded ----
+
+#[test]
+fn a_channel_added_is_listed_once() {
+    let mut state = ready_with(vec![]);
+    let rust = ChannelInfo {
+        id: RUST,
+        name: "rust".into(),
+    };
+    for _ in 0..2 {
+        let effects = state.apply(ServerMsg::ChannelAdded {
+            channel: rust.clone(),
+        });
+        assert!(effects.is_empty());
+    }
+    assert_eq!(*state.channels, [rust]);
+}
+
+// ---- ServerMsg::ChannelRemoved ----
+
+#[test]
+fn a_channel_removed_leaves_the_list() {
+    let mut state = ready_with(vec![]);
+    state.apply(ServerMsg::Channels {
+        channels: vec![
+            ChannelInfo {
+                id: GENERAL,
+                name: "general".into(),
+            },
+            ChannelInfo {
+                id: RUST,
+                name: "rust".into(),
+            },
+        ],
+    });
+    let effects = state.apply(ServerMsg::ChannelRemoved { room: RUST });
+    assert_eq!(
+        state.channels.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [GENERAL]
+    );
+    assert!(effects.is_empty());
+}
+
+// ---- ServerMsg::Joined ----
+
+#[test]
+fn joining_a_channel_myself_shows_it_and_clears_the_forms_errors() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    state.toggle_drawer();
+    state.set_error(form::CHANNEL, Some("taken".into()));
+    state.set_error(form::CODE, Some("no such room".into()));
+    let effects = state.apply(ServerMsg::Joined {
+        room: channel(RUST, "rust", 4),
+        by: ann().id,
+    });
+    assert_eq!(state.room_ids(false), [GENERAL, RUST]);
+    assert_eq!(*state.current, Some(RUST));
+    assert!(!*state.drawer_open, "viewing a room closes the drawer");
+    assert!(state.errors.is_empty());
+    assert_eq!(state.read.get(&RUST), Some(&4), "joined read");
+    assert_eq!(effects, [Effect::SaveProfile]);
+}
+
+#[test]
+fn a_direct_room_opened_by_the_other_person_pops_up_and_stays_out_of_the_main_pane() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let effects = state.apply(ServerMsg::Joined {
+        room: direct_with_bob(3),
+        by: bob().id,
+    });
+    assert_eq!(
+        *state.popups,
+        [Popup {
+            room: DIRECT,
+            minimized: false
+        }]
+    );
+    assert_eq!(*state.current, Some(GENERAL));
+    assert_eq!(state.room_ids(true), [DIRECT]);
+    assert_eq!(state.room_title(DIRECT), "Bob");
+    assert_eq!(effects, [Effect::SaveProfile]);
+}
+
+#[test]
+fn joined_again_replaces_the_rooms_info_instead_of_adding_it() {
+    let mut state = ready_with(vec![channel(RUST, "rust", 2)]);
+    state.apply(ServerMsg::Joined {
+        room: channel(RUST, "rust", 9),
+        by: ann().id,
+    });
+    assert_eq!(state.rooms.len(), 1);
+    assert_eq!(state.rooms[0].latest_seq, 9);
+    assert_eq!(
+        state.unread(RUST),
+        0,
+        "on screen, so read up to the new latest"
+    );
+}
+
+// ---- ServerMsg::Left ----
+
+#[test]
+fn leaving_the_room_on_screen_moves_to_the_next_and_forgets_its_cache() {
+    let mut state = ready_with(vec![direct_with_bob(0), channel(RUST, "rust", 0)]);
+    state.apply(ServerMsg::Joined {
+        room: channel(GENERAL, "general", 0),
+        by: ann().id,
+    });
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=3), false);
+    assert_eq!(*state.current, Some(GENERAL));
+    let effects = state.apply(ServerMsg::Left { room: GENERAL });
+    assert_eq!(state.room_ids(false), [RUST]);
+    assert!(!state.history.contains_key(&GENERAL));
+    assert_eq!(
+        *state.current,
+        Some(RUST),
+        "the next room that is not a popup"
+    );
+    assert_eq!(
+        effects,
+        [
+            Effect::ForgetRoom {
+                user: ann().id,
+                room: GENERAL
+            },
+            Effect::SaveProfile
+        ]
+    );
+}
+
+#[test]
+fn leaving_a_room_not_on_screen_keeps_the_one_on_screen() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+    ]);
+    state.apply(ServerMsg::Left { room: RUST });
+    assert_eq!(*state.current, Some(GENERAL));
+    state.apply(ServerMsg::Left { room: GENERAL });
+    assert_eq!(*state.current, None, "nothing left to show");
+}
+
+// ---- ServerMsg::History ----
+
+#[test]
+fn history_fills_a_room_says_whether_older_exist_and_is_read_on_screen() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 100)]);
+    let effects = state.apply(ServerMsg::History {
+        room: GENERAL,
+        messages: messages(GENERAL, 51..=150),
+        more_before: true,
+    });
+    assert_eq!(seqs(&state, GENERAL), (51..=150).collect::<Vec<_>>());
+    assert!(state.history[&GENERAL].more_before);
+    assert_eq!(state.read.get(&GENERAL), Some(&150), "on screen, so read");
+    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+}
+
+#[test]
+fn history_of_a_room_not_on_screen_is_kept_and_stays_unread() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+    ]);
+    let effects = state.apply(ServerMsg::History {
+        room: RUST,
+        messages: messages(RUST, 1..=4),
+        more_before: false,
+    });
+    assert_eq!(state.unread(RUST), 4);
+    assert_eq!(effects, [save_history(RUST)]);
+}
+
+#[test]
+fn an_older_page_is_merged_in_front_and_ends_the_wait() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 200)]);
+    history_of(&mut state, GENERAL, messages(GENERAL, 101..=200), true);
+    assert_eq!(
+        state.older_page(GENERAL),
+        Some(ClientMsg::History {
+            room: GENERAL,
+            before: 101,
+            limit: 100
+        })
+    );
+    state.older_page_requested(GENERAL);
+    assert!(state.history[&GENERAL].loading_older);
+    assert_eq!(state.older_page(GENERAL), None, "one page at a time");
+
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=100), false);
+    assert_eq!(seqs(&state, GENERAL), (1..=200).collect::<Vec<_>>());
+    assert!(
+        !state.history[&GENERAL].more_before,
+        "the beginning of the room"
+    );
+    assert!(!state.history[&GENERAL].loading_older);
+    assert_eq!(state.older_page(GENERAL), None);
+}
+
+#[test]
+fn a_catch_up_batch_after_what_is_held_does_not_decide_more_before() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 20)]);
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=10), false);
+    // Its `more_before` speaks of what lies before 11, which is held.
+    history_of(&mut state, GENERAL, messages(GENERAL, 11..=20), true);
+    assert_eq!(seqs(&state, GENERAL), (1..=20).collect::<Vec<_>>());
+    assert!(!state.history[&GENERAL].more_before);
+}
+
+#[test]
+fn a_catch_up_batch_that_cannot_reach_the_cache_replaces_it() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 260)]);
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=10), false);
+    history_of(&mut state, GENERAL, messages(GENERAL, 161..=260), true);
+    assert_eq!(seqs(&state, GENERAL), (161..=260).collect::<Vec<_>>());
+    assert!(state.history[&GENERAL].more_before, "older ones page back");
+}
+
+#[test]
+fn an_empty_history_batch_says_more_before_only_when_something_is_held() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 10),
+    ]);
+    history_of(&mut state, GENERAL, vec![], true);
+    assert!(!state.history[&GENERAL].more_before);
+
+    history_of(&mut state, RUST, messages(RUST, 5..=10), true);
+    state.older_page_requested(RUST);
+    history_of(&mut state, RUST, vec![], true);
+    assert!(state.history[&RUST].more_before);
+    assert!(!state.history[&RUST].loading_older, "the wait is over");
+}
+
+// ---- ServerMsg::Message ----
+
+#[test]
+fn a_message_in_the_room_on_screen_is_read_and_kept() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let effects = state.apply(ServerMsg::Message {
+        message: message(GENERAL, 1, bob()),
+    });
+    assert_eq!(seqs(&state, GENERAL), [1]);
+    assert_eq!(state.rooms[0].latest_seq, 1);
+    assert_eq!(state.unread(GENERAL), 0);
+    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+}
+
+#[test]
+fn a_message_elsewhere_counts_as_unread_and_a_repeat_is_held_once() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+    ]);
+    for _ in 0..2 {
+        let effects = state.apply(ServerMsg::Message {
+            message: message(RUST, 1, bob()),
+        });
+        assert_eq!(effects, [save_history(RUST)]);
+    }
+    assert_eq!(seqs(&state, RUST), [1]);
+    assert_eq!(state.unread(RUST), 1);
+}
+
+#[test]
+fn a_message_after_a_gap_asks_for_exactly_what_is_missing() {
+    let mut state = ready_with(vec![
+        channel(RUST, "rust", 10),
+        channel(GENERAL, "general", 0),
+    ]);
+    state.view(GENERAL);
+    history_of(&mut state, RUST, messages(RUST, 1..=10), false);
+    let effects = state.apply(ServerMsg::Message {
+        message: message(RUST, 15, bob()),
+    });
+    assert_eq!(
+        effects,
+        [
+            Effect::Send(ClientMsg::History {
+                room: RUST,
+                before: 15,
+                limit: 4
+            }),
+            save_history(RUST)
+        ]
+    );
+    // The run still ends at 10, and one page is the most asked for at once.
+    let effects = state.apply(ServerMsg::Message {
+        message: message(RUST, 700, bob()),
+    });
+    assert_eq!(
+        effects[0],
+        Effect::Send(ClientMsg::History {
+            room: RUST,
+            before: 700,
+            limit: 100
+        })
+    );
+}
+
+#[test]
+fn a_message_in_a_closed_direct_room_brings_its_popup_back() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0), direct_with_bob(0)]);
+    assert!(state.popups.is_empty());
+    let effects = state.apply(ServerMsg::Message {
+        message: message(DIRECT, 1, bob()),
+    });
+    assert_eq!(
+        *state.popups,
+        [Popup {
+            room: DIRECT,
+            minimized: false
+        }]
+    );
+    assert_eq!(state.unread(DIRECT), 0, "an open popup is on screen");
+    assert_eq!(effects, [Effect::SaveProfile, save_history(DIRECT)]);
+}
+
+// ---- ServerMsg::Ack ----
+
+#[test]
+fn an_ack_turns_the_pending_send_into_my_message() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 7)]);
+    let effects = state.post(Pending {
+        client_id: "c1".into(),
+        room: GENERAL,
+        text: "hi".into(),
+    });
+    assert_eq!(
+        effects,
+        [Effect::Send(ClientMsg::Send {
+            room: GENERAL,
+            client_id: "c1".into(),
+            text: "hi".into()
+        })]
+    );
+    assert_eq!(state.pending.len(), 1);
+
+    let effects = state.apply(ServerMsg::Ack {
+        client_id: "c1".into(),
+        room: GENERAL,
+        seq: 8,
+        ts: 99,
+    });
+    assert!(state.pending.is_empty());
+    assert_eq!(
+        state.history[&GENERAL].messages,
+        [ChatMessage {
+            room: GENERAL,
+            seq: 8,
+            sender: ann(),
+            ts: 99,
+            kind: MessageKind::Text,
+            text: "hi".into(),
+        }]
+    );
+    assert_eq!(state.unread(GENERAL), 0);
+    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+}
+
+#[test]
+fn an_ack_for_a_send_not_pending_changes_nothing() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 7)]);
+    state.post(Pending {
+        client_id: "c1".into(),
+        room: GENERAL,
+        text: "hi".into(),
+    });
+    let effects = state.apply(ServerMsg::Ack {
+        client_id: "from-another-tab".into(),
+        room: GENERAL,
+        seq: 8,
+        ts: 99,
+    });
+    assert!(effects.is_empty());
+    assert_eq!(state.pending.len(), 1);
+    assert!(!state.history.contains_key(&GENERAL));
+}
+
+// ---- ServerMsg::Error ----
+
+#[test]
+fn an_error_is_shown_next_to_the_form_its_ref_names() {
+    let cases = [
+        (Some(form::RENAME), ErrorCode::NameTaken, form::RENAME),
+        (Some(form::CHANNEL), ErrorCode::ChannelExists, form::CHANNEL),
+        (Some(form::CODE), ErrorCode::NoSuchRoom, form::CODE),
+        (
+            Some(form::HELLO),
+            ErrorCode::UnsupportedVersion,
+            form::HELLO,
+        ),
+        (Some("not-a-form"), ErrorCode::Internal, form::GENERAL),
+        (None, ErrorCode::NotMember, form::GENERAL),
+    ];
+    for (request_ref, code, shown_at) in cases {
+        let mut state = ready_with(vec![]);
+        let effects = state.apply(ServerMsg::error(code, "no", request_ref.map(String::from)));
+        assert_eq!(
+            *state.errors,
+            HashMap::from([(shown_at, "no".to_string())]),
+            "{request_ref:?}"
+        );
+        assert!(effects.is_empty());
+        assert_eq!(*state.me, Some(ann()), "still me");
+    }
+}
+
+#[test]
+fn a_name_refused_at_hello_goes_back_to_the_name_prompt() {
+    for code in [
+        ErrorCode::NameTaken,
+        ErrorCode::NameReserved,
+        ErrorCode::InvalidName,
+    ] {
+        let mut state = ready_with(vec![]);
+        state.apply(ServerMsg::error(
+            code,
+            "pick another",
+            Some(form::HELLO.into()),
+        ));
+        assert_eq!(*state.me, None);
+        assert_eq!(
+            state.errors.get(form::HELLO).map(String::as_str),
+            Some("pick another")
+        );
+    }
+}
+
+#[test]
+fn unknown_credentials_forget_the_identity_and_say_hello_again() {
+    let mut state = ready_with(vec![]);
+    let effects = state.apply(ServerMsg::error(
+        ErrorCode::BadCredentials,
+        "unknown",
+        Some(form::HELLO.into()),
+    ));
+    assert_eq!(
+        effects,
+        [
+            Effect::ForgetUser(ann().id),
+            Effect::ForgetCredentials,
+            Effect::SayHello
+        ]
+    );
+    assert!(state.errors.is_empty());
+}
+
+#[test]
+fn a_rate_limit_resends_pending_later_and_says_so() {
+    let mut state = ready_with(vec![]);
+    let effects = state.apply(ServerMsg::Error {
+        code: ErrorCode::RateLimited,
+        message: "slow down".into(),
+        request_ref: None,
+        retry_after_ms: Some(2500),
+    });
+    assert_eq!(effects, [Effect::ResendPendingAfter { ms: 2500 }]);
+    assert_eq!(
+        state.errors.get(form::GENERAL).map(String::as_str),
+        Some("slow down")
+    );
+    let effects = state.apply(ServerMsg::error(ErrorCode::RateLimited, "slow down", None));
+    assert_eq!(effects, [Effect::ResendPendingAfter { ms: 1000 }]);
+}
+
+// ---- What the person does ----
+
+#[test]
+fn viewing_a_channel_marks_it_read_and_a_direct_room_opens_its_popup() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+        direct_with_bob(0),
+    ]);
+    state.apply(ServerMsg::Message {
+        message: message(RUST, 1, bob()),
+    });
+    state.toggle_drawer();
+    let effects = state.view(RUST);
+    assert_eq!(*state.current, Some(RUST));
+    assert!(!*state.drawer_open);
+    assert_eq!(state.unread(RUST), 0);
+    assert_eq!(effects, [Effect::SaveProfile]);
+
+    state.view(DIRECT);
+    assert_eq!(
+        *state.current,
+        Some(RUST),
+        "a direct room is never the main pane"
+    );
+    assert_eq!(state.popups.len(), 1);
+}
+
+#[test]
+fn a_folded_popup_counts_unread_and_unfolding_reads_it() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0), direct_with_bob(0)]);
+    state.show_popup(DIRECT);
+    state.toggle_popup(DIRECT);
+    assert!(state.popups[0].minimized);
+    state.apply(ServerMsg::Message {
+        message: message(DIRECT, 1, bob()),
+    });
+    assert_eq!(state.unread(DIRECT), 1);
+    let effects = state.toggle_popup(DIRECT);
+    assert_eq!(state.unread(DIRECT), 0);
+    assert_eq!(effects, [Effect::SaveProfile]);
+    state.close_popup(DIRECT);
+    assert!(state.popups.is_empty());
+}
+
+#[test]
+fn joining_a_listed_channel_shows_it_if_mine_and_asks_otherwise() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+    ]);
+    let rust = ChannelInfo {
+        id: RUST,
+        name: "rust".into(),
+    };
+    assert_eq!(state.join_channel(&rust), [Effect::SaveProfile]);
+    assert_eq!(*state.current, Some(RUST));
+    let other = ChannelInfo {
+        id: RoomId(77),
+        name: "other".into(),
+    };
+    assert_eq!(
+        state.join_channel(&other),
+        [Effect::Send(ClientMsg::JoinChannel {
+            name: "other".into()
+        })]
+    );
+}
+
+#[test]
+fn opening_a_direct_room_reuses_the_one_that_exists() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    assert_eq!(
+        state.open_direct(&bob().id),
+        [Effect::Send(ClientMsg::OpenDirect { user: bob().id })]
+    );
+    state.apply(ServerMsg::Joined {
+        room: direct_with_bob(0),
+        by: ann().id,
+    });
+    state.close_popup(DIRECT);
+    assert_eq!(state.open_direct(&bob().id), [Effect::SaveProfile]);
+    assert_eq!(state.popups.len(), 1);
+}
+
+#[test]
+fn resume_positions_are_only_for_the_person_the_cache_is_for() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=5), false);
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 9, bob()),
+    });
+    assert_eq!(
+        state.resume_positions(Some(&ann().id)),
+        [ResumePosition {
+            room: GENERAL,
+            seq: 5
+        }],
+        "from the end of the gap-free run"
+    );
+    assert!(state.resume_positions(Some(&bob().id)).is_empty());
+    assert!(state.resume_positions(None).is_empty());
+}
+
+#[test]
+fn a_restored_visit_pages_back_unless_it_holds_the_first_message() {
+    let mut state = ChatState::default();
+    state.restore(CachedVisit {
+        me: ann(),
+        rooms: vec![channel(GENERAL, "general", 9), channel(RUST, "rust", 3)],
+        read: HashMap::from([(GENERAL, 9)]),
+        current: Some(GENERAL),
+        popups: vec![],
+        history: HashMap::from([
+            (GENERAL, messages(GENERAL, 4..=9)),
+            (RUST, messages(RUST, 1..=3)),
+        ]),
+    });
+    assert_eq!(*state.me, Some(ann()));
+    assert!(state.history[&GENERAL].more_before);
+    assert!(!state.history[&RUST].more_before);
+    assert_eq!(state.unread(RUST), 3);
+}
+
+#[test]
+fn forgetting_the_person_keeps_only_the_channel_list() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    state.apply(ServerMsg::Channels {
+        channels: vec![ChannelInfo {
+            id: GENERAL,
+            name: "general".into(),
+        }],
+    });
+    state.post(Pending {
+        client_id: "c1".into(),
+        room: GENERAL,
+        text: "hi".into(),
+    });
+    state.forget();
+    assert_eq!(*state.me, None);
+    assert!(state.rooms.is_empty() && state.pending.is_empty() && state.read.is_empty());
+    assert_eq!(*state.current, None);
+    assert_eq!(state.channels.len(), 1);
+}
+
+#[test]
+fn an_event_changes_the_versions_of_the_parts_it_touches_only() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let people = state.people.version();
+    let channels = state.channels.version();
+    let history = state.history.version();
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 1, bob()),
+    });
+    assert_eq!(state.people.version(), people);
+    assert_eq!(state.channels.version(), channels);
+    assert_ne!(state.history.version(), history);
+
+    let history = state.history.version();
+    state.apply(ServerMsg::Presence {
+        online: vec![bob()],
+        offline: vec![],
+    });
+    assert_ne!(state.people.version(), people);
+    assert_eq!(state.history.version(), history);
+}
