@@ -245,3 +245,123 @@ async fn a_peer_that_stops_reading_is_cut_off_while_the_others_carry_on() {
     drop(stalled);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
+    use natter_server::store::sqlite::SqliteStore;
+    use natter_server::store::{NewMessage, Store, UserRecord};
+
+    const ROOMS: usize = 5_000;
+    const WITH_NEWS: usize = 2_000;
+    const CHANNELS: usize = 20_000;
+    let (_dir, db) = temp_db();
+    // Built straight in the database: through the protocol this would take minutes.
+    let (user, secret, first_room) = {
+        let store = SqliteStore::open(&sqlite_url(&db)).await.expect("store");
+        let secret = "s".repeat(32);
+        let user = UserRecord {
+            id: UserId("crowded".into()),
+            secret_hash: natter_server::secret::digest(&secret),
+            name: "Crowded".into(),
+        };
+        store.create_user(&user).await.expect("user");
+        let mut rooms = Vec::with_capacity(ROOMS);
+        for i in 0..ROOMS {
+            let room = store
+                .create_code_room(&format!("R{i:07}"), false)
+                .await
+                .expect("room");
+            store.add_member(room.id, &user.id).await.expect("member");
+            rooms.push(room.id);
+        }
+        for i in 0..CHANNELS {
+            store
+                .create_channel(&format!("channel-{i}"), false)
+                .await
+                .expect("channel");
+        }
+        // Some rooms have something the user has not seen; the rest have nothing.
+        let news = rooms[..WITH_NEWS]
+            .iter()
+            .map(|room| NewMessage {
+                room: *room,
+                sender: UserSummary {
+                    id: user.id.clone(),
+                    name: user.name.clone(),
+                },
+                ts: 1,
+                kind: MessageKind::Text,
+                text: "news".into(),
+                client_id: None,
+            })
+            .collect();
+        store.append(news).await.expect("messages");
+        (user, secret, rooms[0])
+    };
+    // The default outbound queue: 1,024 frames, fewer than the rooms.
+    let server = TestServer::start(&db).await;
+    let mut client = Client::connect(server.addr).await;
+    client
+        .send(ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "Crowded".into(),
+            credentials: Some(GuestCredentials {
+                user_id: user.id.clone(),
+                secret,
+            }),
+            resume: vec![],
+        })
+        .await;
+    // Something to do right after `hello`: its ack comes with the snapshot.
+    client
+        .send(ClientMsg::Send {
+            room: first_room,
+            client_id: "after-hello".into(),
+            text: "hello".into(),
+        })
+        .await;
+    let (mut rooms, mut channels, mut histories, mut acked) = (0, 0, 0, None);
+    loop {
+        let done = histories >= WITH_NEWS && channels > CHANNELS && acked.is_some();
+        // Once everything came, a moment of quiet shows nothing else is on its way.
+        let wait = if done {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(30)
+        };
+        match client.next_raw(wait).await {
+            Some(Message::Text(text)) => match serde_json::from_str(text.as_str()) {
+                Ok(ServerMsg::Ready { rooms: r, .. }) => rooms = r.len(),
+                Ok(ServerMsg::Channels { channels: c }) => channels += c.len(),
+                Ok(ServerMsg::History { messages, .. }) => {
+                    assert_eq!(messages.len(), 1, "a history with what is new");
+                    histories += 1;
+                }
+                Ok(ServerMsg::Ack { seq, .. }) => acked = Some(seq),
+                Ok(ServerMsg::Error { message, .. }) => panic!("refused: {message}"),
+                Ok(_) => {}
+                Err(err) => panic!("server frames parse: {err}"),
+            },
+            Some(Message::Close(close)) => panic!("closed during the snapshot: {close:?}"),
+            Some(_) => {}
+            None if done => break,
+            None => panic!(
+                "the snapshot stalled: {rooms} rooms, {channels} channels, {histories} histories"
+            ),
+        }
+    }
+    assert_eq!(rooms, ROOMS);
+    // (#general, made by the first migration, is a channel too.)
+    assert_eq!(channels, CHANNELS + 1);
+    // Rooms with nothing new cost nothing: no history frame for them.
+    assert_eq!(
+        histories, WITH_NEWS,
+        "one history per room with news, none for the rest"
+    );
+    assert_eq!(
+        acked,
+        Some(2),
+        "the connection worked meanwhile (after the news)"
+    );
+    server.stop().await;
+}

@@ -8,6 +8,8 @@
 //! a short method with its checks; kept together, a reader sees every request's
 //! validation and error codes in one place.
 
+use std::collections::HashMap;
+
 use natter_protocol::{
     validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
     ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE, PROTOCOL_VERSION,
@@ -17,7 +19,7 @@ use rand::Rng;
 
 use crate::broker::{CatchUp, Effect, Target};
 use crate::hub::appender::{AppendError, AppendReply};
-use crate::hub::{Outbox, Outgoing, RoomHub};
+use crate::hub::{Outbox, Outgoing, RoomCatchUp, RoomHub};
 use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 
@@ -351,10 +353,21 @@ impl Conversation {
         if user.name != name {
             store.rename_user(&user.id, &name).await?;
         }
-        for record in &records {
-            let after = resume.iter().find(|p| p.room == record.id).map(|p| p.seq);
-            self.send_history(record.id, after, None).await?;
-        }
+        // What each room's catch-up needs, read now that the connection is attached
+        // (a message stored since `rooms_of` is then either live or in the history).
+        // The connection's writer reads the histories as the socket drains.
+        let ids: Vec<RoomId> = records.iter().map(|r| r.id).collect();
+        let latest: HashMap<RoomId, Seq> = store.latest_seqs(&ids).await?.into_iter().collect();
+        let rooms = ids
+            .into_iter()
+            .map(|room| RoomCatchUp {
+                room,
+                after: resume.iter().find(|p| p.room == room).map_or(0, |p| p.seq),
+                // A room deleted meanwhile has nothing to send.
+                latest: latest.get(&room).copied().unwrap_or(0),
+            })
+            .collect();
+        self.outbox.push(Outgoing::CatchUp { rooms });
         Ok(())
     }
 
@@ -455,7 +468,7 @@ impl Conversation {
                 by: by.clone(),
             },
         );
-        self.send_history(room, None, Some(user)).await
+        self.send_history(room, user).await
     }
 
     async fn leave(&mut self, user: &UserId, room: RoomId) -> Outcome {
@@ -519,15 +532,9 @@ impl Conversation {
         Ok(())
     }
 
-    /// Sends a room's history: what came after `after` (resume), else the latest page;
-    /// to `user`'s connections, or to this connection only when `user` is `None`.
-    async fn send_history(
-        &self,
-        room: RoomId,
-        after: Option<Seq>,
-        user: Option<&UserId>,
-    ) -> Outcome {
-        let after = after.unwrap_or(0);
+    /// Sends a room's latest page to all of `user`'s connections (after a join).
+    async fn send_history(&self, room: RoomId, user: &UserId) -> Outcome {
+        let after = 0;
         let messages = self
             .hub
             .store()
@@ -542,16 +549,8 @@ impl Conversation {
             messages,
             more_before,
         };
-        match user {
-            Some(user) => self
-                .hub
-                .publish_history(user, CatchUp { room, newest }, &msg),
-            None => self.outbox.push(Outgoing::History {
-                room,
-                newest,
-                frame: msg.to_json().into(),
-            }),
-        }
+        self.hub
+            .publish_history(user, CatchUp { room, newest }, &msg);
         Ok(())
     }
 

@@ -101,17 +101,10 @@ impl RoomOrder {
                 frame,
             } => {
                 send(frame);
-                let given = self.given.entry(room).or_default();
-                *given = (*given).max(newest);
-                for (seq, frame) in self.waiting.remove(&room).unwrap_or_default() {
-                    self.forget_waiting(&frame);
-                    let given = self.given.entry(room).or_default();
-                    if seq > *given {
-                        *given = seq;
-                        send(frame);
-                    }
-                }
+                self.settle(room, newest, &mut send);
             }
+            // The writer takes these apart (see `ws.rs`); nothing to send as such.
+            Outgoing::CatchUp { .. } => {}
             Outgoing::Left { room, frame } => {
                 send(frame);
                 self.given.remove(&room);
@@ -121,6 +114,22 @@ impl RoomOrder {
             }
         }
         Ok(())
+    }
+
+    /// The connection now holds everything of `room` up to `newest` (its history was
+    /// sent, or it had nothing to catch up on): the live messages that waited go out,
+    /// minus those it already holds.
+    pub fn settle(&mut self, room: RoomId, newest: Seq, mut send: impl FnMut(Utf8Bytes)) {
+        let given = self.given.entry(room).or_default();
+        *given = (*given).max(newest);
+        for (seq, frame) in self.waiting.remove(&room).unwrap_or_default() {
+            self.forget_waiting(&frame);
+            let given = self.given.entry(room).or_default();
+            if seq > *given {
+                *given = seq;
+                send(frame);
+            }
+        }
     }
 
     fn forget_waiting(&mut self, frame: &Utf8Bytes) {

@@ -18,12 +18,14 @@
 //! The checks before the upgrade (Origin, per-IP cap, session cookie) are
 //! [`crate::http::upgrade`]'s.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, MAX_FRAME_BYTES};
+use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, HISTORY_PAGE, MAX_FRAME_BYTES};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +33,9 @@ use tokio_util::sync::CancellationToken;
 use super::conversation::Conversation;
 use super::order::RoomOrder;
 use super::SignedIn;
-use crate::hub::{OutboxQueue, Outgoing};
+use crate::hub::{OutboxQueue, Outgoing, RoomCatchUp};
 use crate::limits::{ConnectionLimiter, Verdict};
+use crate::store::Store;
 use crate::AppState;
 
 /// Read buffer per connection. tungstenite's default (128 KiB) costs ~137 KiB of memory
@@ -171,6 +174,8 @@ pub async fn serve(
         queue,
         commands: command_queue,
         order: RoomOrder::new(app.config.outbound_queue, app.config.outbound_queue_bytes),
+        catch_up: VecDeque::new(),
+        store: app.hub.store().clone(),
         write_timeout: app.config.write_timeout(),
         overflowed: overflowed.clone(),
         done: writer_done.clone(),
@@ -279,6 +284,10 @@ struct Writer {
     commands: mpsc::Receiver<Command>,
     /// Exactly once and in order, per room.
     order: RoomOrder,
+    /// Rooms of the snapshot whose history is still to be read and sent.
+    catch_up: VecDeque<RoomCatchUp>,
+    /// Where those histories are read from.
+    store: Arc<dyn Store>,
     /// How long one write may make no progress.
     write_timeout: Duration,
     /// Cancelled when more waits than the connection may hold: it closes with 1013.
@@ -292,28 +301,43 @@ struct WriteFailed;
 
 impl Writer {
     /// Writes until told to close, or until a write fails or makes no progress.
+    ///
+    /// What is queued goes first; the snapshot's histories are read one room at a time
+    /// when nothing else waits, so they go out as fast as the socket drains and never
+    /// pile up in memory.
     async fn run(mut self) {
         let _done = self.done.clone().drop_guard();
         loop {
-            tokio::select! {
-                biased;
-                command = self.commands.recv() => match command {
-                    Some(Command::Ping) => {
-                        if self.write(Message::Ping(Default::default())).await.is_err()
-                            || self.flush().await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Some(Command::Close(frame)) => {
-                        if let Some(frame) = frame {
-                            let _ = self.write(Message::Close(Some(frame))).await;
-                        }
-                        let _ = self.flush().await;
+            match self.commands.try_recv() {
+                Ok(command) => {
+                    if self.obey(command).await.is_err() {
                         return;
                     }
-                    None => return,
-                },
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if let Some(item) = self.queue.try_recv() {
+                if self.write_queued(item).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if let Some(room) = self.catch_up.pop_front() {
+                if self.write_catch_up(room).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return };
+                    if self.obey(command).await.is_err() {
+                        return;
+                    }
+                }
                 item = self.queue.recv() => {
                     let Some(item) = item else { return };
                     if self.write_queued(item).await.is_err() {
@@ -324,13 +348,76 @@ impl Writer {
         }
     }
 
+    /// Sends a ping, or the close frame; `Err` when the writer is done.
+    async fn obey(&mut self, command: Command) -> Result<(), WriteFailed> {
+        match command {
+            Command::Ping => {
+                self.write(Message::Ping(Default::default())).await?;
+                self.flush().await
+            }
+            Command::Close(frame) => {
+                if let Some(frame) = frame {
+                    let _ = self.write(Message::Close(Some(frame))).await;
+                }
+                let _ = self.flush().await;
+                Err(WriteFailed)
+            }
+        }
+    }
+
+    /// Reads one room's history after what the client holds and sends it (with the
+    /// live messages that waited for it). A store failure closes the connection with
+    /// 1013: the client reconnects and resumes.
+    async fn write_catch_up(&mut self, room: RoomCatchUp) -> Result<(), WriteFailed> {
+        let messages = match self
+            .store
+            .latest_after(room.room, room.after, HISTORY_PAGE)
+            .await
+        {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::error!(%err, "could not read a room's history for a snapshot");
+                self.overflowed.cancel();
+                return Ok(());
+            }
+        };
+        let more_before = messages.first().is_some_and(|m| m.seq > room.after + 1);
+        let newest = messages.last().map_or(room.after, |m| m.seq);
+        let history = ServerMsg::History {
+            room: room.room,
+            messages,
+            more_before,
+        };
+        let item = Outgoing::History {
+            room: room.room,
+            newest,
+            frame: history.to_json().into(),
+        };
+        self.write_queued(item).await
+    }
+
     /// Feeds `first` and everything else already queued (through the per-room order),
     /// then flushes once: a burst costs one syscall, not one per message.
     async fn write_queued(&mut self, first: Outgoing) -> Result<(), WriteFailed> {
         let mut frames = Vec::new();
         let mut next = Some(first);
         while let Some(item) = next {
-            if self.order.admit(item, |frame| frames.push(frame)).is_err() {
+            let admitted = match item {
+                Outgoing::CatchUp { rooms } => {
+                    for room in rooms {
+                        if room.latest > room.after {
+                            self.catch_up.push_back(room);
+                        } else {
+                            // Nothing new: no history frame at all.
+                            self.order
+                                .settle(room.room, room.after, |frame| frames.push(frame));
+                        }
+                    }
+                    Ok(())
+                }
+                item => self.order.admit(item, |frame| frames.push(frame)),
+            };
+            if admitted.is_err() {
                 self.overflowed.cancel();
                 break;
             }

@@ -39,6 +39,7 @@ use std::sync::Mutex;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
 use natter_protocol::{
     ChannelInfo, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, SNAPSHOT_CHUNK,
@@ -52,7 +53,7 @@ use crate::broker::{Broker, CatchUp, ConnId, Delivery, Effect, NodeId, Target};
 use crate::store::{RoomRecord, RoomRecordKind, Store, StoreError};
 
 pub use self::fanout::GAP_WAIT;
-pub use self::outbox::{Outbox, OutboxQueue, Outgoing};
+pub use self::outbox::{Outbox, OutboxQueue, Outgoing, RoomCatchUp};
 pub use self::watch::SessionWatch;
 
 /// This node's part of an online user: their connections here.
@@ -93,6 +94,36 @@ struct HubState {
     /// Signed-in sessions with connections here (by session id hash): ending one
     /// closes them all.
     sessions: HashMap<String, SessionConnections>,
+    /// Who is online, serialized once for every connection that arrives until the
+    /// next presence window changes it (see [`presence`]).
+    presence_frames: Option<SharedFrames>,
+    /// The channel list, serialized once for every connection that arrives until a
+    /// channel is added or removed.
+    channel_frames: Option<SharedFrames>,
+}
+
+/// Snapshot frames serialized once and handed to many connections (each frame is
+/// reference-counted, so a connection's copy costs a pointer).
+type SharedFrames = Arc<[Utf8Bytes]>;
+
+impl HubState {
+    /// The channel list as `channels` frames, serialized at most once per change.
+    fn channel_frames(&mut self) -> SharedFrames {
+        if let Some(frames) = &self.channel_frames {
+            return frames.clone();
+        }
+        let mut frames = Vec::new();
+        let channels = self.channels.iter().map(|(id, name)| ChannelInfo {
+            id: *id,
+            name: name.clone(),
+        });
+        in_chunks(channels, |channels| {
+            frames.push(ServerMsg::Channels { channels }.to_json().into())
+        });
+        let frames: SharedFrames = frames.into();
+        self.channel_frames = Some(frames.clone());
+        frames
+    }
 }
 
 impl HubState {
@@ -103,10 +134,13 @@ impl HubState {
             Effect::NotMember { room, user } => self.unindex_member(*room, user),
             Effect::Channel { id, name } => {
                 self.channels.insert(*id, name.clone());
+                self.channel_frames = None;
             }
             Effect::SessionEnded { session } => self.end_session(session),
             Effect::RoomGone { room } => {
-                self.channels.remove(room);
+                if self.channels.remove(room).is_some() {
+                    self.channel_frames = None;
+                }
                 self.forget_room(*room);
             }
         }
@@ -294,28 +328,23 @@ impl RoomHub {
         }
         let change = state.set_presence(self.node(), user, Some(name));
         // The snapshot, in bounded frames, queued before the connection can receive
-        // any live event (it is attached below, under the same lock).
+        // any live event (it is attached below, under the same lock). Who is online and
+        // which channels exist are frames shared by every connection that arrives
+        // before they change: connecting costs a pointer per frame here, not
+        // serializing everyone online and every channel.
         outbox.push(Outgoing::Ready {
             rooms: rooms.iter().map(|(room, _)| *room).collect(),
             frame: ready.to_json().into(),
         });
-        let online = state.online.iter().map(|(id, u)| UserSummary {
-            id: id.clone(),
-            name: u.name.clone(),
-        });
-        in_chunks(online, |online| {
-            outbox.send(&ServerMsg::Presence {
-                online,
-                offline: Vec::new(),
-            })
-        });
-        let channels = state.channels.iter().map(|(id, name)| ChannelInfo {
-            id: *id,
-            name: name.clone(),
-        });
-        in_chunks(channels, |channels| {
-            outbox.send(&ServerMsg::Channels { channels })
-        });
+        for frame in state.presence_frames().iter() {
+            outbox.push(Outgoing::Frame(frame.clone()));
+        }
+        for msg in self.inner.presence_since_frames(&change) {
+            outbox.send(&msg);
+        }
+        for frame in state.channel_frames().iter() {
+            outbox.push(Outgoing::Frame(frame.clone()));
+        }
         if let Some(local) = state.local.get_mut(user) {
             local.conns.insert(outbox.id, outbox.clone());
         }

@@ -62,6 +62,14 @@ pub enum Outgoing {
         /// The `history` frame.
         frame: Utf8Bytes,
     },
+    /// What the connection's snapshot still owes it after `ready`: per room, what the
+    /// client holds and the room's newest seq. The connection's writer reads each
+    /// history from the store as the socket drains (a user in thousands of rooms
+    /// never has them all queued at once); a room with nothing new sends nothing.
+    CatchUp {
+        /// The rooms of `ready`, with what each still needs.
+        rooms: Vec<RoomCatchUp>,
+    },
     /// `left`: the connection no longer follows `room`.
     Left {
         /// The room.
@@ -71,17 +79,34 @@ pub enum Outgoing {
     },
 }
 
+/// One room of a connection's catch-up after `ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomCatchUp {
+    /// The room.
+    pub room: RoomId,
+    /// The newest seq the client holds (its resume point; 0 for none).
+    pub after: Seq,
+    /// The room's newest seq, read after the connection was attached to fan-out.
+    pub latest: Seq,
+}
+
 impl Outgoing {
-    /// The frame to write.
-    pub fn frame(&self) -> &Utf8Bytes {
+    /// The frame to write, if the item is one.
+    pub fn frame(&self) -> Option<&Utf8Bytes> {
         match self {
             Outgoing::Frame(frame)
             | Outgoing::Message { frame, .. }
             | Outgoing::Ready { frame, .. }
             | Outgoing::Joined { frame, .. }
             | Outgoing::History { frame, .. }
-            | Outgoing::Left { frame, .. } => frame,
+            | Outgoing::Left { frame, .. } => Some(frame),
+            Outgoing::CatchUp { .. } => None,
         }
+    }
+
+    /// Bytes this item holds in the queue.
+    fn len(&self) -> usize {
+        self.frame().map_or(0, |frame| frame.len())
     }
 }
 
@@ -126,8 +151,7 @@ impl OutboxQueue {
     }
 
     fn taken(&self, item: &Outgoing) {
-        self.queued_bytes
-            .fetch_sub(item.frame().len(), Ordering::Relaxed);
+        self.queued_bytes.fetch_sub(item.len(), Ordering::Relaxed);
     }
 }
 
@@ -151,7 +175,7 @@ impl Outbox {
     /// Queues an item without waiting. A full queue (in frames or bytes) marks the
     /// connection as too slow; the item is dropped, as the connection is closing.
     pub fn push(&self, item: Outgoing) {
-        let len = item.frame().len();
+        let len = item.len();
         let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
         if queued > self.max_bytes {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use natter_protocol::validate::name_key;
 use natter_protocol::{ServerMsg, UserId, UserSummary};
 
-use super::{in_chunks, HubInner, HubState, OnlineUser, RoomHub, WeakHub};
+use super::{in_chunks, HubInner, HubState, OnlineUser, RoomHub, SharedFrames, WeakHub};
 use crate::broker::{ConnId, Target};
 
 /// What one presence update means to the people watching.
@@ -101,6 +101,36 @@ pub(super) struct PresenceBatch {
     offline: HashSet<UserId>,
 }
 
+impl HubState {
+    /// Who is online as `presence` frames, serialized at most once per presence
+    /// window: the frames are dropped when a window's changes go out, and rebuilt by
+    /// the next connection that needs them. Between windows they may lag behind the
+    /// board; [`HubInner::presence_since_frames`] covers the difference.
+    pub(super) fn presence_frames(&mut self) -> SharedFrames {
+        if let Some(frames) = &self.presence_frames {
+            return frames.clone();
+        }
+        let mut frames = Vec::new();
+        let online = self.online.iter().map(|(id, u)| UserSummary {
+            id: id.clone(),
+            name: u.name.clone(),
+        });
+        in_chunks(online, |online| {
+            frames.push(
+                ServerMsg::Presence {
+                    online,
+                    offline: Vec::new(),
+                }
+                .to_json()
+                .into(),
+            )
+        });
+        let frames: SharedFrames = frames.into();
+        self.presence_frames = Some(frames.clone());
+        frames
+    }
+}
+
 /// Flushes the presence batch every window, for as long as the hub lives.
 pub(super) fn flush_every_window(hub: WeakHub) {
     tokio::spawn(async move {
@@ -181,6 +211,8 @@ impl RoomHub {
         if batch.online.is_empty() && batch.offline.is_empty() {
             return;
         }
+        // The shared snapshot frames no longer match; the next connection rebuilds them.
+        self.write().presence_frames = None;
         // In frames of at most SNAPSHOT_CHUNK people each, like the snapshot: a crowd
         // arriving in one window must not grow every connection's write buffer.
         let everyone_here = |msg: ServerMsg| self.inner.deliver_here(Target::Everyone, None, &msg);
@@ -200,6 +232,42 @@ impl RoomHub {
 }
 
 impl HubInner {
+    /// The changes not yet sent (this window's batch, plus `own`, the arriving user's
+    /// change, not noted yet), as `presence` frames: with the shared snapshot frames,
+    /// which may be as old as the last window, they make the board as it is now.
+    pub(super) fn presence_since_frames(&self, own: &PresenceChange) -> Vec<ServerMsg> {
+        let batch = self.presence_batch();
+        let mut online: Vec<UserSummary> = batch.online.values().cloned().collect();
+        let mut offline: Vec<UserId> = batch.offline.iter().cloned().collect();
+        drop(batch);
+        match own {
+            PresenceChange::Unchanged => {}
+            PresenceChange::Online(user) => {
+                offline.retain(|id| *id != user.id);
+                online.retain(|u| u.id != user.id);
+                online.push(user.clone());
+            }
+            PresenceChange::Offline(id) => {
+                online.retain(|u| u.id != *id);
+                offline.push(id.clone());
+            }
+        }
+        let mut frames = Vec::new();
+        in_chunks(online.into_iter(), |online| {
+            frames.push(ServerMsg::Presence {
+                online,
+                offline: Vec::new(),
+            })
+        });
+        in_chunks(offline.into_iter(), |offline| {
+            frames.push(ServerMsg::Presence {
+                online: Vec::new(),
+                offline,
+            })
+        });
+        frames
+    }
+
     pub(super) fn presence_batch(&self) -> std::sync::MutexGuard<'_, PresenceBatch> {
         self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -120,7 +120,7 @@ fn remote_message(room: RoomId, seq: Seq) -> Delivery {
 fn seqs(frames: &mut OutboxQueue) -> Vec<Seq> {
     let mut seqs = Vec::new();
     while let Some(item) = frames.try_recv() {
-        let frame = item.frame();
+        let Some(frame) = item.frame() else { continue };
         if let Ok(ServerMsg::Message { message }) = serde_json::from_str(frame.as_str()) {
             seqs.push(message.seq);
         }
@@ -168,7 +168,7 @@ async fn a_sweep_finds_a_lost_message_with_nothing_after_it() {
 fn presence(frames: &mut OutboxQueue) -> (Vec<String>, Vec<String>) {
     let (mut online, mut offline) = (Vec::new(), Vec::new());
     while let Some(item) = frames.try_recv() {
-        let frame = item.frame();
+        let Some(frame) = item.frame() else { continue };
         if let Ok(ServerMsg::Presence {
             online: on,
             offline: off,

@@ -268,4 +268,25 @@ super::sql::sql_store!(SqliteStore, sqlx::Sqlite, {
         let _one_writer = self.write_turn().await;
         self.writer.append(batch).await
     }
+
+    async fn latest_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
+        // One query for any number of rooms (a user in thousands of them connects):
+        // the ids travel as one JSON array.
+        let ids = serde_json::to_string(&rooms.iter().map(|r| r.0).collect::<Vec<i64>>())
+            .map_err(|err| StoreError::Database(sqlx::Error::Encode(err.into())))?;
+        let rows = sqlx::query(
+            "SELECT id, latest_seq FROM rooms WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    RoomId(sqlx::Row::try_get(row, "id")?),
+                    sqlx::Row::try_get::<i64, _>(row, "latest_seq")? as Seq,
+                ))
+            })
+            .collect()
+    }
 });

@@ -303,8 +303,8 @@ impl Client {
         self.expect_error().await.0
     }
 
-    /// Says hello and returns the `ready` plus the history frames that follow for each
-    /// room the user is in.
+    /// Says hello and returns the history frames that follow `ready`: one for each room
+    /// with messages after the resume point (a room with nothing new sends none).
     pub async fn hello(
         &mut self,
         name: &str,
@@ -315,7 +315,7 @@ impl Client {
             version: PROTOCOL_VERSION,
             name: name.into(),
             credentials,
-            resume,
+            resume: resume.clone(),
         })
         .await;
         let ready = self.recv().await;
@@ -330,7 +330,11 @@ impl Client {
         };
         self.me = Some(me.clone());
         self.credentials = credentials.clone();
-        let room_count = rooms.len();
+        let resumed_at = |room: RoomId| resume.iter().find(|p| p.room == room).map_or(0, |p| p.seq);
+        let room_count = rooms
+            .iter()
+            .filter(|r| r.latest_seq > resumed_at(r.id))
+            .count();
         self.ready = Some(ready.clone());
         let mut histories = Vec::new();
         while histories.len() < room_count {
