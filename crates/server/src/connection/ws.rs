@@ -399,6 +399,7 @@ impl Writer {
     /// Feeds `first` and everything else already queued (through the per-room order),
     /// then flushes once: a burst costs one syscall, not one per message.
     async fn write_queued(&mut self, first: Outgoing) -> Result<(), WriteFailed> {
+        // What one item puts on the wire (a history may release waiting messages).
         let mut frames = Vec::new();
         let mut next = Some(first);
         while let Some(item) = next {
@@ -417,14 +418,14 @@ impl Writer {
                 }
                 item => self.order.admit(item, |frame| frames.push(frame)),
             };
+            for frame in frames.drain(..) {
+                self.write(Message::Text(frame)).await?;
+            }
             if admitted.is_err() {
                 self.overflowed.cancel();
                 break;
             }
             next = self.queue.try_recv();
-        }
-        for frame in frames {
-            self.write(Message::Text(frame)).await?;
         }
         self.flush().await
     }
