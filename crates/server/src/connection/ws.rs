@@ -26,7 +26,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, HISTORY_PAGE, MAX_FRAME_BYTES};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -117,18 +117,6 @@ pub async fn echo(mut socket: WebSocket) {
 /// Why the connection loop ended: a close frame to send, or none.
 type Ending = Option<(u16, &'static str)>;
 
-/// What the reading side asks of the writer besides writing the queue.
-enum Command {
-    /// Send a heartbeat ping.
-    Ping,
-    /// Send this close frame (or, with `None`, just flush what tungstenite queued, such
-    /// as its reply to the peer's close) and stop.
-    Close(Option<CloseFrame>),
-}
-
-/// Pings that may wait for the writer; more are pointless (the peer is not reading).
-const COMMANDS: usize = 4;
-
 /// Runs one upgraded connection until it closes: `signed_in` when it came with a valid
 /// session cookie. Called by [`crate::http::upgrade`] once the checks passed.
 ///
@@ -167,12 +155,16 @@ pub async fn serve(
         signed_in.as_ref().map(|s| s.user.clone()),
     );
     let (sink, mut stream) = socket.split();
-    let (commands, command_queue) = mpsc::channel(COMMANDS);
+    // The reading side's last word: a close frame to send (or, with `None`, just a
+    // flush of what tungstenite queued, such as its reply to the peer's close).
+    let (close_writer, close_requested) = oneshot::channel();
+    let heartbeat_every = app.config.heartbeat();
     let writer_done = CancellationToken::new();
     let writer = Writer {
         sink,
         queue,
-        commands: command_queue,
+        close: close_requested,
+        heartbeat: tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every),
         order: RoomOrder::new(app.config.outbound_queue, app.config.outbound_queue_bytes),
         catch_up: VecDeque::new(),
         store: app.hub.store().clone(),
@@ -184,7 +176,6 @@ pub async fn serve(
 
     let hello_deadline = sleep(app.config.hello_timeout());
     tokio::pin!(hello_deadline);
-    let heartbeat_every = app.config.heartbeat();
     let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_heard = Instant::now();
     // Made once, not per turn of the loop: a fresh `cancelled()` future registers with
@@ -206,11 +197,10 @@ pub async fn serve(
             why = &mut session_ended => break Some((close::SIGNED_OUT, why)),
             _ = &mut hello_deadline, if !conversation.is_ready() => break Some((close::POLICY, "no hello in time")),
             _ = heartbeat.tick() => {
+                // (The writer sends the pings.)
                 if last_heard.elapsed() > heartbeat_every * 2 {
                     break Some((close::GOING_AWAY, "heartbeat lost"));
                 }
-                // A full command queue means the writer is stuck: its timeout ends it.
-                let _ = commands.try_send(Command::Ping);
             }
             incoming = stream.next() => {
                 last_heard = Instant::now();
@@ -235,7 +225,10 @@ pub async fn serve(
                 }
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
-                        Ok(frame) => conversation.handle(frame).await,
+                        // Boxed: an idle connection's task is sized for its largest
+                        // await, and a request's (hello's above all) is far larger than
+                        // waiting for frames — boxing it keeps idle connections small.
+                        Ok(frame) => Box::pin(conversation.handle(frame)).await,
                         Err(err) => conversation.reject_frame(&err.reason, err.request_ref),
                     },
                     Some(Ok(Message::Binary(_))) => break Some((close::UNSUPPORTED_DATA, "natter speaks JSON text frames")),
@@ -255,7 +248,7 @@ pub async fn serve(
     });
     let closing = close.is_some();
     // Best effort: the peer may already be gone, or not reading at all.
-    let _ = commands.try_send(Command::Close(close));
+    let _ = close_writer.send(close);
     if tokio::time::timeout(CLOSE_SEND, &mut writer).await.is_err() {
         writer.abort();
     }
@@ -280,8 +273,10 @@ struct Writer {
     sink: SplitSink<WebSocket, Message>,
     /// What the hub queued for this connection.
     queue: OutboxQueue,
-    /// Pings and the close, from the reading side.
-    commands: mpsc::Receiver<Command>,
+    /// The close, from the reading side.
+    close: oneshot::Receiver<Option<CloseFrame>>,
+    /// When to ping the peer (the reading side checks that it answers).
+    heartbeat: tokio::time::Interval,
     /// Exactly once and in order, per room.
     order: RoomOrder,
     /// Rooms of the snapshot whose history is still to be read and sent.
@@ -308,15 +303,10 @@ impl Writer {
     async fn run(mut self) {
         let _done = self.done.clone().drop_guard();
         loop {
-            match self.commands.try_recv() {
-                Ok(command) => {
-                    if self.obey(command).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
-                Err(mpsc::error::TryRecvError::Empty) => {}
+            match self.close.try_recv() {
+                Ok(frame) => return self.close_with(frame).await,
+                Err(oneshot::error::TryRecvError::Closed) => return,
+                Err(oneshot::error::TryRecvError::Empty) => {}
             }
             if let Some(item) = self.queue.try_recv() {
                 if self.write_queued(item).await.is_err() {
@@ -325,16 +315,25 @@ impl Writer {
                 continue;
             }
             if let Some(room) = self.catch_up.pop_front() {
-                if self.write_catch_up(room).await.is_err() {
+                // Boxed, like requests on the reading side: rare, and larger than the
+                // rest of the writer's waiting.
+                if Box::pin(self.write_catch_up(room)).await.is_err() {
                     return;
                 }
                 continue;
             }
             tokio::select! {
                 biased;
-                command = self.commands.recv() => {
-                    let Some(command) = command else { return };
-                    if self.obey(command).await.is_err() {
+                frame = &mut self.close => {
+                    if let Ok(frame) = frame {
+                        self.close_with(frame).await;
+                    }
+                    return;
+                }
+                _ = self.heartbeat.tick() => {
+                    if self.write(Message::Ping(Default::default())).await.is_err()
+                        || self.flush().await.is_err()
+                    {
                         return;
                     }
                 }
@@ -348,21 +347,13 @@ impl Writer {
         }
     }
 
-    /// Sends a ping, or the close frame; `Err` when the writer is done.
-    async fn obey(&mut self, command: Command) -> Result<(), WriteFailed> {
-        match command {
-            Command::Ping => {
-                self.write(Message::Ping(Default::default())).await?;
-                self.flush().await
-            }
-            Command::Close(frame) => {
-                if let Some(frame) = frame {
-                    let _ = self.write(Message::Close(Some(frame))).await;
-                }
-                let _ = self.flush().await;
-                Err(WriteFailed)
-            }
+    /// Sends the close frame, if any, and whatever tungstenite queued (best effort:
+    /// the peer may be gone or not reading).
+    async fn close_with(&mut self, frame: Option<CloseFrame>) {
+        if let Some(frame) = frame {
+            let _ = self.write(Message::Close(Some(frame))).await;
         }
+        let _ = self.flush().await;
     }
 
     /// Reads one room's history after what the client holds and sends it (with the
