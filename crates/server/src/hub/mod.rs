@@ -124,9 +124,7 @@ impl HubState {
         self.channel_frames = Some(frames.clone());
         frames
     }
-}
 
-impl HubState {
     /// Applies an index change that came with a delivery (from this node or another).
     fn apply(&mut self, effect: &Effect) {
         match effect {
@@ -177,11 +175,11 @@ pub struct NameTaken;
 
 /// A hub reference that does not keep the hub alive (held by its own tasks).
 #[derive(Clone)]
-pub(crate) struct WeakHub(Weak<HubInner>);
+struct WeakHub(Weak<HubInner>);
 
 impl WeakHub {
     /// The hub, unless it has been dropped.
-    pub(crate) fn upgrade(&self) -> Option<RoomHub> {
+    fn upgrade(&self) -> Option<RoomHub> {
         self.0.upgrade().map(|inner| RoomHub { inner })
     }
 }
