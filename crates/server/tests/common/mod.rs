@@ -106,16 +106,21 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-            .await
-            .expect("websocket connects");
+    /// A client over an open WebSocket that has not said hello yet.
+    fn over(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         Client {
             ws,
             me: None,
             credentials: None,
             ready: None,
         }
+    }
+
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connects");
+        Client::over(ws)
     }
 
     /// Connects over a socket with a tiny receive buffer, so a test that stops reading
@@ -131,12 +136,7 @@ impl Client {
         )
         .await
         .expect("websocket connects");
-        Client {
-            ws,
-            me: None,
-            credentials: None,
-            ready: None,
-        }
+        Client::over(ws)
     }
 
     /// Connects with extra upgrade headers (`Cookie`, `Origin`); `Err` is the HTTP
@@ -154,12 +154,7 @@ impl Client {
             );
         }
         match tokio_tungstenite::connect_async(request).await {
-            Ok((ws, _)) => Ok(Client {
-                ws,
-                me: None,
-                credentials: None,
-                ready: None,
-            }),
+            Ok((ws, _)) => Ok(Client::over(ws)),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
             }
