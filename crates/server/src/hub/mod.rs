@@ -337,8 +337,12 @@ impl RoomHub {
         for frame in state.presence_frames().iter() {
             outbox.push(Outgoing::Frame(frame.clone()));
         }
-        for msg in self.inner.presence_since_frames(&change) {
-            outbox.send(&msg);
+        // Its own arrival is in this window's changes; it sees itself at once.
+        if let PresenceChange::Online(me) = &change {
+            outbox.send(&ServerMsg::Presence {
+                online: vec![me.clone()],
+                offline: Vec::new(),
+            });
         }
         for frame in state.channel_frames().iter() {
             outbox.push(Outgoing::Frame(frame.clone()));

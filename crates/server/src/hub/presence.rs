@@ -105,7 +105,8 @@ impl HubState {
     /// Who is online as `presence` frames, serialized at most once per presence
     /// window: the frames are dropped when a window's changes go out, and rebuilt by
     /// the next connection that needs them. Between windows they may lag behind the
-    /// board; [`HubInner::presence_since_frames`] covers the difference.
+    /// board, which is fine: a connection that takes them is attached before the
+    /// window's changes go out, and gets those changes then, like everyone else.
     pub(super) fn presence_frames(&mut self) -> SharedFrames {
         if let Some(frames) = &self.presence_frames {
             return frames.clone();
@@ -232,42 +233,6 @@ impl RoomHub {
 }
 
 impl HubInner {
-    /// The changes not yet sent (this window's batch, plus `own`, the arriving user's
-    /// change, not noted yet), as `presence` frames: with the shared snapshot frames,
-    /// which may be as old as the last window, they make the board as it is now.
-    pub(super) fn presence_since_frames(&self, own: &PresenceChange) -> Vec<ServerMsg> {
-        let batch = self.presence_batch();
-        let mut online: Vec<UserSummary> = batch.online.values().cloned().collect();
-        let mut offline: Vec<UserId> = batch.offline.iter().cloned().collect();
-        drop(batch);
-        match own {
-            PresenceChange::Unchanged => {}
-            PresenceChange::Online(user) => {
-                offline.retain(|id| *id != user.id);
-                online.retain(|u| u.id != user.id);
-                online.push(user.clone());
-            }
-            PresenceChange::Offline(id) => {
-                online.retain(|u| u.id != *id);
-                offline.push(id.clone());
-            }
-        }
-        let mut frames = Vec::new();
-        in_chunks(online.into_iter(), |online| {
-            frames.push(ServerMsg::Presence {
-                online,
-                offline: Vec::new(),
-            })
-        });
-        in_chunks(offline.into_iter(), |offline| {
-            frames.push(ServerMsg::Presence {
-                online: Vec::new(),
-                offline,
-            })
-        });
-        frames
-    }
-
     pub(super) fn presence_batch(&self) -> std::sync::MutexGuard<'_, PresenceBatch> {
         self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
