@@ -1,8 +1,9 @@
 //! The client's pure logic: no browser, no signals, so it is unit-tested natively
 //! (`cargo test -p natter-web`).
 //!
-//! - [`merge_history`]: fold server batches and live messages into one seq-ordered,
-//!   duplicate-free list.
+//! - [`merge_history`]: fold server batches, live messages and the cached history into
+//!   one seq-ordered, duplicate-free list. (The server gives a connection each message
+//!   once; the merge joins what the cache held with what comes, and is a defence.)
 //! - [`storage_key`]: where a room's cached history lives in localStorage, so two
 //!   people on one browser never see each other's history.
 //! - [`Backoff`]: full-jitter exponential reconnect delays.
