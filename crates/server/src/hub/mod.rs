@@ -109,20 +109,16 @@ type SharedFrames = Arc<[Utf8Bytes]>;
 impl HubState {
     /// The channel list as `channels` frames, serialized at most once per change.
     fn channel_frames(&mut self) -> SharedFrames {
-        if let Some(frames) = &self.channel_frames {
-            return frames.clone();
-        }
-        let mut frames = Vec::new();
-        let channels = self.channels.iter().map(|(id, name)| ChannelInfo {
-            id: *id,
-            name: name.clone(),
-        });
-        in_chunks(channels, |channels| {
-            frames.push(ServerMsg::Channels { channels }.to_json().into())
-        });
-        let frames: SharedFrames = frames.into();
-        self.channel_frames = Some(frames.clone());
-        frames
+        let channels = &self.channels;
+        self.channel_frames
+            .get_or_insert_with(|| {
+                let channels = channels.iter().map(|(id, name)| ChannelInfo {
+                    id: *id,
+                    name: name.clone(),
+                });
+                shared_chunks(channels, |channels| ServerMsg::Channels { channels })
+            })
+            .clone()
     }
 
     /// Applies an index change that came with a delivery (from this node or another).
@@ -154,6 +150,17 @@ fn in_chunks<T>(mut items: impl Iterator<Item = T>, mut send: impl FnMut(Vec<T>)
         }
         send(chunk);
     }
+}
+
+/// `items` as frames of at most [`SNAPSHOT_CHUNK`] entries each (`frame` makes one),
+/// serialized once to be shared.
+fn shared_chunks<T>(
+    items: impl Iterator<Item = T>,
+    frame: impl Fn(Vec<T>) -> ServerMsg,
+) -> SharedFrames {
+    let mut frames = Vec::new();
+    in_chunks(items, |chunk| frames.push(frame(chunk).to_json().into()));
+    frames.into()
 }
 
 /// The hub's timers and bounds (from [`crate::Config`]).

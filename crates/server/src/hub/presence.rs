@@ -13,7 +13,9 @@ use std::time::Duration;
 use natter_protocol::validate::name_key;
 use natter_protocol::{ServerMsg, UserId, UserSummary};
 
-use super::{in_chunks, HubInner, HubState, OnlineUser, RoomHub, SharedFrames, WeakHub};
+use super::{
+    in_chunks, shared_chunks, HubInner, HubState, OnlineUser, RoomHub, SharedFrames, WeakHub,
+};
 use crate::broker::{ConnId, Target};
 
 /// What one presence update means to the people watching.
@@ -108,27 +110,19 @@ impl HubState {
     /// board, which is fine: a connection that takes them is attached before the
     /// window's changes go out, and gets those changes then, like everyone else.
     pub(super) fn presence_frames(&mut self) -> SharedFrames {
-        if let Some(frames) = &self.presence_frames {
-            return frames.clone();
-        }
-        let mut frames = Vec::new();
-        let online = self.online.iter().map(|(id, u)| UserSummary {
-            id: id.clone(),
-            name: u.name.clone(),
-        });
-        in_chunks(online, |online| {
-            frames.push(
-                ServerMsg::Presence {
+        let online = &self.online;
+        self.presence_frames
+            .get_or_insert_with(|| {
+                let online = online.iter().map(|(id, u)| UserSummary {
+                    id: id.clone(),
+                    name: u.name.clone(),
+                });
+                shared_chunks(online, |online| ServerMsg::Presence {
                     online,
                     offline: Vec::new(),
-                }
-                .to_json()
-                .into(),
-            )
-        });
-        let frames: SharedFrames = frames.into();
-        self.presence_frames = Some(frames.clone());
-        frames
+                })
+            })
+            .clone()
     }
 }
 

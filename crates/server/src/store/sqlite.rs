@@ -272,8 +272,14 @@ super::sql::sql_store!(SqliteStore, sqlx::Sqlite, {
     async fn latest_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, Seq)>> {
         // One query for any number of rooms (a user in thousands of them connects):
         // the ids travel as one JSON array.
-        let ids = serde_json::to_string(&rooms.iter().map(|r| r.0).collect::<Vec<i64>>())
-            .map_err(|err| StoreError::Database(sqlx::Error::Encode(err.into())))?;
+        let ids = format!(
+            "[{}]",
+            rooms
+                .iter()
+                .map(|r| r.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let rows = sqlx::query(
             "SELECT id, latest_seq FROM rooms WHERE id IN (SELECT value FROM json_each($1))",
         )
