@@ -115,6 +115,18 @@ pub enum ApiErrorCode {
     ForeignOrigin,
     /// Too many attempts; `retry_after_ms` says when to try again (`429`).
     RateLimited,
+    /// No such endpoint (`404`).
+    NotFound,
+    /// The endpoint exists but not with this method (`405`).
+    MethodNotAllowed,
+    /// The request body is larger than the endpoint reads (`413`).
+    TooLarge,
+    /// The request body did not arrive within the server's deadline (`408`).
+    Timeout,
+    /// The request's `Host` is not a name this server answers to — a page on another
+    /// domain pointed at it (DNS rebinding), or a name its operator has not added
+    /// (`421`, on every path, not only `/api`).
+    UnknownHost,
     /// The server failed; try again (`500`).
     Internal,
 }

@@ -392,4 +392,22 @@ fn account_api_bodies() {
         },
         json!({"code":"rate_limited","message":"Too many attempts.","retry_after_ms":60000}),
     );
+    // The refusals the framework would otherwise answer in its own shapes.
+    for (code, wire) in [
+        (ApiErrorCode::NotFound, "not_found"),
+        (ApiErrorCode::MethodNotAllowed, "method_not_allowed"),
+        (ApiErrorCode::TooLarge, "too_large"),
+        (ApiErrorCode::Timeout, "timeout"),
+        (ApiErrorCode::UnknownHost, "unknown_host"),
+    ] {
+        api_golden(
+            ApiError {
+                code,
+                message: "m".into(),
+                field: None,
+                retry_after_ms: None,
+            },
+            json!({"code":wire,"message":"m"}),
+        );
+    }
 }

@@ -65,6 +65,17 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Host names this server answers to besides `localhost` and the host of
+    /// `--public-url` (an IP address is always accepted). A request naming any other
+    /// host gets 421: that is how a page on another domain re-pointed at this server
+    /// (DNS rebinding) is stopped. Comma-separated in the environment variable.
+    #[arg(
+        long = "allowed-host",
+        env = "NATTER_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Reverse proxies (load balancers) in front of this server, by IP. For connections
     /// from them, per-IP limits apply to the client address they put in
     /// `X-Forwarded-For` instead of their own. Comma-separated in the environment variable.
@@ -79,6 +90,17 @@ pub struct Config {
     /// (slowloris protection).
     #[arg(long, env = "NATTER_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_timeout_ms: u64,
+
+    /// Time a client has to send an `/api` request's body once its headers arrived;
+    /// slower requests get 408.
+    #[arg(long, env = "NATTER_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// Plain HTTP connections (page, files, `/api`, upgrades not yet upgraded) one IP
+    /// address may hold open at once; more are closed on accept. A browser opens at
+    /// most six.
+    #[arg(long, env = "NATTER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 32)]
+    pub max_http_connections_per_ip: u32,
 
     /// WebSocket connections one IP address may hold open.
     #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
@@ -182,8 +204,11 @@ impl Config {
             outbound_queue_bytes: 8 * 1024 * 1024,
             write_timeout_ms: 30_000,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
             header_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            max_http_connections_per_ip: 1000,
             max_connections_per_ip: 1000,
             rate_per_connection: 10_000,
             burst_per_connection: 10_000,
@@ -215,6 +240,16 @@ impl Config {
     /// [`Self::header_timeout_ms`] as a duration.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms.max(1))
+    }
+
+    /// [`Self::body_timeout_ms`] as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms.max(1))
+    }
+
+    /// The host names requests may name (see [`Self::allowed_hosts`]).
+    pub fn host_names(&self) -> crate::http::request::HostNames {
+        crate::http::request::HostNames::new(self.public_url.as_deref(), &self.allowed_hosts)
     }
 
     /// [`Self::presence_grace_ms`] as a duration.

@@ -49,8 +49,9 @@ use crate::accounts::auth::{Auth, AuthSettings};
 use crate::accounts::mail::{MailError, MailWorker};
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, BrokerError, LocalBroker};
+use crate::http::request::HostNames;
 use crate::hub::RoomHub;
-use crate::limits::IpLimits;
+use crate::limits::{HttpConnections, IpLimits};
 use crate::store::memory::{MemoryStore, MEMORY_URL};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -94,6 +95,8 @@ pub struct AppState {
     pub limits: IpLimits,
     /// Accounts and sessions.
     pub auth: Auth,
+    /// The host names requests may name.
+    pub hosts: HostNames,
 }
 
 /// Opens the store a database URL names: `postgres://…` (or `postgresql://…`),
@@ -171,6 +174,7 @@ pub async fn run(
         auth: auth.clone(),
         hub: hub.clone(),
         limits: IpLimits::new(config.rate_settings()),
+        hosts: config.host_names(),
         config: Arc::new(config),
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
@@ -189,6 +193,10 @@ pub async fn run(
         listener,
         app(state.clone()),
         state.config.header_timeout(),
+        HttpConnections::new(
+            state.config.max_http_connections_per_ip,
+            state.config.trusted_proxies.clone(),
+        ),
         state.shutdown.clone(),
         http.clone(),
     )

@@ -3,12 +3,17 @@
 //!
 //! A client over its rate gets `rate_limited` errors with `retry_after_ms`; one that
 //! keeps going (more than [`MAX_REFUSALS`] refused frames within [`REFUSAL_WINDOW`]) is
-//! closed with 1008. The state per IP lives in one short-locked map whose entries go
-//! away when the IP has no connection left, so memory stays bounded by live clients
-//! (an IP that reconnects starts with a full bucket, as a new connection does).
+//! closed with 1008. The state per IP lives in one short-locked map; an entry outlives
+//! the IP's last connection until its bucket has refilled, so reconnecting does not
+//! buy a fresh bucket, and entries with nothing left to remember are swept when the
+//! map grows, so memory stays bounded by recently active clients.
+//!
+//! Every per-IP count is per [`ip_key`]: an IPv4 address, or an IPv6 address's /64 —
+//! one customer's line usually gets a whole /64, and counting each of its 2⁶⁴
+//! addresses apart would make every per-IP limit meaningless.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,56 @@ use std::time::{Duration, Instant};
 pub const MAX_REFUSALS: u32 = 30;
 /// The window over which refusals are counted.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+
+/// The address per-IP limits count: IPv4 as it is (also when written as an
+/// IPv4-mapped IPv6 address), IPv6 by its /64 network.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
+/// Entries of a per-key map beyond which entries with nothing to remember are swept.
+const SWEEP_AT: usize = 10_000;
+/// A large map is swept at most this often, so a flood of new keys costs one pass a
+/// second, not one per key.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// A map whose stale entries are swept out once it is large (see [`SWEEP_AT`]).
+#[derive(Debug)]
+struct SweptMap<K, V> {
+    entries: HashMap<K, V>,
+    swept: Option<Instant>,
+}
+
+impl<K, V> Default for SweptMap<K, V> {
+    fn default() -> Self {
+        SweptMap {
+            entries: HashMap::new(),
+            swept: None,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> SweptMap<K, V> {
+    /// Drops the entries `keep` rejects, if the map is large and was not swept lately.
+    fn sweep(&mut self, now: Instant, keep: impl FnMut(&K, &mut V) -> bool) {
+        let due = self
+            .swept
+            .is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY);
+        if self.entries.len() >= SWEEP_AT && due {
+            self.entries.retain(keep);
+            self.swept = Some(now);
+        }
+    }
+}
 
 /// A classic token bucket: `burst` tokens, refilled at `per_sec` per second.
 #[derive(Debug, Clone)]
@@ -107,7 +162,7 @@ struct IpState {
 #[derive(Debug, Clone)]
 pub struct IpLimits {
     settings: RateSettings,
-    ips: Arc<Mutex<HashMap<IpAddr, IpState>>>,
+    ips: Arc<Mutex<SweptMap<IpAddr, IpState>>>,
 }
 
 /// Proof that a connection was counted against its IP; uncounts on drop.
@@ -120,10 +175,11 @@ pub struct ConnectionSlot {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut ips = self.limits.lock();
-        if let Some(state) = ips.get_mut(&self.ip) {
+        if let Some(state) = ips.entries.get_mut(&self.ip) {
             state.connections = state.connections.saturating_sub(1);
-            if state.connections == 0 {
-                ips.remove(&self.ip);
+            // The bucket stays until it has refilled: reconnecting must not refill it.
+            if state.connections == 0 && state.bucket.is_full(Instant::now()) {
+                ips.entries.remove(&self.ip);
             }
         }
     }
@@ -134,19 +190,24 @@ impl IpLimits {
     pub fn new(settings: RateSettings) -> Self {
         IpLimits {
             settings,
-            ips: Arc::new(Mutex::new(HashMap::new())),
+            ips: Arc::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, IpState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SweptMap<IpAddr, IpState>> {
         self.ips.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a new connection from `ip`, unless the IP is at its cap.
+    /// Counts a new connection from `ip` (by its [`ip_key`]), unless the IP is at
+    /// its cap.
     pub fn connect(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let ip = ip_key(ip);
         let now = Instant::now();
         let mut ips = self.lock();
-        let state = ips.entry(ip).or_insert_with(|| IpState {
+        ips.sweep(now, |_, state| {
+            state.connections > 0 || !state.bucket.is_full(now)
+        });
+        let state = ips.entries.entry(ip).or_insert_with(|| IpState {
             connections: 0,
             bucket: TokenBucket::new(self.settings.ip_per_sec, self.settings.ip_burst, now),
         });
@@ -163,7 +224,7 @@ impl IpLimits {
     /// Takes a token from `ip`'s shared bucket.
     fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let mut ips = self.lock();
-        match ips.get_mut(&ip) {
+        match ips.entries.get_mut(&ip) {
             Some(state) => state.bucket.take(now),
             None => Ok(()),
         }
@@ -172,7 +233,75 @@ impl IpLimits {
     /// Connections currently counted for `ip`.
     #[cfg(test)]
     fn connections(&self, ip: IpAddr) -> u32 {
-        self.lock().get(&ip).map_or(0, |s| s.connections)
+        self.lock()
+            .entries
+            .get(&ip_key(ip))
+            .map_or(0, |s| s.connections)
+    }
+}
+
+/// Plain HTTP connections open per IP (by [`ip_key`]), capped; trusted proxies,
+/// which carry many clients' requests, are not counted.
+#[derive(Debug, Clone)]
+pub struct HttpConnections {
+    max_per_ip: u32,
+    trusted: Arc<[IpAddr]>,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// One counted HTTP connection; uncounts on drop.
+#[derive(Debug)]
+pub struct HttpSlot {
+    ip: Option<IpAddr>,
+    counts: HttpConnections,
+}
+
+impl Drop for HttpSlot {
+    fn drop(&mut self) {
+        let Some(ip) = self.ip else { return };
+        let mut open = self.counts.lock();
+        if let Some(count) = open.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+impl HttpConnections {
+    /// At most `max_per_ip` connections per IP, except from `trusted` proxies.
+    pub fn new(max_per_ip: u32, trusted: Vec<IpAddr>) -> Self {
+        HttpConnections {
+            max_per_ip,
+            trusted: trusted.into(),
+            open: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a connection from `peer`, or `None` when its IP is at the cap.
+    pub fn open(&self, peer: IpAddr) -> Option<HttpSlot> {
+        if self.trusted.contains(&peer) {
+            return Some(HttpSlot {
+                ip: None,
+                counts: self.clone(),
+            });
+        }
+        let ip = ip_key(peer);
+        let mut open = self.lock();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(HttpSlot {
+            ip: Some(ip),
+            counts: self.clone(),
+        })
     }
 }
 
@@ -244,18 +373,23 @@ pub struct Allowance {
 }
 
 /// Rate limits keyed by anything (an IP, an account's email): one token bucket per
-/// (allowance, key). Buckets that have refilled are forgotten when the map grows, so
-/// memory is bounded by the keys active within one refill period.
+/// (allowance, key). Buckets that have refilled are forgotten when the map grows, and
+/// the map never holds more than [`KEYED_MAX`] buckets: when that many keys are all
+/// still limited, a new key is refused until some refill (failing closed — the
+/// per-IP limits in front make that take very many addresses). Callers validate keys
+/// before using them, so a key is short.
 #[derive(Debug, Clone, Default)]
 pub struct KeyedLimits {
-    buckets: Arc<Mutex<HashMap<(Allowance, String), TokenBucket>>>,
+    buckets: Arc<Mutex<SweptMap<(Allowance, String), TokenBucket>>>,
 }
 
-/// Entries beyond which full buckets are swept out.
-const KEYED_SWEEP_AT: usize = 10_000;
+/// Most buckets a [`KeyedLimits`] holds.
+pub const KEYED_MAX: usize = 100_000;
+/// How long a new key is told to wait when the map is full of limited keys.
+const KEYED_FULL_WAIT: Duration = Duration::from_secs(60);
 
 impl KeyedLimits {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Allowance, String), TokenBucket>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SweptMap<(Allowance, String), TokenBucket>> {
         self.buckets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -263,11 +397,16 @@ impl KeyedLimits {
     pub fn take(&self, allowance: Allowance, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.lock();
-        if buckets.len() >= KEYED_SWEEP_AT {
-            buckets.retain(|_, bucket| !bucket.is_full(now));
+        let entry = (allowance, key.to_string());
+        if !buckets.entries.contains_key(&entry) {
+            buckets.sweep(now, |_, bucket| !bucket.is_full(now));
+            if buckets.entries.len() >= KEYED_MAX {
+                return Err(KEYED_FULL_WAIT);
+            }
         }
         buckets
-            .entry((allowance, key.to_string()))
+            .entries
+            .entry(entry)
             .or_insert_with(|| TokenBucket::every(allowance.every, allowance.burst, now))
             .take(now)
     }
@@ -275,7 +414,7 @@ impl KeyedLimits {
     /// Gives back the token an attempt took (a correct password does not count
     /// against the account's failed-attempt allowance).
     pub fn refund(&self, allowance: Allowance, key: &str) {
-        if let Some(bucket) = self.lock().get_mut(&(allowance, key.to_string())) {
+        if let Some(bucket) = self.lock().entries.get_mut(&(allowance, key.to_string())) {
             bucket.refund();
         }
     }
@@ -368,5 +507,58 @@ mod tests {
         assert_eq!(b.check(now), Verdict::Allow);
         assert!(matches!(a.check(now), Verdict::Refuse(_)));
         assert!(matches!(b.check(now), Verdict::Refuse(_)));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_ne!(ip_key(a), ip_key(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(ip_key(mapped), IpAddr::from([10, 0, 0, 1]));
+        // One /64 shares the connection cap.
+        let limits = IpLimits::new(settings());
+        let _first = limits.connect(a).expect("first");
+        let _second = limits.connect(b).expect("second");
+        assert!(limits.connect(a).is_none());
+        assert!(limits.connect(other).is_some());
+    }
+
+    #[test]
+    fn reconnecting_does_not_refill_the_ip_bucket() {
+        let limits = IpLimits::new(RateSettings {
+            ip_burst: 2,
+            ip_per_sec: 1,
+            conn_burst: 100,
+            conn_per_sec: 100,
+            max_conns_per_ip: 10,
+        });
+        let ip: IpAddr = [10, 0, 0, 7].into();
+        let now = Instant::now();
+        let mut first = ConnectionLimiter::new(limits.connect(ip).expect("first"));
+        assert_eq!(first.check(now), Verdict::Allow);
+        assert_eq!(first.check(now), Verdict::Allow);
+        drop(first);
+        let mut again = ConnectionLimiter::new(limits.connect(ip).expect("again"));
+        assert!(matches!(again.check(now), Verdict::Refuse(_)));
+    }
+
+    #[test]
+    fn keyed_limits_hold_a_bounded_number_of_keys() {
+        let limits = KeyedLimits::default();
+        let slow = Allowance {
+            burst: 1,
+            every: Duration::from_secs(3600),
+        };
+        for key in 0..KEYED_MAX {
+            assert!(limits.take(slow, &key.to_string()).is_ok());
+        }
+        // Every bucket is still limited, so none can be forgotten: a new key waits.
+        assert!(limits.take(slow, "one more").is_err());
+        assert_eq!(limits.lock().entries.len(), KEYED_MAX);
+        // A key it knows is still answered from its own bucket.
+        assert!(limits.take(slow, "0").is_err());
     }
 }

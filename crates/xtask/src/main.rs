@@ -11,6 +11,7 @@
 //! is already there, so only the first run on a machine is slow.
 
 mod checks;
+mod compress;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -103,9 +104,13 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Builds the web client into dist/ (the toolchain step must have run first).
+/// Builds the web client into dist/ (the toolchain step must have run first), with a
+/// `.br` and `.gz` beside each file for the server to send.
 fn build_client() -> Result<()> {
-    exec(cmd("trunk", &["build", "--release", "--offline"]))
+    exec(cmd("trunk", &["build", "--release", "--offline"]))?;
+    println!("    precompressing dist/ (brotli 11, gzip 9):");
+    compress::precompress(&root().join("dist"))?;
+    Ok(())
 }
 
 fn run(server_args: &[String]) -> Result<()> {

@@ -263,7 +263,12 @@ impl Auth {
         password: &str,
         previous: Option<&str>,
     ) -> Result<SignedIn, AuthError> {
-        let key = validate::email_key(email);
+        // Validated before it keys a limiter: no address that breaks the rules can be
+        // an account, and the limiter's memory holds only short, real-looking keys.
+        let Ok(email) = validate::email(email) else {
+            return Err(AuthError::BadLogin);
+        };
+        let key = validate::email_key(&email);
         self.limit(LOGIN_FAILURES_PER_ACCOUNT, &key)?;
         let store = &self.inner.store;
         let account = store.account_by_email(&key).await?;

@@ -10,15 +10,19 @@
 //! | `POST /api/recover` | `202` [`Accepted`], the same for every valid email |
 //! | `POST /api/reset` | `200` [`Accepted`] / `400 bad_token`; ends every session |
 //!
-//! Every refusal is an [`ApiError`]. Requests from a browser page of another origin are
-//! refused (`403 foreign_origin`) before anything else, like the WebSocket upgrade;
-//! limits per IP and per account answer `429` with `Retry-After`.
+//! Every refusal is an [`ApiError`] — including what the framework would otherwise
+//! answer itself: an unknown path (`404 not_found`, `/api` and `/api/` too), a wrong
+//! method (`405 method_not_allowed`), a body over 16 KiB (`413 too_large`) or one not
+//! sent within `--body-timeout-ms` (`408 timeout`). Requests from a browser page of
+//! another origin are refused (`403 foreign_origin`) before anything else — before the
+//! body is read — like the WebSocket upgrade; limits per IP and per account answer
+//! `429` with `Retry-After`.
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -34,7 +38,7 @@ use crate::accounts::auth::{
     session_clear_cookie, session_cookie, session_set_cookie, AuthError, LINKS_PER_IP,
     LOGIN_PER_IP, RECOVER_PER_IP, SIGNUP_PER_IP,
 };
-use crate::limits::Allowance;
+use crate::limits::{ip_key, Allowance};
 use crate::AppState;
 
 /// Largest request body the account endpoints read.
@@ -50,8 +54,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/session", get(session))
         .route("/api/recover", post(recover))
         .route("/api/reset", post(reset))
+        .route("/api", any(unknown_endpoint))
+        .route("/api/", any(unknown_endpoint))
         .route("/api/{*unknown}", any(unknown_endpoint))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .method_not_allowed_fallback(wrong_method)
 }
 
 /// A refusal on its way out: status, body and, for limits, `Retry-After`.
@@ -170,15 +176,48 @@ fn admit(
         ));
     }
     if let Some(allowance) = allowance {
-        let ip = client_ip(peer.ip(), headers, &app.config.trusted_proxies);
+        let ip = ip_key(client_ip(peer.ip(), headers, &app.config.trusted_proxies));
         app.auth.limit(allowance, &ip.to_string())?;
     }
     Ok(())
 }
 
-/// Reads a JSON body, refusing anything else with `400 bad_request`.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
-    serde_json::from_slice(bytes).map_err(|err| {
+/// Reads a JSON body of at most [`MAX_BODY`] bytes within `--body-timeout-ms`; too
+/// big is `413 too_large`, too slow `408 timeout`, not this endpoint's JSON
+/// `400 bad_request`.
+async fn read_json<T: DeserializeOwned>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiErrorCode::TooLarge,
+            format!("A request body may be at most {} KiB.", MAX_BODY / 1024),
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let read = axum::body::to_bytes(body, MAX_BODY);
+    let bytes = match tokio::time::timeout(app.config.body_timeout(), read).await {
+        Ok(Ok(bytes)) => bytes,
+        // Over the limit while streaming, or the client went away mid-body.
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ApiErrorCode::Timeout,
+                "The request body did not arrive in time.",
+            ))
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|err| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
             ApiErrorCode::BadRequest,
@@ -214,10 +253,10 @@ async fn signup(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> ApiResult {
     admit(&app, peer, &headers, Some(SIGNUP_PER_IP))?;
-    let request: SignupRequest = body(&bytes)?;
+    let request: SignupRequest = read_json(&app, &headers, body).await?;
     app.auth
         .sign_up(&request.email, &request.name, &request.password)
         .await?;
@@ -231,10 +270,10 @@ async fn verify(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> ApiResult {
     admit(&app, peer, &headers, Some(LINKS_PER_IP))?;
-    let request: VerifyRequest = body(&bytes)?;
+    let request: VerifyRequest = read_json(&app, &headers, body).await?;
     app.auth.verify_email(&request.token).await?;
     Ok(accepted(
         StatusCode::OK,
@@ -246,10 +285,10 @@ async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> ApiResult {
     admit(&app, peer, &headers, Some(LOGIN_PER_IP))?;
-    let request: LoginRequest = body(&bytes)?;
+    let request: LoginRequest = read_json(&app, &headers, body).await?;
     let signed_in = app
         .auth
         .sign_in(&request.email, &request.password, session_cookie(&headers))
@@ -325,10 +364,10 @@ async fn recover(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> ApiResult {
     admit(&app, peer, &headers, Some(RECOVER_PER_IP))?;
-    let request: RecoverRequest = body(&bytes)?;
+    let request: RecoverRequest = read_json(&app, &headers, body).await?;
     app.auth.recover(&request.email)?;
     Ok(accepted(
         StatusCode::ACCEPTED,
@@ -340,10 +379,10 @@ async fn reset(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    bytes: Bytes,
+    body: Body,
 ) -> ApiResult {
     admit(&app, peer, &headers, Some(LINKS_PER_IP))?;
-    let request: ResetRequest = body(&bytes)?;
+    let request: ResetRequest = read_json(&app, &headers, body).await?;
     app.auth
         .reset_password(&request.token, &request.password)
         .await?;
@@ -357,8 +396,17 @@ async fn reset(
 async fn unknown_endpoint() -> Refusal {
     Refusal::new(
         StatusCode::NOT_FOUND,
-        ApiErrorCode::BadRequest,
+        ApiErrorCode::NotFound,
         "There is no such endpoint.",
+    )
+}
+
+/// An endpoint called with the wrong method: a JSON 405 (axum's own is empty).
+async fn wrong_method() -> Refusal {
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ApiErrorCode::MethodNotAllowed,
+        "This endpoint does not take that method.",
     )
 }
 

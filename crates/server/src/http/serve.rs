@@ -1,10 +1,12 @@
-//! The accept loop: HTTP/1.1 with a header-read timeout, the peer address for
-//! per-IP limits, and graceful shutdown.
+//! The accept loop: HTTP/1.1 with a header-read timeout, a cap on plain HTTP
+//! connections per IP, the peer address for per-IP limits, and graceful shutdown.
 //!
 //! `axum::serve` sets no header-read timeout, so a client sending headers one byte at
 //! a time (slowloris) could hold a connection forever. Here every connection gets
 //! hyper's `header_read_timeout`; upgraded WebSockets are then tracked by
-//! [`crate::connection`].
+//! [`crate::connection`]. A connection counts against its IP's
+//! `--max-http-connections-per-ip` until it is upgraded or closed; over the cap it is
+//! closed on accept (trusted proxies, which carry many clients, are not capped).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::limits::HttpConnections;
+
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again,
 /// so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -29,6 +33,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    per_ip: HttpConnections,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -49,6 +54,10 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = per_ip.open(peer.ip()) else {
+            tracing::debug!(%peer, "too many HTTP connections from this address");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -62,6 +71,7 @@ pub async fn serve(
             .with_upgrades();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
+            let _slot = slot;
             tokio::pin!(connection);
             let outcome = tokio::select! {
                 outcome = connection.as_mut() => outcome,

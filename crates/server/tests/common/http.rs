@@ -46,7 +46,8 @@ impl Response {
     }
 }
 
-/// Sends one request and reads the whole answer (`Connection: close`).
+/// Sends one request and reads the whole answer (`Connection: close`). A `Host` among
+/// `headers` replaces the server's address.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -54,8 +55,10 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Response {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -64,10 +67,21 @@ pub async fn request(
         head.push_str("Content-Type: application/json\r\n");
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(head.as_bytes()).await.expect("writes");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("reads");
-    let raw = String::from_utf8(raw).expect("UTF-8 answer");
+    exchange(addr, head.as_bytes()).await
+}
+
+/// Sends `raw` as it is and reads the whole answer (a binary body is read lossily).
+pub async fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(raw).await.expect("writes");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("reads");
+    parse(&answer)
+}
+
+/// An HTTP/1.1 answer, head and body.
+pub fn parse(raw: &[u8]) -> Response {
+    let raw = String::from_utf8_lossy(raw);
     let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
     let mut lines = head.lines();
     let status = lines
