@@ -17,15 +17,18 @@ use natter_protocol::{decode_client_frame, ClientMsg, PROTOCOL_VERSION};
 use natter_server::broker::LocalBroker;
 use natter_server::connection::conversation::Conversation;
 use natter_server::hub::{HubSettings, RoomHub};
+use natter_server::quota::Quotas;
 use natter_server::store::memory::MemoryStore;
+use natter_server::Config;
 use tokio::runtime::Runtime;
 
 /// Inputs handled by one hub and store before they are replaced by fresh ones.
 const WORLD_INPUTS: u64 = 2_000;
 
-/// A hub over an in-memory store, and how many inputs it has seen.
+/// A hub over an in-memory store, the quotas, and how many inputs it has seen.
 struct World {
     hub: RoomHub,
+    quotas: Quotas,
     inputs: u64,
 }
 
@@ -45,7 +48,13 @@ impl World {
             .await
             .expect("hub")
         });
-        World { hub, inputs: 0 }
+        // The tests' generous quotas: every request kind stays reachable.
+        let quotas = Quotas::new(Config::for_tests("memory:").quota_settings());
+        World {
+            hub,
+            quotas,
+            inputs: 0,
+        }
     }
 }
 
@@ -62,17 +71,18 @@ fuzz_target!(|data: &[u8]| {
         return; // the WebSocket layer closes non-UTF-8 text frames with 1007
     };
     RUNTIME.with(|runtime| {
-        let hub = WORLD.with_borrow_mut(|world| {
+        let (hub, quotas) = WORLD.with_borrow_mut(|world| {
             let world = match world {
                 Some(world) if world.inputs < WORLD_INPUTS => world,
                 _ => world.insert(World::new(runtime)),
             };
             world.inputs += 1;
-            world.hub.clone()
+            (world.hub.clone(), world.quotas.clone())
         });
         runtime.block_on(async {
             let (outbox, mut queue) = hub.open_outbox();
-            let mut conversation = Conversation::new(hub.clone(), outbox, None);
+            let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+            let mut conversation = Conversation::new(hub.clone(), outbox, None, quotas, ip);
             let hello = ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: format!("fuzz{}", next_name()),

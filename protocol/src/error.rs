@@ -29,7 +29,7 @@ pub enum ErrorCode {
     InvalidChannelName,
     /// A channel with that name (in any case) already exists.
     ChannelExists,
-    /// The room code is not 8 letters.
+    /// The room code is not 12 letters (or 8, an older room's).
     InvalidCode,
     /// No such room (or channel, or code).
     NoSuchRoom,
@@ -48,6 +48,15 @@ pub enum ErrorCode {
     /// Too many frames too fast; the error's `retry_after_ms` says when to try again.
     /// Nothing was done with the frame. Persistent abuse is closed with 1008.
     RateLimited,
+    /// The user is in as many rooms as one person may be (`--max-rooms-per-user`);
+    /// leaving one makes room.
+    TooManyRooms,
+    /// The server holds as many channels as it may (`--max-channels`).
+    TooManyChannels,
+    /// The user, or their IP address, used up an hourly quota: creating rooms,
+    /// opening direct rooms, or trying wrong room codes. `retry_after_ms` says when
+    /// the next one is allowed; the message says which.
+    QuotaExceeded,
     /// Something failed on the server; the request may be retried.
     Internal,
 }

@@ -64,7 +64,8 @@ pub enum RoomKind {
     },
     /// A private room, found only by its random code.
     Code {
-        /// 8 upper-case letters to share with the people who should join.
+        /// 12 upper-case letters (8 for rooms made before codes grew) to share with
+        /// the people who should join.
         code: String,
     },
     /// A private room between exactly two users.

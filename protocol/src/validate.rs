@@ -10,8 +10,12 @@ pub const MAX_NAME_CHARS: usize = 32;
 pub const MAX_CHANNEL_CHARS: usize = 40;
 /// Longest message text, in characters (not bytes: a user counts what they see).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
-/// Length of a private room's code.
-pub const ROOM_CODE_LEN: usize = 8;
+/// Length of a new private room's code: 26¹² ≈ 9.5·10¹⁶ codes, so guessing one is
+/// hopeless even for someone with a whole IPv6 /48 of addresses to spread guesses over
+/// (docs/protocol.md, "Room codes", has the arithmetic).
+pub const ROOM_CODE_LEN: usize = 12;
+/// Length of the codes rooms got before codes grew to [`ROOM_CODE_LEN`]; still valid.
+pub const LEGACY_ROOM_CODE_LEN: usize = 8;
 /// Longest `client_id` of a send, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
@@ -130,11 +134,15 @@ pub fn channel_name(raw: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// Checks a room code: exactly 8 ASCII letters, any case. Returns it in upper case.
+/// Checks a room code: 12 ASCII letters (or 8, an older room's), any case. Returns it
+/// in upper case.
 pub fn room_code(raw: &str) -> Result<String, String> {
     let code = raw.trim();
-    if code.len() != ROOM_CODE_LEN || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(format!("Room codes are {ROOM_CODE_LEN} letters."));
+    let length_ok = code.len() == ROOM_CODE_LEN || code.len() == LEGACY_ROOM_CODE_LEN;
+    if !length_ok || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!(
+            "Room codes are {ROOM_CODE_LEN} letters ({LEGACY_ROOM_CODE_LEN} for older rooms)."
+        ));
     }
     Ok(code.to_ascii_uppercase())
 }
@@ -244,7 +252,10 @@ mod tests {
     #[test]
     fn room_codes() {
         assert_eq!(room_code(" abcdEFGH ").as_deref(), Ok("ABCDEFGH"));
+        assert_eq!(room_code("abcdefghIJKL").as_deref(), Ok("ABCDEFGHIJKL"));
         assert!(room_code("ABCDEFG").is_err());
+        assert!(room_code("ABCDEFGHI").is_err());
+        assert!(room_code("ABCDEFGHIJKLM").is_err());
         assert!(room_code("ABCDEFG1").is_err());
         assert!(room_code("ÄBCDEFGH").is_err());
     }

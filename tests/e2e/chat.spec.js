@@ -71,12 +71,12 @@ test('private rooms are joined by their code and can delete themselves', async (
   await ann.page.getByRole('checkbox', { name: 'delete when empty' }).nth(1).check();
   await ann.page.getByRole('button', { name: 'Create private room' }).click();
   const code = (await ann.page.getByLabel('Room code to share').textContent()).trim();
-  expect(code).toMatch(/^[A-Z]{8}$/);
+  expect(code).toMatch(/^[A-Z]{12}$/);
   await expect(ann.page.getByText('deleted when empty')).toBeVisible();
 
   await bob.page.getByLabel('Room code').fill('NOPE');
   await bob.page.getByLabel('Room code').press('Enter');
-  await expect(bob.page.getByRole('alert').filter({ hasText: '8 letters' })).toBeVisible();
+  await expect(bob.page.getByRole('alert').filter({ hasText: '12 letters' })).toBeVisible();
   await bob.page.getByLabel('Room code').fill(code.toLowerCase());
   await bob.page.getByLabel('Room code').press('Enter');
   await expect(bob.page.getByRole('heading', { name: `Room ${code}` })).toBeVisible();

@@ -272,6 +272,10 @@ pub async fn start(
                 .env("NATTER_BURST_PER_CONNECTION", "1000000")
                 .env("NATTER_RATE_PER_IP", "10000000")
                 .env("NATTER_BURST_PER_IP", "10000000")
+                // Every simulated client comes from 127.0.0.1.
+                .env("NATTER_MAX_HTTP_CONNECTIONS_PER_IP", "1000000")
+                .env("NATTER_ROOMS_CREATED_PER_HOUR", "10000000")
+                .env("NATTER_DIRECTS_OPENED_PER_HOUR", "10000000")
                 .env("RUST_LOG", "error");
             if server == Server::NatterCluster {
                 let redis = std::env::var("NATTER_BENCH_REDIS_URL")

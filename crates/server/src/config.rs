@@ -122,6 +122,30 @@ pub struct Config {
     #[arg(long, env = "NATTER_BURST_PER_IP", default_value_t = 120)]
     pub burst_per_ip: u32,
 
+    /// Rooms one user may be a member of (channels, code rooms and direct rooms);
+    /// joining, creating or opening one more is refused with `too_many_rooms`.
+    #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER", default_value_t = 500)]
+    pub max_rooms_per_user: usize,
+
+    /// Channels the server holds at most (every `hello` lists them all); creating
+    /// one more is refused with `too_many_channels`.
+    #[arg(long, env = "NATTER_MAX_CHANNELS", default_value_t = 1000)]
+    pub max_channels: usize,
+
+    /// Channels and code rooms one user, and one IP, may create per hour (all at once,
+    /// then evenly spread).
+    #[arg(long, env = "NATTER_ROOMS_CREATED_PER_HOUR", default_value_t = 20)]
+    pub rooms_created_per_hour: u32,
+
+    /// New direct rooms one user, and one IP, may open per hour (opening an existing
+    /// one is free).
+    #[arg(long, env = "NATTER_DIRECTS_OPENED_PER_HOUR", default_value_t = 30)]
+    pub directs_opened_per_hour: u32,
+
+    /// Wrong room codes one user, and one IP, may try per hour.
+    #[arg(long, env = "NATTER_FAILED_CODES_PER_HOUR", default_value_t = 20)]
+    pub failed_codes_per_hour: u32,
+
     /// The address people reach this server at (`https://chat.example.org`), for the
     /// links in emails. Never taken from a request's `Host` header, which anyone can
     /// set (a reset link pointing at someone else's site). Default: `http://` and the
@@ -214,6 +238,11 @@ impl Config {
             burst_per_connection: 10_000,
             rate_per_ip: 10_000,
             burst_per_ip: 10_000,
+            max_rooms_per_user: 500,
+            max_channels: 1000,
+            rooms_created_per_hour: 10_000,
+            directs_opened_per_hour: 10_000,
+            failed_codes_per_hour: 10_000,
             public_url: None,
             smtp_url: None,
             outbox_dir: PathBuf::from("data/outbox"),
@@ -234,6 +263,21 @@ impl Config {
             ip_per_sec: self.rate_per_ip,
             ip_burst: self.burst_per_ip,
             max_conns_per_ip: self.max_connections_per_ip,
+        }
+    }
+
+    /// The limits on what one person may create or try.
+    pub fn quota_settings(&self) -> crate::quota::QuotaSettings {
+        let per_hour = |count: u32| crate::limits::Allowance {
+            burst: count.max(1),
+            every: Duration::from_secs(3600) / count.max(1),
+        };
+        crate::quota::QuotaSettings {
+            max_rooms_per_user: self.max_rooms_per_user,
+            max_channels: self.max_channels,
+            rooms_created: per_hour(self.rooms_created_per_hour),
+            directs_opened: per_hour(self.directs_opened_per_hour),
+            failed_codes: per_hour(self.failed_codes_per_hour),
         }
     }
 

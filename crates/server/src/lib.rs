@@ -14,7 +14,8 @@
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
 //!   PostgreSQL for a cluster, in-memory with `--database-url memory:`).
 //! - [`config`]: flags and `NATTER_*` environment variables; [`limits`]: token buckets
-//!   and connection counts per IP; [`clock`]: server time; [`secret`]: how secrets are
+//!   and connection counts per IP; [`quota`]: what one person may create or try (rooms,
+//!   direct rooms, room codes); [`clock`]: server time; [`secret`]: how secrets are
 //!   stored (their digest).
 //!
 //! Dependencies point one way: `http` → `connection`, `accounts` → `hub` → `broker`,
@@ -31,6 +32,7 @@ pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod quota;
 pub mod secret;
 pub mod store;
 
@@ -52,6 +54,7 @@ use crate::broker::{Broker, BrokerError, LocalBroker};
 use crate::http::request::HostNames;
 use crate::hub::RoomHub;
 use crate::limits::{HttpConnections, IpLimits};
+use crate::quota::Quotas;
 use crate::store::memory::{MemoryStore, MEMORY_URL};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -97,6 +100,8 @@ pub struct AppState {
     pub auth: Auth,
     /// The host names requests may name.
     pub hosts: HostNames,
+    /// What one person may create or try (rooms, direct rooms, room codes).
+    pub quotas: Quotas,
 }
 
 /// Opens the store a database URL names: `postgres://…` (or `postgresql://…`),
@@ -175,6 +180,7 @@ pub async fn run(
         hub: hub.clone(),
         limits: IpLimits::new(config.rate_settings()),
         hosts: config.host_names(),
+        quotas: Quotas::new(config.quota_settings()),
         config: Arc::new(config),
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),

@@ -339,6 +339,11 @@ impl ConnectionLimiter {
         }
     }
 
+    /// The address (by [`ip_key`]) this connection counts against.
+    pub fn ip(&self) -> IpAddr {
+        self.slot.ip
+    }
+
     /// Decides about one incoming frame.
     pub fn check(&mut self, now: Instant) -> Verdict {
         let outcome = self

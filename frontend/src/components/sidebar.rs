@@ -197,8 +197,8 @@ fn CodeRoomSection() -> impl IntoView {
             <form class="mini-form" on:submit=join>
                 <input
                     aria-label="Room code"
-                    placeholder="8-letter code"
-                    maxlength="8"
+                    placeholder="12-letter code"
+                    maxlength="12"
                     prop:value=move || code.get()
                     on:input=move |ev| {
                         code.set(event_target_value(&ev));

@@ -9,6 +9,8 @@
 //! validation and error codes in one place.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use natter_protocol::{
     validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
@@ -20,17 +22,42 @@ use rand::Rng;
 use crate::broker::{CatchUp, Effect, Target};
 use crate::hub::appender::{AppendError, AppendReply};
 use crate::hub::{Outbox, Outgoing, RoomCatchUp, RoomHub};
+use crate::quota::{Quota, Quotas};
 use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 
-/// A refused request: the error frame's code and message.
+/// A refused request: the error frame's code and message, and for a quota, when the
+/// next attempt is allowed.
 #[derive(Debug)]
-struct Reject(ErrorCode, String);
+struct Reject {
+    code: ErrorCode,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl Reject {
+    fn new(code: ErrorCode, message: String) -> Self {
+        Reject {
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// A quota ran out; the next use is allowed after `wait`.
+    fn quota(quota: Quota, wait: Duration) -> Self {
+        Reject {
+            code: ErrorCode::QuotaExceeded,
+            message: quota.refusal(wait),
+            retry_after: Some(wait),
+        }
+    }
+}
 
 impl From<StoreError> for Reject {
     fn from(err: StoreError) -> Self {
         tracing::error!(%err, "store operation failed");
-        Reject(
+        Reject::new(
             ErrorCode::Internal,
             "The server could not complete that; try again.".into(),
         )
@@ -41,9 +68,9 @@ impl From<AppendError> for Reject {
     fn from(err: AppendError) -> Self {
         match err {
             AppendError::NoSuchRoom => {
-                Reject(ErrorCode::NoSuchRoom, "That room no longer exists.".into())
+                Reject::new(ErrorCode::NoSuchRoom, "That room no longer exists.".into())
             }
-            AppendError::Failed => Reject(
+            AppendError::Failed => Reject::new(
                 ErrorCode::Internal,
                 "The server could not store that; try again.".into(),
             ),
@@ -63,17 +90,30 @@ pub struct Conversation {
     user: Option<UserId>,
     /// The account this connection was opened signed in to (by its session cookie).
     account: Option<UserId>,
+    /// What one person may create or try, and the address this connection counts
+    /// against.
+    quotas: Quotas,
+    /// The client's address (through trusted proxies), for the per-IP quotas.
+    ip: IpAddr,
 }
 
 impl Conversation {
     /// A conversation that has not said `hello` yet; `account` when the connection came
-    /// with a valid session cookie.
-    pub fn new(hub: RoomHub, outbox: Outbox, account: Option<UserId>) -> Self {
+    /// with a valid session cookie; `ip` is the client's address.
+    pub fn new(
+        hub: RoomHub,
+        outbox: Outbox,
+        account: Option<UserId>,
+        quotas: Quotas,
+        ip: IpAddr,
+    ) -> Self {
         Conversation {
             hub,
             outbox,
             user: None,
             account,
+            quotas,
+            ip,
         }
     }
 
@@ -109,8 +149,11 @@ impl Conversation {
                     resume,
                 },
             ) => self.hello(version, &name, credentials, &resume).await,
-            (None, _) => Err(Reject(ErrorCode::HelloRequired, "Say hello first.".into())),
-            (Some(_), ClientMsg::Hello { .. }) => Err(Reject(
+            (None, _) => Err(Reject::new(
+                ErrorCode::HelloRequired,
+                "Say hello first.".into(),
+            )),
+            (Some(_), ClientMsg::Hello { .. }) => Err(Reject::new(
                 ErrorCode::AlreadyReady,
                 "This connection already said hello.".into(),
             )),
@@ -119,9 +162,15 @@ impl Conversation {
                 self.request(user, msg, request_ref.clone()).await
             }
         };
-        if let Err(Reject(code, message)) = outcome {
-            self.outbox
-                .send(&ServerMsg::error(code, message, request_ref));
+        if let Err(reject) = outcome {
+            self.outbox.send(&ServerMsg::Error {
+                code: reject.code,
+                message: reject.message,
+                request_ref,
+                retry_after_ms: reject
+                    .retry_after
+                    .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)),
+            });
         }
     }
 
@@ -147,7 +196,16 @@ impl Conversation {
                 delete_when_empty,
             } => {
                 let name = validate::channel_name(&name)
-                    .map_err(|m| Reject(ErrorCode::InvalidChannelName, m))?;
+                    .map_err(|m| Reject::new(ErrorCode::InvalidChannelName, m))?;
+                self.room_to_spare(&user)?;
+                let max_channels = self.quotas.settings().max_channels;
+                if self.hub.channel_count() >= max_channels {
+                    return Err(Reject::new(
+                        ErrorCode::TooManyChannels,
+                        format!("This server has {max_channels} channels, as many as it allows."),
+                    ));
+                }
+                self.use_quota(Quota::RoomsCreated, &user)?;
                 let room = match self
                     .hub
                     .store()
@@ -155,10 +213,11 @@ impl Conversation {
                     .await
                 {
                     Err(StoreError::Conflict) => {
-                        return Err(Reject(
+                        self.quotas.refund(Quota::RoomsCreated, &user, self.ip);
+                        return Err(Reject::new(
                             ErrorCode::ChannelExists,
                             format!("#{name} already exists."),
-                        ))
+                        ));
                     }
                     other => other?,
                 };
@@ -176,25 +235,33 @@ impl Conversation {
             }
             ClientMsg::JoinChannel { name } => {
                 let name = validate::channel_name(&name)
-                    .map_err(|m| Reject(ErrorCode::InvalidChannelName, m))?;
+                    .map_err(|m| Reject::new(ErrorCode::InvalidChannelName, m))?;
                 match self.hub.store().find_channel(&name).await? {
                     Some(room) => self.join(&user, room).await,
-                    None => Err(Reject(
+                    None => Err(Reject::new(
                         ErrorCode::NoSuchRoom,
                         format!("There is no channel #{name}."),
                     )),
                 }
             }
             ClientMsg::CreateCodeRoom { delete_when_empty } => {
+                self.room_to_spare(&user)?;
+                self.use_quota(Quota::RoomsCreated, &user)?;
                 let room = self.create_code_room(delete_when_empty).await?;
                 self.join(&user, room).await
             }
             ClientMsg::JoinByCode { code } => {
-                let code =
-                    validate::room_code(&code).map_err(|m| Reject(ErrorCode::InvalidCode, m))?;
+                let code = validate::room_code(&code)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidCode, m))?;
+                // Every attempt takes a token and a right code gives it back: only
+                // wrong ones count, and with the bucket empty no guess is answered.
+                self.use_quota(Quota::FailedCodes, &user)?;
                 match self.hub.store().find_code_room(&code).await? {
-                    Some(room) => self.join(&user, room).await,
-                    None => Err(Reject(
+                    Some(room) => {
+                        self.quotas.refund(Quota::FailedCodes, &user, self.ip);
+                        self.join(&user, room).await
+                    }
+                    None => Err(Reject::new(
                         ErrorCode::NoSuchRoom,
                         format!("No room has the code {code}."),
                     )),
@@ -208,9 +275,9 @@ impl Conversation {
                 text,
             } => {
                 validate::client_id(&client_id)
-                    .map_err(|m| Reject(ErrorCode::InvalidClientId, m))?;
-                let text =
-                    validate::message_text(&text).map_err(|m| Reject(ErrorCode::InvalidText, m))?;
+                    .map_err(|m| Reject::new(ErrorCode::InvalidClientId, m))?;
+                let text = validate::message_text(&text)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
                 self.require_member(&user, room)?;
                 let message = self.new_message(
                     &user,
@@ -254,7 +321,7 @@ impl Conversation {
         resume: &[ResumePosition],
     ) -> Outcome {
         if version != PROTOCOL_VERSION {
-            return Err(Reject(
+            return Err(Reject::new(
                 ErrorCode::UnsupportedVersion,
                 format!("This server speaks protocol version {PROTOCOL_VERSION}; reload the page."),
             ));
@@ -264,7 +331,7 @@ impl Conversation {
             (Some(account), _) => {
                 // Signed in: the account decides who this is and under which name.
                 let Some(record) = store.find_user(account).await? else {
-                    return Err(Reject(
+                    return Err(Reject::new(
                         ErrorCode::BadCredentials,
                         "This account no longer exists; sign in again.".into(),
                     ));
@@ -277,8 +344,8 @@ impl Conversation {
                 (record, name, None)
             }
             (None, Some(creds)) => {
-                let name =
-                    validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+                let name = validate::display_name(name)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidName, m))?;
                 let known = store.find_user(&creds.user_id).await?;
                 match known {
                     // Guest secrets are 32 random characters (≈190 bits): a fast hash
@@ -292,7 +359,7 @@ impl Conversation {
                         (record, name, Some(creds))
                     }
                     _ => {
-                        return Err(Reject(
+                        return Err(Reject::new(
                             ErrorCode::BadCredentials,
                             "These guest credentials are not known here; say hello without them for a new identity.".into(),
                         ))
@@ -300,8 +367,8 @@ impl Conversation {
                 }
             }
             (None, None) => {
-                let name =
-                    validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+                let name = validate::display_name(name)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidName, m))?;
                 let id = UserId(hex::encode(rand::random::<[u8; 8]>()));
                 self.refuse_reserved(&id, &name).await?;
                 if !self.hub.name_free(&name) {
@@ -372,7 +439,8 @@ impl Conversation {
     }
 
     async fn rename(&mut self, user: &UserId, name: &str) -> Outcome {
-        let name = validate::display_name(name).map_err(|m| Reject(ErrorCode::InvalidName, m))?;
+        let name =
+            validate::display_name(name).map_err(|m| Reject::new(ErrorCode::InvalidName, m))?;
         self.refuse_reserved(user, &name).await?;
         self.hub
             .claim_name(user, &name)
@@ -420,7 +488,7 @@ impl Conversation {
                 other => return Ok(other?),
             }
         }
-        Err(Reject(
+        Err(Reject::new(
             ErrorCode::Internal,
             "Could not find a free room code; try again.".into(),
         ))
@@ -429,10 +497,13 @@ impl Conversation {
     /// Makes `user` a member of `room` (with a join notice if they were not one), and
     /// sends the room with its latest history to all of the user's connections.
     async fn join(&mut self, user: &UserId, room: RoomRecord) -> Outcome {
+        if !self.hub.is_member(user, room.id) {
+            self.room_to_spare(user)?;
+        }
         let store = self.hub.store().clone();
         let added = match store.add_member(room.id, user).await {
             Err(StoreError::NotFound) => {
-                return Err(Reject(
+                return Err(Reject::new(
                     ErrorCode::NoSuchRoom,
                     "That room no longer exists.".into(),
                 ))
@@ -450,7 +521,7 @@ impl Conversation {
     /// node starts fanning the room out to them — followed by its history.
     async fn announce_membership(&self, user: &UserId, room: RoomId, by: &UserId) -> Outcome {
         let Some(record) = self.hub.store().room(room).await? else {
-            return Err(Reject(
+            return Err(Reject::new(
                 ErrorCode::NoSuchRoom,
                 "That room no longer exists.".into(),
             ));
@@ -475,13 +546,13 @@ impl Conversation {
         self.require_member(user, room)?;
         let store = self.hub.store().clone();
         let Some(record) = store.room(room).await? else {
-            return Err(Reject(
+            return Err(Reject::new(
                 ErrorCode::NoSuchRoom,
                 "That room no longer exists.".into(),
             ));
         };
         if matches!(record.kind, RoomRecordKind::Direct { .. }) {
-            return Err(Reject(
+            return Err(Reject::new(
                 ErrorCode::CannotLeaveDirect,
                 "Direct messages cannot be left; close the popup instead.".into(),
             ));
@@ -516,16 +587,29 @@ impl Conversation {
 
     async fn open_direct(&mut self, user: &UserId, other: &UserId) -> Outcome {
         if user == other {
-            return Err(Reject(
+            return Err(Reject::new(
                 ErrorCode::CannotDirectSelf,
                 "A direct room needs someone else.".into(),
             ));
         }
         let store = self.hub.store().clone();
         if store.find_user(other).await?.is_none() {
-            return Err(Reject(ErrorCode::NoSuchUser, "No such user.".into()));
+            return Err(Reject::new(ErrorCode::NoSuchUser, "No such user.".into()));
         }
-        let (room, _created) = store.open_direct(user, other).await?;
+        // Opening one that exists is free; a new one counts for its opener (not for
+        // the other person, who did not ask: their protection is the opener's quota).
+        let room = match store.find_direct(user, other).await? {
+            Some(room) => room,
+            None => {
+                self.room_to_spare(user)?;
+                self.use_quota(Quota::DirectsOpened, user)?;
+                let (room, created) = store.open_direct(user, other).await?;
+                if !created {
+                    self.quotas.refund(Quota::DirectsOpened, user, self.ip);
+                }
+                room
+            }
+        };
         for member in [user, other] {
             self.announce_membership(member, room.id, user).await?;
         }
@@ -554,11 +638,30 @@ impl Conversation {
         Ok(())
     }
 
+    /// Refuses when `user` is in as many rooms as one person may be.
+    fn room_to_spare(&self, user: &UserId) -> Outcome {
+        let max = self.quotas.settings().max_rooms_per_user;
+        if self.hub.room_count(user) >= max {
+            return Err(Reject::new(
+                ErrorCode::TooManyRooms,
+                format!("You are in {max} rooms, as many as one person can be; leave one first."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts one use of `quota` by this user and this connection's address.
+    fn use_quota(&self, quota: Quota, user: &UserId) -> Outcome {
+        self.quotas
+            .take(quota, user, self.ip)
+            .map_err(|wait| Reject::quota(quota, wait))
+    }
+
     fn require_member(&self, user: &UserId, room: RoomId) -> Outcome {
         if self.hub.is_member(user, room) {
             Ok(())
         } else {
-            Err(Reject(
+            Err(Reject::new(
                 ErrorCode::NotMember,
                 "You are not in that room.".into(),
             ))
@@ -588,14 +691,14 @@ impl Conversation {
 }
 
 fn name_taken(name: &str) -> Reject {
-    Reject(
+    Reject::new(
         ErrorCode::NameTaken,
         format!("Someone online is already called {name}."),
     )
 }
 
 fn name_reserved(name: &str) -> Reject {
-    Reject(
+    Reject::new(
         ErrorCode::NameReserved,
         format!("{name} belongs to a registered account; sign in to use it, or pick another."),
     )

@@ -153,6 +153,8 @@ pub async fn serve(
         app.hub.clone(),
         outbox,
         signed_in.as_ref().map(|s| s.user.clone()),
+        app.quotas.clone(),
+        limiter.ip(),
     );
     let (sink, mut stream) = socket.split();
     // The reading side's last word: a close frame to send (or, with `None`, just a

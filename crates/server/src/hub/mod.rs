@@ -397,6 +397,16 @@ impl RoomHub {
         self.read().online.get(user).map(|u| u.name.clone())
     }
 
+    /// How many rooms `user` (online here) is a member of.
+    pub fn room_count(&self, user: &UserId) -> usize {
+        self.read().local.get(user).map_or(0, |u| u.rooms.len())
+    }
+
+    /// How many channels exist (as this node knows them).
+    pub fn channel_count(&self) -> usize {
+        self.read().channels.len()
+    }
+
     /// Is `user` (online here) a member of `room`?
     pub fn is_member(&self, user: &UserId, room: RoomId) -> bool {
         self.read()

@@ -251,12 +251,13 @@ impl Store for MemoryStore {
         Ok(state.record(state.codes.get(code)))
     }
 
+    async fn find_direct(&self, a: &UserId, b: &UserId) -> StoreResult<Option<RoomRecord>> {
+        let state = self.state();
+        Ok(state.record(state.directs.get(&direct_pair(a, b))))
+    }
+
     async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)> {
-        let members = if a <= b {
-            [a.clone(), b.clone()]
-        } else {
-            [b.clone(), a.clone()]
-        };
+        let members = direct_pair(a, b);
         let mut state = self.state();
         if let Some(room) = state.record(state.directs.get(&members)) {
             return Ok((room, false));
@@ -595,5 +596,14 @@ impl AccountStore for MemoryStore {
 
     async fn queued_mail(&self) -> StoreResult<u64> {
         Ok(self.state().mail.len() as u64)
+    }
+}
+
+/// The two members of a direct room in their stored order.
+fn direct_pair(a: &UserId, b: &UserId) -> [UserId; 2] {
+    if a <= b {
+        [a.clone(), b.clone()]
+    } else {
+        [b.clone(), a.clone()]
     }
 }

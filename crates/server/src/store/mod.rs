@@ -145,6 +145,8 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     ) -> StoreResult<RoomRecord>;
     /// Finds a code room by its code (upper case).
     async fn find_code_room(&self, code: &str) -> StoreResult<Option<RoomRecord>>;
+    /// The direct room of two users, if they have one.
+    async fn find_direct(&self, a: &UserId, b: &UserId) -> StoreResult<Option<RoomRecord>>;
     /// Returns the direct room of two users, creating it (with both as members) if
     /// needed. The bool is true when it was created now.
     async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)>;

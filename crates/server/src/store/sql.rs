@@ -178,6 +178,15 @@ macro_rules! sql_store {
                 self.room_where("code = $1", code).await
             }
 
+            async fn find_direct(
+                &self,
+                a: &natter_protocol::UserId,
+                b: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<Option<$crate::store::RoomRecord>> {
+                self.room_where("direct_key = $1", &$crate::store::direct_key(a, b))
+                    .await
+            }
+
             async fn room(
                 &self,
                 id: natter_protocol::RoomId,
