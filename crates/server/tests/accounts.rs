@@ -16,6 +16,7 @@ use natter_protocol::{ClientMsg, ErrorCode, ServerMsg, CLOSE_SIGNED_OUT};
 use natter_server::Config;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -690,4 +691,85 @@ async fn an_open_socket_closes_when_its_session_reaches_its_age_limit() {
     );
     let gone = session_of(&server, &cookie).await;
     assert_eq!(gone.status, 401);
+}
+
+/// A sign-out that races a WebSocket upgrade with the same cookie: the socket either
+/// was refused the account (a guest connection) or closes with 4001 — it never stays
+/// signed in to a session that no longer exists. Offsets vary so the sign-out lands
+/// before, inside and after the upgrade's own work.
+#[tokio::test]
+async fn a_sign_out_racing_an_upgrade_still_closes_that_socket() {
+    // Every round signs in anew: each from its own address (through a trusted
+    // proxy), or the per-IP sign-in limit would end the test early.
+    let (server, dir) = server(None, |c| c.trusted_proxies = vec![[127, 0, 0, 1].into()]).await;
+    let email = "race@example.org";
+    assert_eq!(sign_up(&server, email, "Racer", PASSWORD).await.status, 202);
+    let token = link_token(&outbox_email(&dir.path().join("outbox")).await, "verify");
+    assert_eq!(verify(&server, &token).await.status, 200);
+    for round in 0..150u64 {
+        let address = format!("10.9.{}.{}", round / 250, round % 250);
+        let cookie = post(
+            server.addr,
+            "/api/login",
+            &[("X-Forwarded-For", address.as_str())],
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+        .session_cookie();
+        let upgrade = {
+            let cookie = cookie.clone();
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let mut client = Client::connect_with(addr, &[("Cookie", cookie.as_str())])
+                    .await
+                    .expect("upgrade accepted");
+                client
+                    .send(ClientMsg::Hello {
+                        version: natter_protocol::PROTOCOL_VERSION,
+                        name: format!("Guest{round}"),
+                        credentials: None,
+                        resume: vec![],
+                    })
+                    .await;
+                client
+            })
+        };
+        tokio::time::sleep(Duration::from_micros(round % 100 * 40)).await;
+        let logout = request(
+            server.addr,
+            "POST",
+            "/api/logout",
+            &[("Cookie", &cookie)],
+            None,
+        )
+        .await;
+        assert_eq!(logout.status, 204);
+        let mut client = upgrade.await.expect("upgrade task");
+        // Signed in (no guest credentials in `ready`, or closed before `ready` came):
+        // the socket must close with 4001. A guest connection stays.
+        let mut signed_in = None;
+        loop {
+            match client.next_raw(Duration::from_secs(5)).await {
+                Some(Message::Text(text)) => {
+                    if let Ok(ServerMsg::Ready { credentials, .. }) = serde_json::from_str(&text) {
+                        signed_in = Some(credentials.is_none());
+                        if credentials.is_some() {
+                            break;
+                        }
+                    }
+                }
+                Some(Message::Close(frame)) => {
+                    assert_ne!(signed_in, Some(false), "round {round}: a guest was closed");
+                    assert_eq!(
+                        frame.map(|f| f.code),
+                        Some(CloseCode::from(CLOSE_SIGNED_OUT)),
+                        "round {round}"
+                    );
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("round {round}: a signed-in socket outlived its session"),
+            }
+        }
+    }
 }

@@ -20,7 +20,9 @@ use natter_server::store::accounts::{
 use natter_server::store::memory::MemoryStore;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
-use natter_server::store::{Appended, NewMessage, Store, StoreError, StoreResult, UserRecord};
+use natter_server::store::{
+    Appended, Departure, NewMessage, Store, StoreError, StoreResult, UserRecord,
+};
 
 fn user(id: &str) -> UserSummary {
     UserSummary {
@@ -172,7 +174,23 @@ async fn a_deleted_room_refuses_messages_and_forgets_history(store: Arc<dyn Stor
         .append(vec![text(room.id, "u1", "1", "bye")])
         .await
         .expect("store call failed");
-    store.delete_room(room.id).await.expect("store call failed");
+    store
+        .create_user(&UserRecord {
+            id: UserId("u1".into()),
+            secret_hash: "h".into(),
+            name: "u1".into(),
+        })
+        .await
+        .expect("store call failed");
+    store
+        .add_member(room.id, &UserId("u1".into()))
+        .await
+        .expect("store call failed");
+    let departure = store
+        .remove_member(room.id, &UserId("u1".into()))
+        .await
+        .expect("store call failed");
+    assert!(departure.room_deleted, "{departure:?}");
     let outcomes = store
         .append(vec![text(room.id, "u1", "2", "anyone?")])
         .await
@@ -272,7 +290,10 @@ async fn members_and_direct_rooms(store: Arc<dyn Store>) {
             .remove_member(channel, &ann)
             .await
             .expect("store call failed"),
-        1
+        Departure {
+            remaining: 1,
+            room_deleted: false
+        }
     );
     store
         .rename_user(&ann, "Ann2")
@@ -333,6 +354,65 @@ async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
             .map(|r| r.latest_seq),
         Some(20)
     );
+}
+
+/// The last member leaves a delete-when-empty room while someone joins it, over and
+/// over: either the join came first (the room lives, with the joiner in it) or the
+/// room is gone and the join says so — never a joiner in a deleted room.
+async fn a_room_is_never_deleted_under_someone_who_just_joined(store: Arc<dyn Store>) {
+    let (leaver, joiner) = (UserId("leaver".into()), UserId("joiner".into()));
+    for user in [&leaver, &joiner] {
+        store
+            .create_user(&UserRecord {
+                id: user.clone(),
+                secret_hash: "h".into(),
+                name: user.0.clone(),
+            })
+            .await
+            .expect("store call failed");
+    }
+    let (mut kept, mut deleted) = (0, 0);
+    for n in 0..60 {
+        let room = store
+            .create_code_room(&format!("RACE{n:08}"), true)
+            .await
+            .expect("store call failed")
+            .id;
+        store
+            .add_member(room, &leaver)
+            .await
+            .expect("store call failed");
+        let (leave, join) = {
+            let (a, b) = (store.clone(), store.clone());
+            let (leaver, joiner) = (leaver.clone(), joiner.clone());
+            tokio::join!(
+                tokio::spawn(async move { a.remove_member(room, &leaver).await }),
+                tokio::spawn(async move { b.add_member(room, &joiner).await }),
+            )
+        };
+        let leave = leave.expect("task").expect("leave");
+        let exists = store.room(room).await.expect("store call failed").is_some();
+        match join.expect("task") {
+            Ok(_) => {
+                assert!(exists, "room {n} was deleted under a member who joined");
+                assert!(!leave.room_deleted && leave.remaining <= 1, "{leave:?}");
+                kept += 1;
+            }
+            Err(StoreError::NotFound) => {
+                assert!(!exists && leave.room_deleted, "{leave:?}");
+                deleted += 1;
+            }
+            Err(other) => panic!("join failed: {other}"),
+        }
+        let members_left = store
+            .rooms_of(&joiner)
+            .await
+            .expect("store call failed")
+            .iter()
+            .any(|r| r.id == room);
+        assert_eq!(members_left, exists, "room {n}");
+    }
+    assert_eq!(kept + deleted, 60);
 }
 
 fn account(id: &str, name: &str, email: &str) -> NewAccount {
@@ -701,6 +781,7 @@ macro_rules! all_contract_tests {
                 history_pages_from_either_end,
                 appends_succeed_while_other_writes_run,
                 members_and_direct_rooms,
+                a_room_is_never_deleted_under_someone_who_just_joined,
                 accounts_reserve_their_email_and_name_in_any_case,
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,

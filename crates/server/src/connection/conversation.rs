@@ -327,7 +327,8 @@ impl Conversation {
             ));
         }
         let store = self.hub.store().clone();
-        let (user, name, credentials) = match (&self.account, credentials) {
+        // Each way in holds a claim on the name until `register` below made it theirs.
+        let (user, name, credentials, _claim) = match (&self.account, credentials) {
             (Some(account), _) => {
                 // Signed in: the account decides who this is and under which name.
                 let Some(record) = store.find_user(account).await? else {
@@ -337,11 +338,12 @@ impl Conversation {
                     ));
                 };
                 let name = record.name.clone();
-                self.hub
+                let claim = self
+                    .hub
                     .claim_name(&record.id, &name)
                     .await
                     .map_err(|_| name_taken(&name))?;
-                (record, name, None)
+                (record, name, None, claim)
             }
             (None, Some(creds)) => {
                 let name = validate::display_name(name)
@@ -352,11 +354,12 @@ impl Conversation {
                     // is enough, there is nothing to brute-force.
                     Some(record) if record.secret_hash == digest(&creds.secret) => {
                         self.refuse_reserved(&record.id, &name).await?;
-                        self.hub
+                        let claim = self
+                            .hub
                             .claim_name(&record.id, &name)
                             .await
                             .map_err(|_| name_taken(&name))?;
-                        (record, name, Some(creds))
+                        (record, name, Some(creds), claim)
                     }
                     _ => {
                         return Err(Reject::new(
@@ -386,7 +389,8 @@ impl Conversation {
                 };
                 // Reserved before the user exists, so a name taken on another node
                 // leaves no user behind.
-                self.hub
+                let claim = self
+                    .hub
                     .claim_name(&record.id, &name)
                     .await
                     .map_err(|_| name_taken(&name))?;
@@ -395,7 +399,7 @@ impl Conversation {
                     user_id: record.id.clone(),
                     secret,
                 };
-                (record, name, Some(creds))
+                (record, name, Some(creds), claim)
             }
         };
         let records = store.rooms_of(&user.id).await?;
@@ -442,7 +446,11 @@ impl Conversation {
         let name =
             validate::display_name(name).map_err(|m| Reject::new(ErrorCode::InvalidName, m))?;
         self.refuse_reserved(user, &name).await?;
-        self.hub
+        // Claimed before the store is written, and held until the hub made the name
+        // ours: nobody can take it in between, so the store never holds a name its
+        // owner then cannot connect with.
+        let _claim = self
+            .hub
             .claim_name(user, &name)
             .await
             .map_err(|_| name_taken(&name))?;
@@ -557,7 +565,7 @@ impl Conversation {
                 "Direct messages cannot be left; close the popup instead.".into(),
             ));
         }
-        let remaining = store.remove_member(room, user).await?;
+        let departure = store.remove_member(room, user).await?;
         // All of the user's tabs, on every node, leave before the notice goes out.
         self.hub.publish_with(
             Target::User(user.clone()),
@@ -567,8 +575,9 @@ impl Conversation {
             },
             &ServerMsg::Left { room },
         );
-        if remaining == 0 && record.delete_when_empty {
-            store.delete_room(room).await?;
+        if departure.room_deleted {
+            // Deleted with the last membership, in one transaction: nobody who joined
+            // meanwhile is left in a deleted room (their join found it gone).
             // A channel leaves everyone's list on every node. (Nobody is a member any
             // more, so no node fans the room out; `Left` above unindexed this user.)
             if matches!(record.kind, RoomRecordKind::Channel { .. }) {

@@ -21,12 +21,17 @@ pub mod ws;
 use natter_protocol::UserId;
 use tokio::time::Instant;
 
+use crate::hub::SessionWatch;
+
 /// A connection opened with a valid session cookie.
 pub struct SignedIn {
     /// The account's user: the connection is them, under the account's name.
     pub user: UserId,
-    /// The session's id hash: the hub closes the connection when it ends on any node.
-    pub session: String,
+    /// Resolves when the session ends on any node. Taken out **before** the session
+    /// was looked up, so a sign-out racing the upgrade is never missed: it either
+    /// deleted the session before the lookup (no upgrade as this account) or ends this
+    /// watch.
+    pub watch: SessionWatch,
     /// When the session's absolute lifetime ends; the connection closes then.
     pub expires: Instant,
     /// Renews the session's idle expiry in the background. Called at most hourly while

@@ -131,18 +131,15 @@ pub async fn serve(
 ) {
     let (outbox, queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
-    let watch = signed_in
-        .as_ref()
-        .map(|s| app.hub.watch_session(&s.session));
     // A signed-in connection ends with its session: signed out on any node, or its
     // absolute lifetime over (it cannot outlive the cookie).
     let session_ended = async {
-        match (&watch, &signed_in) {
-            (Some(watch), Some(signed_in)) => tokio::select! {
-                _ = watch.ended().cancelled() => "signed out",
+        match &signed_in {
+            Some(signed_in) => tokio::select! {
+                _ = signed_in.watch.ended().cancelled() => "signed out",
                 _ = tokio::time::sleep_until(signed_in.expires) => "session expired",
             },
-            _ => std::future::pending().await,
+            None => std::future::pending().await,
         }
     };
     tokio::pin!(session_ended);

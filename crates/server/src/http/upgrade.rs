@@ -16,10 +16,12 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::request::{client_ip, origin_allowed};
-use crate::accounts::auth::Auth;
+use crate::accounts::auth::{session_cookie, Auth};
 use crate::clock::{millis, now_ms};
 use crate::connection::{ws, SignedIn};
+use crate::hub::SessionWatch;
 use crate::limits::ConnectionLimiter;
+use crate::secret::digest;
 use crate::store::accounts::SessionRecord;
 use crate::AppState;
 
@@ -47,8 +49,13 @@ pub async fn upgrade(
             .into_response();
     };
     let limiter = ConnectionLimiter::new(slot);
+    // Watched before it is looked up: a sign-out between the lookup and the upgrade
+    // would otherwise close nothing and leave this socket signed in.
+    let watch = session_cookie(&headers).map(|id| app.hub.watch_session(&digest(id)));
     let signed_in = match app.auth.session(&headers).await {
-        Ok(session) => session.map(|session| signed_in(&app.auth, session)),
+        Ok(session) => session
+            .zip(watch)
+            .map(|(session, watch)| signed_in(&app.auth, session, watch)),
         Err(err) => {
             tracing::error!(%err, "could not read the session of an upgrade");
             return (
@@ -66,7 +73,7 @@ pub async fn upgrade(
 
 /// What a connection needs of its session: who, until when, and how to keep it from
 /// idling out while the person chats.
-fn signed_in(auth: &Auth, session: SessionRecord) -> SignedIn {
+fn signed_in(auth: &Auth, session: SessionRecord, watch: SessionWatch) -> SignedIn {
     // A signed-in connection cannot outlive the cookie's absolute lifetime.
     let ends_at = session
         .created_at
@@ -76,7 +83,7 @@ fn signed_in(auth: &Auth, session: SessionRecord) -> SignedIn {
     let id_hash = session.id_hash.clone();
     SignedIn {
         user: session.user_id,
-        session: session.id_hash,
+        watch,
         // A lifetime configured beyond any clock is no lifetime at all.
         expires: Instant::now().checked_add(left).unwrap_or_else(far_future),
         keep_alive: Box::new(move || auth.touch_later(&id_hash)),

@@ -85,6 +85,9 @@ struct HubState {
     online: HashMap<UserId, OnlineUser>,
     /// `name_key` of every online user's name → the user holding it.
     names: HashMap<String, UserId>,
+    /// Names claimed on this node by someone about to take them (a rename or `hello`
+    /// writing the store first): held by [`NameClaim`]s, and as taken as `names`.
+    claimed: HashMap<String, UserId>,
     /// Rooms with members on this node: the fan-out index.
     rooms: HashMap<RoomId, RoomFanout>,
     /// Every public channel (id → name), kept in memory for the snapshot after `ready`.
@@ -107,6 +110,12 @@ struct HubState {
 type SharedFrames = Arc<[Utf8Bytes]>;
 
 impl HubState {
+    /// Whether `key` is held, online or claimed, by someone other than `user`.
+    fn name_held_by_other(&self, key: &str, user: &UserId) -> bool {
+        let other = |holder: &UserId| holder != user;
+        self.names.get(key).is_some_and(other) || self.claimed.get(key).is_some_and(other)
+    }
+
     /// The channel list as `channels` frames, serialized at most once per change.
     fn channel_frames(&mut self) -> SharedFrames {
         let channels = &self.channels;
@@ -179,6 +188,26 @@ pub struct HubSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the name is held by someone else online")]
 pub struct NameTaken;
+
+/// A name held for one user from [`RoomHub::claim_name`] until it is dropped — after
+/// the store is written and [`RoomHub::register`] or [`RoomHub::rename`] made the name
+/// theirs, or when the attempt failed. While it lives nobody else on this node can
+/// take the name, so the store is never written with a name that then turns out taken.
+#[must_use = "the claim ends when dropped"]
+pub struct NameClaim {
+    hub: RoomHub,
+    key: String,
+    user: UserId,
+}
+
+impl Drop for NameClaim {
+    fn drop(&mut self) {
+        let mut state = self.hub.write();
+        if state.claimed.get(&self.key) == Some(&self.user) {
+            state.claimed.remove(&self.key);
+        }
+    }
+}
 
 /// A hub reference that does not keep the hub alive (held by its own tasks).
 #[derive(Clone)]
@@ -286,18 +315,35 @@ impl RoomHub {
     /// Is this name unused by everyone online? A cheap early answer for a newcomer;
     /// [`RoomHub::claim_name`] and [`RoomHub::register`] decide.
     pub fn name_free(&self, name: &str) -> bool {
-        !self.read().names.contains_key(&name_key(name))
+        let key = name_key(name);
+        let state = self.read();
+        !state.names.contains_key(&key) && !state.claimed.contains_key(&key)
     }
 
-    /// Reserves `name` for `user` on every node (through the broker). While the broker
-    /// cannot be reached, this node's own view decides, so people can still sign in.
-    pub async fn claim_name(&self, user: &UserId, name: &str) -> Result<(), NameTaken> {
-        match self.inner.broker.claim_name(user, &name_key(name)).await {
-            Ok(true) => Ok(()),
+    /// Reserves `name` for `user`: on this node until the returned claim is dropped,
+    /// and on every node through the broker. Take it **before** writing the name to
+    /// the store. While the broker cannot be reached, this node's own view decides, so
+    /// people can still sign in.
+    pub async fn claim_name(&self, user: &UserId, name: &str) -> Result<NameClaim, NameTaken> {
+        let key = name_key(name);
+        {
+            let mut state = self.write();
+            if state.name_held_by_other(&key, user) {
+                return Err(NameTaken);
+            }
+            state.claimed.insert(key.clone(), user.clone());
+        }
+        let claim = NameClaim {
+            hub: self.clone(),
+            key,
+            user: user.clone(),
+        };
+        match self.inner.broker.claim_name(user, &claim.key).await {
+            Ok(true) => Ok(claim),
             Ok(false) => Err(NameTaken),
             Err(err) => {
                 tracing::warn!(%err, "could not reserve a name across nodes; checking this node only");
-                Ok(())
+                Ok(claim)
             }
         }
     }
@@ -316,7 +362,7 @@ impl RoomHub {
     ) -> Result<(), NameTaken> {
         let key = name_key(name);
         let mut state = self.write();
-        if state.names.get(&key).is_some_and(|holder| holder != user) {
+        if state.name_held_by_other(&key, user) {
             return Err(NameTaken);
         }
         let old_key = state.online.get(user).map(|u| name_key(&u.name));
@@ -369,7 +415,7 @@ impl RoomHub {
     pub fn rename(&self, user: &UserId, name: &str) -> Result<(), NameTaken> {
         let key = name_key(name);
         let mut state = self.write();
-        if state.names.get(&key).is_some_and(|holder| holder != user) {
+        if state.name_held_by_other(&key, user) {
             return Err(NameTaken);
         }
         let Some(old_key) = state.online.get(user).map(|u| name_key(&u.name)) else {

@@ -23,7 +23,8 @@ use super::accounts::{
 };
 use super::batch::AppendBatch;
 use super::{
-    Appended, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult, UserRecord,
+    Appended, Departure, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult,
+    UserRecord,
 };
 
 /// The URL that selects this store.
@@ -278,19 +279,6 @@ impl Store for MemoryStore {
         Ok(self.state().rooms.get(&id).map(|room| room.record.clone()))
     }
 
-    async fn delete_room(&self, id: RoomId) -> StoreResult<()> {
-        let mut state = self.state();
-        if let Some(room) = state.rooms.remove(&id) {
-            match &room.record.kind {
-                RoomRecordKind::Channel { name } => state.channels.remove(&name_key(name)),
-                RoomRecordKind::Code { code } => state.codes.remove(code),
-                RoomRecordKind::Direct { members } => state.directs.remove(members),
-            };
-            state.client_ids.retain(|_, (room_id, _)| *room_id != id);
-        }
-        Ok(())
-    }
-
     async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
         match self.state().rooms.get_mut(&room) {
             Some(entry) => Ok(entry.members.insert(user.clone())),
@@ -298,14 +286,32 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64> {
-        match self.state().rooms.get_mut(&room) {
-            Some(entry) => {
-                entry.members.remove(user);
-                Ok(entry.members.len() as u64)
+    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<Departure> {
+        // One lock over the removal and the deletion, as the SQL stores' transaction.
+        let mut state = self.state();
+        let Some(entry) = state.rooms.get_mut(&room) else {
+            return Ok(Departure {
+                remaining: 0,
+                room_deleted: false,
+            });
+        };
+        entry.members.remove(user);
+        let remaining = entry.members.len() as u64;
+        let room_deleted = remaining == 0 && entry.record.delete_when_empty;
+        if room_deleted {
+            if let Some(gone) = state.rooms.remove(&room) {
+                match &gone.record.kind {
+                    RoomRecordKind::Channel { name } => state.channels.remove(&name_key(name)),
+                    RoomRecordKind::Code { code } => state.codes.remove(code),
+                    RoomRecordKind::Direct { members } => state.directs.remove(members),
+                };
             }
-            None => Ok(0),
+            state.client_ids.retain(|_, (room_id, _)| *room_id != room);
         }
+        Ok(Departure {
+            remaining,
+            room_deleted,
+        })
     }
 
     async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>> {

@@ -122,6 +122,15 @@ pub enum Appended {
     NoSuchRoom,
 }
 
+/// What a member's leaving did to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Departure {
+    /// Members left in the room.
+    pub remaining: u64,
+    /// The room was `delete_when_empty`, is empty now, and was deleted with its messages.
+    pub room_deleted: bool,
+}
+
 /// Durable state: users, rooms, memberships and message history — and, through
 /// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
@@ -152,13 +161,14 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     async fn open_direct(&self, a: &UserId, b: &UserId) -> StoreResult<(RoomRecord, bool)>;
     /// One room by id.
     async fn room(&self, id: RoomId) -> StoreResult<Option<RoomRecord>>;
-    /// Deletes a room with its memberships and messages.
-    async fn delete_room(&self, id: RoomId) -> StoreResult<()>;
-
-    /// Adds a member; returns false when they already were one.
+    /// Adds a member; returns false when they already were one. A room deleted
+    /// meanwhile is [`StoreError::NotFound`].
     async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool>;
-    /// Removes a member; returns how many members remain.
-    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<u64>;
+    /// Removes a member. A `delete_when_empty` room left empty is deleted with its
+    /// messages **in the same transaction**, with the room locked: a join that commits
+    /// first keeps it alive, one that comes after finds it gone — a room is never
+    /// deleted under someone who just joined.
+    async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<Departure>;
     /// Every room a user is a member of.
     async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>>;
 

@@ -201,19 +201,6 @@ macro_rules! sql_store {
                 row.as_ref().map($crate::store::room_from_row).transpose()
             }
 
-            async fn delete_room(
-                &self,
-                id: natter_protocol::RoomId,
-            ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
-                // Memberships and messages go with it (ON DELETE CASCADE).
-                sqlx::query("DELETE FROM rooms WHERE id = $1")
-                    .bind(id.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
             async fn add_member(
                 &self,
                 room: natter_protocol::RoomId,
@@ -299,11 +286,12 @@ macro_rules! sql_store {
                 &self,
                 room: natter_protocol::RoomId,
                 user: &natter_protocol::UserId,
-            ) -> $crate::store::StoreResult<u64> {
+            ) -> $crate::store::StoreResult<$crate::store::Departure> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.write_transaction().await?;
-                // Two members leaving at once must see each other's delete: exactly one
-                // of them counts zero and deletes the room.
+                // Locked: two members leaving at once see each other's delete (exactly
+                // one counts zero), and a join waits for this transaction — then finds
+                // the room gone — or, committed first, is counted here.
                 Self::lock_room(&mut tx, room).await?;
                 sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
                     .bind(room.0)
@@ -315,8 +303,21 @@ macro_rules! sql_store {
                         .bind(room.0)
                         .fetch_one(&mut *tx)
                         .await?;
+                let mut room_deleted = false;
+                if remaining == 0 {
+                    // Memberships and messages go with it (ON DELETE CASCADE).
+                    let deleted =
+                        sqlx::query("DELETE FROM rooms WHERE id = $1 AND delete_when_empty")
+                            .bind(room.0)
+                            .execute(&mut *tx)
+                            .await?;
+                    room_deleted = deleted.rows_affected() == 1;
+                }
                 tx.commit().await?;
-                Ok(u64::try_from(remaining).unwrap_or(0))
+                Ok($crate::store::Departure {
+                    remaining: u64::try_from(remaining).unwrap_or(0),
+                    room_deleted,
+                })
             }
 
             async fn history_before(
