@@ -27,12 +27,12 @@ async fn a_rename_to_a_name_in_use_writes_nothing() {
     assert_eq!(stored.name, "Ann", "the refused name reached the store");
     // And the name she kept still works for her.
     ann.send(ClientMsg::Rename { name: "Ann".into() }).await;
-    ann.send(ClientMsg::Rename { name: "Anne".into() }).await;
+    ann.send(ClientMsg::Rename {
+        name: "Anne".into(),
+    })
+    .await;
     ann.recv_until(|m| match m {
-        ServerMsg::Presence { online, .. } => online
-            .iter()
-            .any(|u| u.name == "Anne")
-            .then_some(()),
+        ServerMsg::Presence { online, .. } => online.iter().any(|u| u.name == "Anne").then_some(()),
         _ => None,
     })
     .await;

@@ -810,6 +810,63 @@ all_contract_tests!(memory, |_test| {
     Some((store, Box::new(())))
 });
 
+/// On SQLite, a burst of other writes (people joining, guests arriving, sessions
+/// touched) does not queue messages behind it: an append started after 300 joins were
+/// under way is stored long before the last of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_messages_do_not_wait_behind_a_burst_of_other_writes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const JOINS: usize = 300;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}/store.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("store opens"));
+    let room = store
+        .create_channel("busy", false)
+        .await
+        .expect("store call failed")
+        .id;
+    for n in 0..JOINS {
+        store
+            .create_user(&UserRecord {
+                id: UserId(format!("u{n}")),
+                secret_hash: "h".into(),
+                name: format!("u{n}"),
+            })
+            .await
+            .expect("store call failed");
+    }
+    let joined = Arc::new(AtomicUsize::new(0));
+    let mut joins = Vec::new();
+    for n in 0..JOINS {
+        let (store, joined) = (store.clone(), joined.clone());
+        joins.push(tokio::spawn(async move {
+            store
+                .add_member(room, &UserId(format!("u{n}")))
+                .await
+                .expect("a join failed");
+            joined.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    // The joins are under way (and, were writes taking turns, all queued) before the
+    // message comes.
+    while joined.load(Ordering::SeqCst) < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let outcome = store
+        .append(vec![text(room, "u0", "c1", "hi")])
+        .await
+        .expect("the append failed");
+    let joined_before = joined.load(Ordering::SeqCst);
+    assert!(matches!(outcome[0], Appended::Stored(_)));
+    for join in joins {
+        join.await.expect("join task");
+    }
+    assert!(
+        joined_before < JOINS * 3 / 4,
+        "the message waited for {joined_before} of {JOINS} joins"
+    );
+}
+
 /// Two nodes on one PostgreSQL database write into the same rooms at once: every seq
 /// is used exactly once, in commit order, and a resend that reaches both nodes at the
 /// same time is stored once.

@@ -233,8 +233,7 @@ where
 }
 
 /// Implements [`AccountStore`] for a sqlx-backed store with a `pool` field and a
-/// `write_turn()` method (SQLite's single-writer gate; nothing for PostgreSQL). The
-/// statements are the same on both databases.
+/// `write_transaction()` method. The statements are the same on both databases.
 macro_rules! sql_account_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -245,7 +244,6 @@ macro_rules! sql_account_store {
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
                 use natter_protocol::validate::{email_key, name_key};
-                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
@@ -309,7 +307,6 @@ macro_rules! sql_account_store {
                 user: &natter_protocol::UserId,
                 name: &str,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("UPDATE accounts SET name_key = $1 WHERE user_id = $2")
                     .bind(natter_protocol::validate::name_key(name))
@@ -331,7 +328,6 @@ macro_rules! sql_account_store {
                 user: &natter_protocol::UserId,
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query(
                     "UPDATE accounts SET verified_at = $1 WHERE user_id = $2 AND verified_at IS NULL",
                 )
@@ -347,7 +343,6 @@ macro_rules! sql_account_store {
                 user: &natter_protocol::UserId,
                 password_hash: &str,
             ) -> $crate::store::StoreResult<Vec<String>> {
-                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("UPDATE accounts SET password_hash = $1 WHERE user_id = $2")
                     .bind(password_hash)
@@ -367,7 +362,6 @@ macro_rules! sql_account_store {
                 &self,
                 session: &$crate::store::accounts::SessionRecord,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -395,7 +389,6 @@ macro_rules! sql_account_store {
             }
 
             async fn touch_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
                     .bind(now)
                     .bind(id_hash)
@@ -405,7 +398,6 @@ macro_rules! sql_account_store {
             }
 
             async fn delete_session(&self, id_hash: &str) -> $crate::store::StoreResult<bool> {
-                let _turn = self.write_turn().await;
                 let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                     .bind(id_hash)
                     .execute(&self.pool)
@@ -419,7 +411,6 @@ macro_rules! sql_account_store {
                 created_before: i64,
                 now: i64,
             ) -> $crate::store::StoreResult<u64> {
-                let _turn = self.write_turn().await;
                 let sessions =
                     sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
                         .bind(idle_before)
@@ -440,7 +431,6 @@ macro_rules! sql_account_store {
                 purpose: $crate::store::accounts::TokenPurpose,
                 expires_at: i64,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO tokens (hash, user_id, purpose, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -460,7 +450,6 @@ macro_rules! sql_account_store {
                 purpose: $crate::store::accounts::TokenPurpose,
                 now: i64,
             ) -> $crate::store::StoreResult<Option<natter_protocol::UserId>> {
-                let _turn = self.write_turn().await;
                 let user: Option<String> = sqlx::query_scalar(
                     "UPDATE tokens SET used_at = $1 \
                      WHERE hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
@@ -479,7 +468,6 @@ macro_rules! sql_account_store {
                 mail: &$crate::store::accounts::NewMail,
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO mail_queue (recipient, subject, body, attempts, next_attempt_at, created_at) \
                      VALUES ($1, $2, $3, 0, $4, $4)",
@@ -515,7 +503,6 @@ macro_rules! sql_account_store {
                 now: i64,
                 lease_until: i64,
             ) -> $crate::store::StoreResult<bool> {
-                let _turn = self.write_turn().await;
                 let done = sqlx::query(
                     "UPDATE mail_queue SET attempts = attempts + 1, next_attempt_at = $1 \
                      WHERE id = $2 AND next_attempt_at <= $3",
@@ -529,7 +516,6 @@ macro_rules! sql_account_store {
             }
 
             async fn mail_sent(&self, id: i64) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query("DELETE FROM mail_queue WHERE id = $1")
                     .bind(id)
                     .execute(&self.pool)
@@ -543,7 +529,6 @@ macro_rules! sql_account_store {
                 retry_at: i64,
                 error: &str,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query("UPDATE mail_queue SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
                     .bind(retry_at)
                     .bind(error)

@@ -37,9 +37,6 @@ pub struct PgStore {
 super::accounts::sql_account_store!(PgStore);
 
 impl PgStore {
-    /// PostgreSQL takes concurrent writers itself (row locks); nothing to wait for.
-    async fn write_turn(&self) {}
-
     /// A write transaction: PostgreSQL's row locks order writers, so a plain `BEGIN`.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)

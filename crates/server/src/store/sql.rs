@@ -4,7 +4,6 @@
 //!
 //! [`sql_store!`] implements `Store` for a sqlx-backed store (and its sqlx database)
 //! that has a `pool` field and the primitives where the databases really differ:
-//! - `write_turn()`: SQLite's single-writer gate (nothing for PostgreSQL);
 //! - `write_transaction()`: SQLite's `BEGIN IMMEDIATE` (a plain `BEGIN` for PostgreSQL);
 //! - `lock_room(tx, room)`: PostgreSQL's row lock (`FOR UPDATE`; SQLite's immediate
 //!   transaction already holds the database's write lock).
@@ -64,7 +63,6 @@ macro_rules! sql_store {
                 keys: &[(&str, &str)],
                 delete_when_empty: bool,
             ) -> $crate::store::StoreResult<$crate::store::RoomRecord> {
-                let _turn = self.write_turn().await;
                 let columns: String = keys.iter().map(|(column, _)| format!("{column}, ")).collect();
                 // $1 is the kind, then one per key, then the two fixed columns.
                 let marks: String = (2..keys.len() + 2).map(|n| format!("${n}, ")).collect();
@@ -95,7 +93,6 @@ macro_rules! sql_store {
                 &self,
                 user: &$crate::store::UserRecord,
             ) -> $crate::store::StoreResult<()> {
-                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -206,7 +203,6 @@ macro_rules! sql_store {
                 room: natter_protocol::RoomId,
                 user: &natter_protocol::UserId,
             ) -> $crate::store::StoreResult<bool> {
-                let _turn = self.write_turn().await;
                 let done = sqlx::query(
                     "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING",
@@ -246,7 +242,6 @@ macro_rules! sql_store {
                 a: &natter_protocol::UserId,
                 b: &natter_protocol::UserId,
             ) -> $crate::store::StoreResult<($crate::store::RoomRecord, bool)> {
-                let _turn = self.write_turn().await;
                 let key = $crate::store::direct_key(a, b);
                 let mut tx = self.write_transaction().await?;
                 // Two nodes opening the same pair at once: one inserts, the other finds it.
@@ -287,7 +282,6 @@ macro_rules! sql_store {
                 room: natter_protocol::RoomId,
                 user: &natter_protocol::UserId,
             ) -> $crate::store::StoreResult<$crate::store::Departure> {
-                let _turn = self.write_turn().await;
                 let mut tx = self.write_transaction().await?;
                 // Locked: two members leaving at once see each other's delete (exactly
                 // one counts zero), and a join waits for this transaction — then finds

@@ -30,12 +30,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The connection messages are appended through.
     writer: Arc<AppendWriter>,
-    /// Held by every write, on either connection. SQLite has one write lock, and a
-    /// connection that finds it taken waits in SQLite's busy handler, which *sleeps*
-    /// (1, 2, 5 … 100 ms) rather than waking when the lock frees: with people joining
-    /// while messages flow, appends stalled for seconds. Taking turns here first means
-    /// SQLite's lock is always free when asked for.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A batch handed to the append writer, and where its outcome goes.
@@ -45,8 +39,16 @@ type AppendJob = (Vec<NewMessage>, oneshot::Sender<StoreResult<Vec<Appended>>>);
 /// connection and cached prepared statements: a batch is one hand-off to the thread
 /// and one back, whatever its size. (Through sqlx every statement is a round trip to
 /// its worker thread; at a few thousand messages a second those thread switches cost
-/// more than SQLite itself.) Other writes go through the pool and take turns with
-/// this connection on SQLite's write lock.
+/// more than SQLite itself.) Other writes go through the pool and meet this
+/// connection at SQLite's one write lock — with no lock of natter's around it, so a
+/// write waiting its turn holds nothing anyone else waits for.
+///
+/// Messages come first: a pool connection that finds the write lock taken waits in
+/// SQLite's own busy handler, which sleeps 1, 2, 5 … 100 ms between tries, while this
+/// connection's handler ([`retry_soon`]) tries again within a fraction of a
+/// millisecond. A burst of joins or guest sign-ups therefore waits for the messages,
+/// not the other way round. (A gate that made every write take turns in arrival order
+/// queued everyone's messages behind one user's writes.)
 struct AppendWriter {
     jobs: std::sync::mpsc::Sender<AppendJob>,
 }
@@ -58,7 +60,7 @@ impl AppendWriter {
         let mut conn = rusqlite::Connection::open(path)?;
         // Before anything else: even the pragmas below may have to wait for a lock
         // another connection holds, and must wait rather than fail.
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_handler(Some(retry_soon))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
@@ -82,6 +84,18 @@ impl AppendWriter {
             .map_err(|_| StoreError::Stopped)?;
         outcome.await.map_err(|_| StoreError::Stopped)?
     }
+}
+
+/// Tries for SQLite's write lock spent on the append connection before giving up
+/// (with [`retry_soon`]'s pauses, about five seconds, like the pool's busy timeout).
+const APPEND_LOCK_TRIES: i32 = 6_500;
+
+/// The append connection's busy handler: pauses of 50 µs growing to 800 µs, so a
+/// batch of messages takes the write lock almost as soon as another write lets go.
+fn retry_soon(tries: i32) -> bool {
+    let pause = 50u64 << tries.clamp(0, 4);
+    std::thread::sleep(Duration::from_micros(pause));
+    tries < APPEND_LOCK_TRIES
 }
 
 /// Stores one batch in one `BEGIN IMMEDIATE` transaction (see [`super::batch`]).
@@ -160,11 +174,6 @@ fn append_batch(
 super::accounts::sql_account_store!(SqliteStore);
 
 impl SqliteStore {
-    /// Waits for this store's turn to write (see `write_gate`); the guard holds it.
-    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write_gate.lock().await
-    }
-
     /// Opens (creating if missing, with its parent directory) the database at `url`
     /// (`sqlite://path`), brings the schema up to date and starts the append writer.
     pub async fn open(url: &str) -> StoreResult<Self> {
@@ -210,11 +219,7 @@ impl SqliteStore {
             .await?;
         let writer = Arc::new(AppendWriter::open(&path)?);
         tokio::spawn(checkpoint_in_background(pool.clone()));
-        Ok(SqliteStore {
-            pool,
-            writer,
-            write_gate: Arc::default(),
-        })
+        Ok(SqliteStore { pool, writer })
     }
 
     /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
@@ -265,7 +270,6 @@ async fn checkpoint_in_background(pool: SqlitePool) {
 
 super::sql::sql_store!(SqliteStore, sqlx::Sqlite, {
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
-        let _one_writer = self.write_turn().await;
         self.writer.append(batch).await
     }
 
