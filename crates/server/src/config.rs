@@ -27,6 +27,11 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Address to serve Prometheus metrics on (`/metrics`), e.g. `127.0.0.1:9090`.
+    /// Off when unset. Keep it off the public port: metrics are for operators.
+    #[arg(long, env = "NATTER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Redis to share fan-out and presence with other natter nodes (`redis://host:port`).
     /// Without it this node works alone. Every node of a cluster needs the same Redis,
     /// the same `--redis-prefix` and the same PostgreSQL `--database-url`.
@@ -218,6 +223,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            metrics_listen: None,
             redis_url: None,
             redis_prefix: "natter".into(),
             static_dir: PathBuf::from("does-not-exist"),

@@ -13,6 +13,7 @@
 //!   ([`broker::LocalBroker`] for one, [`broker::redis::RedisBroker`] for a cluster).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
 //!   PostgreSQL for a cluster, in-memory with `--database-url memory:`).
+//! - [`telemetry`]: Prometheus metrics on their own listener (`--metrics-listen`).
 //! - [`config`]: flags and `NATTER_*` environment variables; [`limits`]: token buckets
 //!   and connection counts per IP; [`quota`]: what one person may create or try (rooms,
 //!   direct rooms, room codes); [`clock`]: server time; [`secret`]: how secrets are
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod quota;
 pub mod secret;
 pub mod store;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -135,6 +137,11 @@ pub async fn run(
              use --database-url postgres://…",
         ));
     }
+    // Bound first: a taken metrics port is a configuration error, reported at once.
+    let metrics = match telemetry::bind(config.metrics_listen).await? {
+        Some(listener) => telemetry::install().map(|handle| (listener, handle)),
+        None => None,
+    };
     let store = open_store(&config.database_url).await?;
     let broker: Arc<dyn Broker> = match &config.redis_url {
         Some(url) => Arc::new(RedisBroker::connect(url, &config.redis_prefix).await?),
@@ -186,6 +193,9 @@ pub async fn run(
         connections: TaskTracker::new(),
     };
     let background = TaskTracker::new();
+    if let Some((listener, handle)) = metrics {
+        background.spawn(telemetry::serve(listener, handle, state.shutdown.clone()));
+    }
     background.spawn(mail_worker.run(state.shutdown.clone()));
     background.spawn(housekeeping(auth, state.shutdown.clone()));
     background.close();

@@ -46,6 +46,15 @@ impl Quota {
         }
     }
 
+    /// Its `kind` label in `natter_refusals_total`.
+    pub fn metric_kind(self) -> &'static str {
+        match self {
+            Quota::RoomsCreated => "quota_rooms_created",
+            Quota::DirectsOpened => "quota_directs_opened",
+            Quota::FailedCodes => "quota_failed_codes",
+        }
+    }
+
     /// What the person is told, with how long to wait.
     pub fn refusal(self, wait: Duration) -> String {
         let minutes = wait.as_secs().div_ceil(60).max(1);

@@ -30,6 +30,8 @@ const GRACE: Duration = Duration::from_millis(1000);
 struct Cluster {
     nodes: Vec<Option<ServerProcess>>,
     addrs: Vec<SocketAddr>,
+    /// Each node's metrics listener.
+    metrics: Vec<SocketAddr>,
     redis_url: String,
     prefix: String,
     /// Where every node writes emails (no SMTP server in these tests).
@@ -47,6 +49,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes: Vec::new(),
             addrs: (0..count).map(|_| free_addr()).collect(),
+            metrics: (0..count).map(|_| free_addr()).collect(),
             redis_url: redis_url.to_string(),
             prefix: format!("natter-test-{}", hex_id()),
             outbox: tempfile::tempdir().expect("tempdir"),
@@ -67,6 +70,7 @@ impl Cluster {
     fn spawn(&self, node: usize) -> ServerProcess {
         let grace = GRACE.as_millis().to_string();
         let outbox = self.outbox.path().display().to_string();
+        let metrics = self.metrics[node].to_string();
         ServerProcess::spawn_with(
             self.addrs[node],
             &self._schema.url,
@@ -75,6 +79,7 @@ impl Cluster {
                 ("NATTER_REDIS_PREFIX", self.prefix.as_str()),
                 ("NATTER_PRESENCE_GRACE_MS", grace.as_str()),
                 ("NATTER_OUTBOX_DIR", outbox.as_str()),
+                ("NATTER_METRICS_LISTEN", metrics.as_str()),
             ],
         )
     }
@@ -167,6 +172,16 @@ async fn three_nodes_share_presence_names_direct_rooms_and_channels() {
     assert_eq!(alice.next_text(dm).await.text, "hi Alice, from node 1");
     alice.say(dm, "a1", "hi Bob, from node 0").await;
     assert_eq!(bob.next_text(dm).await.text, "hi Bob, from node 0");
+    // Node 1 measured how long node 0's deliveries took through Redis.
+    let scraped = common::http::request(cluster.metrics[1], "GET", "/metrics", &[], None).await;
+    assert!(
+        scraped
+            .body
+            .lines()
+            .any(|l| l.starts_with("natter_redis_lag_seconds_count ") && !l.ends_with(" 0")),
+        "{}",
+        scraped.body
+    );
 
     // A rename on one node shows on the others; the new name is taken everywhere and
     // the old one is free everywhere.

@@ -127,6 +127,11 @@ impl MailWorker {
             if let Err(err) = self.drain().await {
                 tracing::warn!(%err, "could not read the mail queue");
             }
+            if crate::telemetry::enabled() {
+                if let Ok(queued) = self.store.queued_mail().await {
+                    metrics::gauge!(crate::telemetry::MAIL_QUEUE).set(queued as f64);
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}

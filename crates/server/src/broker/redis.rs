@@ -88,6 +88,10 @@ enum Header {
         effect: Option<Effect>,
         #[serde(default)]
         catch_up: Option<CatchUp>,
+        /// When it was published (the publishing node's wall clock, ms), for
+        /// `natter_redis_lag_seconds`.
+        #[serde(default)]
+        sent_ms: Option<i64>,
     },
     /// `user` is online on `node` under `name`, or no longer there.
     Presence {
@@ -226,6 +230,7 @@ impl Broker for RedisBroker {
             seq: delivery.seq,
             effect: delivery.effect,
             catch_up: delivery.catch_up,
+            sent_ms: Some(crate::clock::now_ms()),
         };
         self.queue(Outgoing::Event(encode(&header, delivery.frame.as_str())));
     }
@@ -342,8 +347,14 @@ impl Shared {
                 seq,
                 effect,
                 catch_up,
+                sent_ms,
                 ..
             } => {
+                if let Some(sent_ms) = sent_ms {
+                    let lag_ms = (crate::clock::now_ms() - sent_ms).max(0);
+                    metrics::histogram!(crate::telemetry::REDIS_LAG_SECONDS)
+                        .record(lag_ms as f64 / 1000.0);
+                }
                 let Ok(frame) = std::str::from_utf8(frame) else {
                     tracing::warn!("ignoring a delivery whose frame is not UTF-8");
                     return;

@@ -25,6 +25,7 @@ use crate::hub::{Outbox, Outgoing, RoomCatchUp, RoomHub};
 use crate::quota::{Quota, Quotas};
 use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
+use crate::telemetry;
 
 /// A refused request: the error frame's code and message, and for a quota, when the
 /// next attempt is allowed.
@@ -46,6 +47,7 @@ impl Reject {
 
     /// A quota ran out; the next use is allowed after `wait`.
     fn quota(quota: Quota, wait: Duration) -> Self {
+        telemetry::refused(quota.metric_kind());
         Reject {
             code: ErrorCode::QuotaExceeded,
             message: quota.refusal(wait),
@@ -200,6 +202,7 @@ impl Conversation {
                 self.room_to_spare(&user)?;
                 let max_channels = self.quotas.settings().max_channels;
                 if self.hub.channel_count() >= max_channels {
+                    telemetry::refused("too_many_channels");
                     return Err(Reject::new(
                         ErrorCode::TooManyChannels,
                         format!("This server has {max_channels} channels, as many as it allows."),
@@ -301,7 +304,9 @@ impl Conversation {
             } => {
                 self.require_member(&user, room)?;
                 let limit = limit.clamp(1, HISTORY_PAGE);
+                let started = std::time::Instant::now();
                 let messages = self.hub.store().history_before(room, before, limit).await?;
+                telemetry::store_call("history", started);
                 let more_before = messages.first().is_some_and(|m| m.seq > 1);
                 self.outbox.send(&ServerMsg::History {
                     room,
@@ -402,7 +407,9 @@ impl Conversation {
                 (record, name, Some(creds), claim)
             }
         };
+        let started = std::time::Instant::now();
         let records = store.rooms_of(&user.id).await?;
+        telemetry::store_call("rooms_of", started);
         let mut rooms = Vec::with_capacity(records.len());
         for record in &records {
             rooms.push(self.hub.room_info(record).await?);
@@ -428,7 +435,9 @@ impl Conversation {
         // (a message stored since `rooms_of` is then either live or in the history).
         // The connection's writer reads the histories as the socket drains.
         let ids: Vec<RoomId> = records.iter().map(|r| r.id).collect();
+        let started = std::time::Instant::now();
         let latest: HashMap<RoomId, Seq> = store.latest_seqs(&ids).await?.into_iter().collect();
+        telemetry::store_call("latest_seqs", started);
         let rooms = ids
             .into_iter()
             .map(|room| RoomCatchUp {
@@ -628,11 +637,13 @@ impl Conversation {
     /// Sends a room's latest page to all of `user`'s connections (after a join).
     async fn send_history(&self, room: RoomId, user: &UserId) -> Outcome {
         let after = 0;
+        let started = std::time::Instant::now();
         let messages = self
             .hub
             .store()
             .latest_after(room, after, HISTORY_PAGE)
             .await?;
+        telemetry::store_call("history", started);
         let more_before = messages.first().is_some_and(|m| m.seq > after + 1);
         // What the connection holds once it has this frame: the client had up to
         // `after` (its resume point), and the frame brings the rest.
@@ -651,6 +662,7 @@ impl Conversation {
     fn room_to_spare(&self, user: &UserId) -> Outcome {
         let max = self.quotas.settings().max_rooms_per_user;
         if self.hub.room_count(user) >= max {
+            telemetry::refused("too_many_rooms");
             return Err(Reject::new(
                 ErrorCode::TooManyRooms,
                 format!("You are in {max} rooms, as many as one person can be; leave one first."),

@@ -36,7 +36,7 @@ use super::SignedIn;
 use crate::hub::{OutboxQueue, Outgoing, RoomCatchUp};
 use crate::limits::{ConnectionLimiter, Verdict};
 use crate::store::Store;
-use crate::AppState;
+use crate::{telemetry, AppState};
 
 /// Read buffer per connection. tungstenite's default (128 KiB) costs ~137 KiB of memory
 /// per idle connection; 4 KiB brings that under 16 KiB and still reads a typical frame
@@ -129,6 +129,8 @@ pub async fn serve(
     mut limiter: ConnectionLimiter,
     signed_in: Option<SignedIn>,
 ) {
+    metrics::gauge!(telemetry::CONNECTIONS).increment(1.0);
+    let _counted = Uncount;
     let (outbox, queue) = app.hub.open_outbox();
     let overflowed = outbox.overflowed().clone();
     // A signed-in connection ends with its session: signed out on any node, or its
@@ -207,6 +209,7 @@ pub async fn serve(
                     match limiter.check(std::time::Instant::now()) {
                         Verdict::Allow => {}
                         Verdict::Refuse(wait) => {
+                            telemetry::refused("frame_rate");
                             conversation.send(&ServerMsg::Error {
                                 code: ErrorCode::RateLimited,
                                 message: "Too many messages; slow down.".into(),
@@ -241,6 +244,9 @@ pub async fn serve(
         }
     };
     conversation.disconnect();
+    if let Some((code, why)) = &ending {
+        telemetry::closed(close_reason(*code, why));
+    }
     let close = ending.map(|(code, reason)| CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -263,6 +269,15 @@ pub async fn serve(
             }
         };
         let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+    }
+}
+
+/// Takes a connection off `natter_connections` when it ends, however it ends.
+struct Uncount;
+
+impl Drop for Uncount {
+    fn drop(&mut self) {
+        metrics::gauge!(telemetry::CONNECTIONS).decrement(1.0);
     }
 }
 
@@ -359,11 +374,13 @@ impl Writer {
     /// live messages that waited for it). A store failure closes the connection with
     /// 1013: the client reconnects and resumes.
     async fn write_catch_up(&mut self, room: RoomCatchUp) -> Result<(), WriteFailed> {
-        let messages = match self
+        let started = std::time::Instant::now();
+        let read = self
             .store
             .latest_after(room.room, room.after, HISTORY_PAGE)
-            .await
-        {
+            .await;
+        telemetry::store_call("history", started);
+        let messages = match read {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::error!(%err, "could not read a room's history for a snapshot");
@@ -391,6 +408,7 @@ impl Writer {
     async fn write_queued(&mut self, first: Outgoing) -> Result<(), WriteFailed> {
         // What one item puts on the wire (a history may release waiting messages).
         let mut frames = Vec::new();
+        let mut sent = 0;
         let mut next = Some(first);
         while let Some(item) = next {
             let admitted = match item {
@@ -408,6 +426,7 @@ impl Writer {
                 }
                 item => self.order.admit(item, |frame| frames.push(frame)),
             };
+            sent += frames.len() as u64;
             for frame in frames.drain(..) {
                 self.write(Message::Text(frame)).await?;
             }
@@ -417,6 +436,7 @@ impl Writer {
             }
             next = self.queue.try_recv();
         }
+        metrics::counter!(telemetry::FRAMES_SENT).increment(sent);
         self.flush().await
     }
 
@@ -426,6 +446,7 @@ impl Writer {
             Ok(Err(_)) => Err(WriteFailed),
             Err(_) => {
                 tracing::debug!("a peer took no bytes for the write timeout; dropping it");
+                telemetry::closed("write_timeout");
                 Err(WriteFailed)
             }
         }
@@ -436,6 +457,19 @@ impl Writer {
             Ok(Ok(())) => Ok(()),
             _ => Err(WriteFailed),
         }
+    }
+}
+
+/// The `reason` label of a close the server chose (for `natter_closes_total`).
+fn close_reason(code: u16, why: &str) -> &'static str {
+    match code {
+        close::TRY_AGAIN_LATER => "outbox_overflow",
+        close::SIGNED_OUT => "signed_out",
+        close::GOING_AWAY if why == "heartbeat lost" => "heartbeat",
+        close::GOING_AWAY => "shutdown",
+        close::POLICY if why == "no hello in time" => "hello_timeout",
+        close::POLICY => "rate_limit",
+        _ => "bad_frame",
     }
 }
 

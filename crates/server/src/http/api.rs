@@ -147,6 +147,9 @@ impl From<crate::store::StoreError> for Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let Refusal(status, error) = self;
+        if let Some(kind) = refusal_kind(error.code) {
+            crate::telemetry::refused(kind);
+        }
         let retry_after = error
             .retry_after_ms
             .map(|ms| ms.div_ceil(1000).to_string())
@@ -156,6 +159,18 @@ impl IntoResponse for Refusal {
             response.headers_mut().insert(RETRY_AFTER, secs);
         }
         response
+    }
+}
+
+/// The `kind` label in `natter_refusals_total` of a refusal by a limit (others —
+/// a wrong password, a bad body — are answers, not limits).
+fn refusal_kind(code: ApiErrorCode) -> Option<&'static str> {
+    match code {
+        ApiErrorCode::RateLimited => Some("account_rate_limit"),
+        ApiErrorCode::ForeignOrigin => Some("foreign_origin"),
+        ApiErrorCode::TooLarge => Some("body_too_large"),
+        ApiErrorCode::Timeout => Some("body_timeout"),
+        _ => None,
     }
 }
 

@@ -58,16 +58,19 @@ pub fn app(state: AppState) -> Router {
 async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = match app.hosts.allow(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(message) => (
-            StatusCode::MISDIRECTED_REQUEST,
-            Json(ApiError {
-                code: ApiErrorCode::UnknownHost,
-                message,
-                field: None,
-                retry_after_ms: None,
-            }),
-        )
-            .into_response(),
+        Err(message) => {
+            crate::telemetry::refused("unknown_host");
+            (
+                StatusCode::MISDIRECTED_REQUEST,
+                Json(ApiError {
+                    code: ApiErrorCode::UnknownHost,
+                    message,
+                    field: None,
+                    retry_after_ms: None,
+                }),
+            )
+                .into_response()
+        }
     };
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::limits::HttpConnections;
+use crate::telemetry;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again,
 /// so the loop does not spin.
@@ -55,6 +56,7 @@ pub async fn serve(
             },
         };
         let Some(slot) = per_ip.open(peer.ip()) else {
+            telemetry::refused("http_connections_per_ip");
             tracing::debug!(%peer, "too many HTTP connections from this address");
             continue;
         };

@@ -23,7 +23,7 @@ use crate::hub::SessionWatch;
 use crate::limits::ConnectionLimiter;
 use crate::secret::digest;
 use crate::store::accounts::SessionRecord;
-use crate::AppState;
+use crate::{telemetry, AppState};
 
 /// `GET /ws`: checks Origin and the per-IP cap, reads the session cookie, then
 /// upgrades to a WebSocket with natter's limits and buffer sizes.
@@ -34,6 +34,7 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &app.config.allowed_origins) {
+        telemetry::refused("foreign_origin");
         return (
             StatusCode::FORBIDDEN,
             "this origin may not open natter's WebSocket",
@@ -42,6 +43,7 @@ pub async fn upgrade(
     }
     let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
     let Some(slot) = app.limits.connect(ip) else {
+        telemetry::refused("ws_connections_per_ip");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",

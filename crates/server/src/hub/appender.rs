@@ -7,6 +7,7 @@
 //! order is simply queue order.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use natter_protocol::{ChatMessage, ErrorCode, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::Outbox;
 use crate::broker::{Broker, Delivery};
 use crate::store::{Appended, NewMessage, Store};
+use crate::telemetry;
 
 /// Most messages stored in one transaction.
 const MAX_BATCH: usize = 256;
@@ -53,6 +55,8 @@ pub enum AppendError {
 struct AppendJob {
     message: NewMessage,
     reply: AppendReply,
+    /// When it was queued, for `natter_message_seconds`.
+    queued_at: Instant,
 }
 
 /// Handle to the single writer task.
@@ -88,7 +92,14 @@ impl AppendQueue {
 
     /// Queues a message; waits only when the writer is far behind (backpressure).
     pub async fn append(&self, message: NewMessage, reply: AppendReply) {
-        let job = AppendJob { message, reply };
+        if matches!(reply, AppendReply::Ack { .. }) {
+            metrics::counter!(telemetry::MESSAGES_RECEIVED).increment(1);
+        }
+        let job = AppendJob {
+            message,
+            reply,
+            queued_at: Instant::now(),
+        };
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
             fail(job.reply, AppendError::Failed);
         }
@@ -115,6 +126,9 @@ async fn write_loop(
     stop: CancellationToken,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
+    // Handles taken once: recording through them costs no registry lookup.
+    let message_seconds = metrics::histogram!(telemetry::MESSAGE_SECONDS);
+    let append_seconds = metrics::histogram!(telemetry::STORE_SECONDS, "op" => "append");
     loop {
         let received = tokio::select! {
             biased;
@@ -139,19 +153,24 @@ async fn write_loop(
             }
         }
         // Move the messages out (no copy of their text); keep the replies in order.
-        let (batch, replies): (Vec<NewMessage>, Vec<AppendReply>) =
-            jobs.drain(..).map(|job| (job.message, job.reply)).unzip();
+        let (batch, replies): (Vec<NewMessage>, Vec<(AppendReply, Instant)>) = jobs
+            .drain(..)
+            .map(|job| (job.message, (job.reply, job.queued_at)))
+            .unzip();
         let count = batch.len();
+        let started = Instant::now();
         let outcomes = store.append(batch).await;
+        append_seconds.record(started.elapsed());
         match outcomes {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                for ((reply, queued_at), outcome) in replies.into_iter().zip(outcomes) {
                     finish(&*broker, reply, outcome);
+                    message_seconds.record(queued_at.elapsed());
                 }
             }
             Err(err) => {
                 tracing::error!(%err, messages = count, "storing messages failed");
-                for reply in replies {
+                for (reply, _) in replies {
                     fail(reply, AppendError::Failed);
                 }
             }

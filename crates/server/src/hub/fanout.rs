@@ -271,6 +271,7 @@ impl HubInner {
                 if seq <= fanout.delivered {
                     // Already delivered (a resend's original, or filled from the store).
                 } else if seq == fanout.delivered + 1 {
+                    let started = std::time::Instant::now();
                     let item = Outgoing::Message {
                         room: *room,
                         seq,
@@ -279,6 +280,7 @@ impl HubInner {
                     send_to_members(&fanout.members, local, &item, delivery.except);
                     fanout.delivered = seq;
                     release_early(*room, fanout, local);
+                    self.fanout_seconds.record(started.elapsed());
                 } else {
                     fanout
                         .early

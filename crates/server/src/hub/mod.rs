@@ -241,6 +241,8 @@ struct HubInner {
     settings: HubSettings,
     /// Presence changes waiting for the next window.
     presence: Mutex<PresenceBatch>,
+    /// `natter_fanout_seconds`, held so recording costs no registry lookup.
+    fanout_seconds: metrics::Histogram,
     /// This hub, for the tasks it spawns from `&self` callbacks.
     me: WeakHub,
 }
@@ -269,6 +271,7 @@ impl RoomHub {
                 next_conn: AtomicU64::new(1),
                 settings,
                 presence: Mutex::new(PresenceBatch::default()),
+                fanout_seconds: metrics::histogram!(crate::telemetry::FANOUT_SECONDS),
                 me: WeakHub(weak.clone()),
             }
         });
