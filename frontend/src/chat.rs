@@ -14,13 +14,13 @@
 //! memo of a `u64`, no clone, no comparison of data): a view re-runs exactly when its
 //! part was changed, as it did with a signal per field.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use natter_protocol::account::Account;
-use natter_protocol::{ChannelInfo, RoomId, RoomInfo, Seq, ServerMsg, UserSummary};
+use natter_protocol::{ChannelInfo, RoomId, RoomInfo, Seq, ServerMsg, UserId, UserSummary};
 
 use crate::cache::{self, Profile, StoredPopup};
 use crate::socket::{Introduction, Listener, Socket, Status};
@@ -120,7 +120,12 @@ pub struct Chat {
     state: RwSignal<ChatState>,
     /// The connection.
     socket: StoredValue<Socket, LocalStorage>,
+    /// Rooms whose cached history is due to be saved (see [`Chat::save_history_soon`]).
+    unsaved: StoredValue<HashSet<(UserId, RoomId)>, LocalStorage>,
 }
+
+/// How often, at most, the cached history of a busy room is written to localStorage.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 impl Chat {
     /// State restored from this browser's cache; connects if a name was chosen before.
@@ -144,7 +149,12 @@ impl Chat {
             errors: Part::new(state, |s| &s.errors),
             state,
             socket: StoredValue::new_local(socket.clone()),
+            unsaved: StoredValue::new_local(HashSet::new()),
         };
+        // What waits to be saved is saved before the page goes away (or to the
+        // background on a phone, where it may never come back).
+        window_event_listener(leptos::ev::pagehide, move |_| chat.save_histories());
+        window_event_listener(leptos::ev::visibilitychange, move |_| chat.save_histories());
         socket.set_listener(Rc::new(chat));
         if let Some(profile) = cache::load_profile() {
             // A guest: show the last session at once; the server confirms or corrects it.
@@ -189,25 +199,53 @@ impl Chat {
                     self.socket().send(msg, None);
                 }
                 Effect::ResendPending => self.resend_pending(),
-                Effect::ResendPendingAfter { ms } => {
+                Effect::PaceAfter { ms } => {
                     let chat = *self;
-                    set_timeout(move || chat.resend_pending(), Duration::from_millis(ms));
+                    set_timeout(
+                        move || chat.change_and_perform(ChatState::pace),
+                        Duration::from_millis(ms),
+                    );
                 }
                 Effect::SayHello => self.socket().say_hello(),
                 Effect::SetHelloName(name) => self.socket().set_name(name),
                 Effect::SessionReady => self.socket().session_ready(),
                 Effect::SaveProfile => self.save_profile(),
-                Effect::SaveHistory { user, room } => self.state.with_untracked(|s| {
-                    if let Some(held) = s.history.get(&room) {
-                        cache::save_history(&user, room, &held.messages);
-                    }
-                }),
+                Effect::SaveHistory { user, room } => self.save_history_soon(user, room),
                 Effect::ForgetRoom { user, room } => cache::forget_room(&user, room),
                 Effect::ForgetUser(user) => cache::forget_user(&user),
                 Effect::SaveCredentials(credentials) => cache::save_credentials(&credentials),
                 Effect::ForgetCredentials => cache::forget_credentials(),
             }
         }
+    }
+
+    /// Marks a room's cache for saving, at most once per [`SAVE_EVERY`]: a busy room
+    /// would otherwise rewrite its 200 cached messages for every message that arrives.
+    fn save_history_soon(&self, user: UserId, room: RoomId) {
+        let first = self.unsaved.try_update_value(|unsaved| {
+            let first = unsaved.is_empty();
+            unsaved.insert((user, room));
+            first
+        });
+        if first == Some(true) {
+            let chat = *self;
+            set_timeout(move || chat.save_histories(), SAVE_EVERY);
+        }
+    }
+
+    /// Writes every history marked for saving (also when the page is hidden or left).
+    pub(crate) fn save_histories(&self) {
+        let unsaved = self
+            .unsaved
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        self.state.with_untracked(|s| {
+            for (user, room) in unsaved {
+                if let Some(held) = s.history.get(&room) {
+                    cache::save_history(&user, room, &held.messages);
+                }
+            }
+        });
     }
 
     fn resend_pending(&self) {

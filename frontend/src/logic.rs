@@ -8,12 +8,24 @@
 //!   people on one browser never see each other's history.
 //! - [`Backoff`]: full-jitter exponential reconnect delays.
 //! - [`unread`]: unread counts from sequence numbers.
+//! - The bounds the client keeps under load: [`HELD_PER_ROOM`], [`OFFLINE_PEOPLE`],
+//!   [`RESEND_AT_ONCE`], [`PACE_MS`].
 //! - [`name_hue`]: a stable colour per sender name; [`room_title`]: a room's name.
 
 use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 
 /// How many messages of one room the browser keeps in localStorage.
 pub const CACHE_PER_ROOM: usize = 200;
+/// How many messages of one room are held in memory while live ones arrive; the oldest
+/// beyond it are let go (and paged back from the server on scroll).
+pub const HELD_PER_ROOM: usize = 1000;
+/// People shown offline that are remembered; the longest gone are forgotten beyond it.
+pub const OFFLINE_PEOPLE: usize = 200;
+/// Pending messages resent at once after a reconnect; more are paced.
+pub const RESEND_AT_ONCE: usize = 20;
+/// Milliseconds between paced sends: 10 a second, half the server's default
+/// per-connection rate, so paced sends are never refused for speed.
+pub const PACE_MS: u64 = 100;
 
 /// Merges `incoming` into `history` (sorted by seq, no duplicates) and keeps it so.
 /// Returns true if anything new was added.

@@ -146,9 +146,11 @@ pub enum Effect {
     /// Resend every pending message now, with its original client id (the server stores
     /// each once, so this is always safe).
     ResendPending,
-    /// Resend every pending message later (sends refused for speed stay pending until
-    /// the server allows more).
-    ResendPendingAfter {
+    /// After this long, call [`ChatState::pace`]: the server said slow down, so
+    /// pending messages go out one at a time, paced below its rate, until none is left
+    /// (all at once, every refused one would be refused again — and enough refusals
+    /// close the connection).
+    PaceAfter {
         /// How long to wait, in milliseconds.
         ms: u64,
     },
@@ -231,6 +233,9 @@ pub struct ChatState {
     pub pending: Versioned<Vec<Pending>>,
     /// Whether the sidebar drawer is open (narrow screens); viewing a room closes it.
     pub drawer_open: Versioned<bool>,
+    /// Pending messages are paced (the server said `rate_limited`, or many waited for
+    /// a reconnect): new ones queue behind them instead of going out at once.
+    pub throttled: bool,
 }
 
 fn is_direct_kind(kind: &RoomKind) -> bool {

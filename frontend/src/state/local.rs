@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use natter_protocol::{ChannelInfo, ClientMsg, RoomId, RoomKind, UserId, HISTORY_PAGE};
 
 use super::{CachedVisit, ChatState, Effect, Pending, RoomHistory};
+use crate::logic;
 
 impl ChatState {
     /// Shows `room` in the main pane (or its popup, for a direct room).
@@ -63,15 +64,31 @@ impl ChatState {
     }
 
     /// Posts a message: it shows greyed until acknowledged, and goes out now if the
-    /// socket is open (else it is resent after the next `ready`).
+    /// socket is open (else it is resent after the next `ready`) — or, while sends are
+    /// paced, when its turn comes.
     pub fn post(&mut self, sent: Pending) -> Vec<Effect> {
-        let request = ClientMsg::Send {
-            room: sent.room,
-            client_id: sent.client_id.clone(),
-            text: sent.text.clone(),
-        };
+        let request = send_of(&sent);
         self.pending.edit().push(sent);
+        if self.throttled {
+            return Vec::new();
+        }
         vec![Effect::Send(request)]
+    }
+
+    /// One step of pacing: the oldest pending message goes out (again: the server
+    /// stores each client id once), and the next step is scheduled — until nothing is
+    /// pending, when sends go out at once again.
+    pub fn pace(&mut self) -> Vec<Effect> {
+        match self.pending.first() {
+            Some(oldest) => vec![
+                Effect::Send(send_of(oldest)),
+                Effect::PaceAfter { ms: logic::PACE_MS },
+            ],
+            None => {
+                self.throttled = false;
+                Vec::new()
+            }
+        }
     }
 
     /// Joins a public channel, or just shows it if I am a member already.
@@ -154,5 +171,14 @@ impl ChatState {
         self.popups.set(Vec::new());
         self.errors.set(HashMap::new());
         self.pending.set(Vec::new());
+    }
+}
+
+/// The request that sends a pending message (with its own client id).
+fn send_of(pending: &Pending) -> ClientMsg {
+    ClientMsg::Send {
+        room: pending.room,
+        client_id: pending.client_id.clone(),
+        text: pending.text.clone(),
     }
 }

@@ -111,8 +111,14 @@ impl ChatState {
         }
         out.push(Effect::SessionReady);
         self.save_profile(out);
-        // Anything not acknowledged before the drop goes out again, same client ids.
-        out.push(Effect::ResendPending);
+        // Anything not acknowledged before the drop goes out again, same client ids:
+        // a few at once, many paced (all at once, most would be refused for speed).
+        if self.pending.len() <= logic::RESEND_AT_ONCE {
+            out.push(Effect::ResendPending);
+        } else if !self.throttled {
+            self.throttled = true;
+            out.push(Effect::PaceAfter { ms: 0 });
+        }
     }
 
     fn on_presence(
@@ -130,19 +136,40 @@ impl ChatState {
             self.save_profile(out);
         }
         let people = self.people.edit();
+        // One pass to index, one per change: a snapshot of thousands stays linear.
+        let mut at: HashMap<UserId, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.user.id.clone(), i))
+            .collect();
         for user in online {
-            match people.iter_mut().find(|p| p.user.id == user.id) {
-                Some(person) => {
-                    person.user = user;
-                    person.online = true;
+            match at.get(&user.id) {
+                Some(&i) => {
+                    people[i].user = user;
+                    people[i].online = true;
                 }
-                None => people.push(Person { user, online: true }),
+                None => {
+                    at.insert(user.id.clone(), people.len());
+                    people.push(Person { user, online: true });
+                }
             }
         }
+        let mut went_offline = false;
         for user in offline {
-            if let Some(person) = people.iter_mut().find(|p| p.user.id == user) {
-                person.online = false;
+            if let Some(&i) = at.get(&user) {
+                people[i].online = false;
+                went_offline = true;
             }
+        }
+        // Remember a bounded number of people who left: the longest gone go first.
+        let offline_count = people.iter().filter(|p| !p.online).count();
+        if went_offline && offline_count > logic::OFFLINE_PEOPLE {
+            let mut excess = offline_count - logic::OFFLINE_PEOPLE;
+            people.retain(|p| {
+                let forget = !p.online && excess > 0;
+                excess -= usize::from(forget);
+                !forget
+            });
         }
     }
 
@@ -233,10 +260,15 @@ impl ChatState {
                 limit: missing,
             }));
         }
-        logic::merge_history(
-            &mut self.history.edit().entry(room).or_default().messages,
-            [message],
-        );
+        let held = self.history.edit().entry(room).or_default();
+        logic::merge_history(&mut held.messages, [message]);
+        // Live messages do not grow memory for ever: the oldest are let go (and paged
+        // back from the server if the person scrolls up).
+        if held.messages.len() > logic::HELD_PER_ROOM {
+            let excess = held.messages.len() - logic::HELD_PER_ROOM;
+            held.messages.drain(..excess);
+            held.more_before = true;
+        }
         if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
             info.latest_seq = info.latest_seq.max(seq);
         }
@@ -296,10 +328,14 @@ impl ChatState {
                 out.push(Effect::SayHello);
             }
             ErrorCode::RateLimited => {
-                // Sends refused for speed stay pending; try them again when allowed.
-                out.push(Effect::ResendPendingAfter {
-                    ms: retry_after_ms.unwrap_or(1000),
-                });
+                // Sends refused for speed stay pending and go out paced from when the
+                // server allows more. One pacer: further refusals schedule nothing.
+                if !self.throttled {
+                    self.throttled = true;
+                    out.push(Effect::PaceAfter {
+                        ms: retry_after_ms.unwrap_or(1000),
+                    });
+                }
                 self.set_error(form::GENERAL, Some(message));
             }
             ErrorCode::NameTaken | ErrorCode::NameReserved | ErrorCode::InvalidName

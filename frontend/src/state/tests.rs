@@ -13,6 +13,7 @@ use natter_protocol::{
 };
 
 use super::{form, CachedVisit, ChatState, Effect, Pending, Popup};
+use crate::logic;
 
 const GENERAL: RoomId = RoomId(3);
 const RUST: RoomId = RoomId(5);
@@ -777,22 +778,143 @@ fn unknown_credentials_forget_the_identity_and_say_hello_again() {
     assert!(state.errors.is_empty());
 }
 
+fn pending(n: usize) -> Pending {
+    Pending {
+        client_id: format!("c{n}"),
+        room: GENERAL,
+        text: format!("message {n}"),
+    }
+}
+
+fn sent(n: usize) -> Effect {
+    Effect::Send(ClientMsg::Send {
+        room: GENERAL,
+        client_id: format!("c{n}"),
+        text: format!("message {n}"),
+    })
+}
+
+fn ack(state: &mut ChatState, n: usize, seq: Seq) {
+    state.apply(ServerMsg::Ack {
+        client_id: format!("c{n}"),
+        room: GENERAL,
+        seq,
+        ts: 1,
+    });
+}
+
 #[test]
-fn a_rate_limit_resends_pending_later_and_says_so() {
-    let mut state = ready_with(vec![]);
-    let effects = state.apply(ServerMsg::Error {
+fn a_rate_limit_paces_pending_sends_one_at_a_time_and_says_so() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 7)]);
+    // Forty quick messages go out at once; the server refuses some of them.
+    for n in 0..40 {
+        assert_eq!(state.post(pending(n)), [sent(n)]);
+    }
+    let refusal = |ms| ServerMsg::Error {
         code: ErrorCode::RateLimited,
         message: "slow down".into(),
         request_ref: None,
-        retry_after_ms: Some(2500),
-    });
-    assert_eq!(effects, [Effect::ResendPendingAfter { ms: 2500 }]);
+        retry_after_ms: ms,
+    };
+    assert_eq!(
+        state.apply(refusal(Some(2500))),
+        [Effect::PaceAfter { ms: 2500 }]
+    );
     assert_eq!(
         state.errors.get(form::GENERAL).map(String::as_str),
         Some("slow down")
     );
-    let effects = state.apply(ServerMsg::error(ErrorCode::RateLimited, "slow down", None));
-    assert_eq!(effects, [Effect::ResendPendingAfter { ms: 1000 }]);
+    // Every further refusal is the same burst: one pacer, not a resend each.
+    for _ in 0..20 {
+        assert_eq!(state.apply(refusal(Some(2500))), []);
+    }
+    // Meanwhile a new message waits its turn.
+    assert_eq!(state.post(pending(40)), []);
+    // The pacer sends the oldest pending message, one per step.
+    for n in 0..5 {
+        assert_eq!(
+            state.pace(),
+            [sent(n), Effect::PaceAfter { ms: logic::PACE_MS }]
+        );
+        ack(&mut state, n, 8 + n as Seq);
+    }
+    for n in 5..=40 {
+        ack(&mut state, n, 8 + n as Seq);
+    }
+    // Nothing left: the pacer stops and sends go out at once again.
+    assert_eq!(state.pace(), []);
+    assert!(!state.throttled);
+    assert_eq!(state.post(pending(41)), [sent(41)]);
+    // Without a retry hint the server is given a second.
+    assert_eq!(state.apply(refusal(None)), [Effect::PaceAfter { ms: 1000 }]);
+}
+
+#[test]
+fn many_messages_waiting_for_a_reconnect_are_paced_not_sent_at_once() {
+    let mut state = ChatState::default();
+    for n in 0..logic::RESEND_AT_ONCE + 1 {
+        state.post(pending(n));
+    }
+    let effects = state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![channel(GENERAL, "general", 7)],
+    });
+    assert!(
+        effects.contains(&Effect::PaceAfter { ms: 0 }),
+        "{effects:?}"
+    );
+    assert!(!effects.contains(&Effect::ResendPending));
+    assert_eq!(
+        state.pace(),
+        [sent(0), Effect::PaceAfter { ms: logic::PACE_MS }]
+    );
+}
+
+#[test]
+fn live_messages_do_not_grow_a_rooms_memory_for_ever() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let total = logic::HELD_PER_ROOM as Seq + 50;
+    for seq in 1..=total {
+        state.apply(ServerMsg::Message {
+            message: message(GENERAL, seq, bob()),
+        });
+    }
+    let held = &state.history[&GENERAL];
+    assert_eq!(held.messages.len(), logic::HELD_PER_ROOM);
+    assert_eq!(held.messages.last().map(|m| m.seq), Some(total));
+    assert_eq!(held.messages.first().map(|m| m.seq), Some(51));
+    assert!(held.more_before, "the dropped ones can be paged back");
+}
+
+#[test]
+fn people_who_left_are_remembered_up_to_a_bound() {
+    let mut state = ready_with(vec![]);
+    let user = |n: usize| UserSummary {
+        id: UserId(format!("p{n}")),
+        name: format!("P{n}"),
+    };
+    let crowd = logic::OFFLINE_PEOPLE * 3;
+    state.apply(ServerMsg::Presence {
+        online: (0..crowd).map(user).collect(),
+        offline: vec![],
+    });
+    assert_eq!(state.people.len(), crowd);
+    state.apply(ServerMsg::Presence {
+        online: vec![],
+        offline: (0..crowd - 1).map(|n| user(n).id).collect(),
+    });
+    assert_eq!(
+        state.people.iter().filter(|p| !p.online).count(),
+        logic::OFFLINE_PEOPLE
+    );
+    // The one still online stays, and the most recent leavers are the ones kept.
+    assert!(state
+        .people
+        .iter()
+        .any(|p| p.online && p.user.id == user(crowd - 1).id));
+    assert!(state.people.iter().any(|p| p.user.id == user(crowd - 2).id));
+    assert!(!state.people.iter().any(|p| p.user.id == user(0).id));
 }
 
 // ---- What the person does ----
