@@ -1,6 +1,7 @@
 //! natter-bench: natter's load generator and the baseline it is compared with.
 //!
 //! # Layout
+//! - [`client_size`]: the web client as a browser downloads it from a real server.
 //! - [`fleet`]: WebSocket clients spread over rooms, speaking natter's protocol or the
 //!   ceiling's, and the open-loop publisher.
 //! - [`measure`]: latency histogram, delivery counters, server CPU and RSS from /proc.
@@ -11,6 +12,7 @@
 //! Run it with `cargo xtask bench` (it builds release binaries and pins the generator
 //! to the other core).
 
+pub mod client_size;
 pub mod fleet;
 pub mod measure;
 pub mod report;

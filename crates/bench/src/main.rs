@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
+use natter_bench::client_size;
 use natter_bench::report::{self, best, Results};
 use natter_bench::suite::{Bench, Binaries, Server};
 
@@ -71,6 +72,14 @@ async fn main() -> Result<()> {
         peers: args.peers.clone(),
         flask_python: args.flask_python.clone(),
     };
+    // Before the servers under load start on `args.port`, one serves the web client
+    // there to be fetched as browsers fetch it.
+    let web_client = client_size::measure(
+        &bins.natter,
+        std::path::Path::new("dist"),
+        SocketAddr::from(([127, 0, 0, 1], args.port)),
+    )
+    .await?;
     let bench = Bench {
         bins,
         addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
@@ -135,7 +144,7 @@ async fn main() -> Result<()> {
         big_room: Vec::new(),
         churn: Vec::new(),
         unpinned: Vec::new(),
-        web_client_gzip_bytes: web_client_gzip_bytes(),
+        web_client,
     };
 
     for &server in servers
@@ -284,32 +293,6 @@ fn today() -> String {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .map(|date| date.trim().to_string())
         .unwrap_or_else(|| "an unknown date".into())
-}
-
-/// Gzipped size of the built web client's wasm and JavaScript (`dist/`, from the
-/// release build `cargo xtask run` and `cargo xtask test` make), if it is built.
-fn web_client_gzip_bytes() -> Option<u64> {
-    let files: Vec<PathBuf> = std::fs::read_dir("dist")
-        .ok()?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == "wasm" || ext == "js")
-        })
-        .collect();
-    if files.is_empty() {
-        return None;
-    }
-    let mut total = 0;
-    for file in files {
-        let gzipped = std::process::Command::new("gzip")
-            .args(["-9", "-c"])
-            .arg(&file)
-            .output()
-            .ok()?;
-        total += gzipped.stdout.len() as u64;
-    }
-    Some(total)
 }
 
 /// Cores of the machine (not of this pinned process, which sees only its own).

@@ -193,6 +193,12 @@ pub struct Config {
     #[arg(long, env = "NATTER_RESET_LINK_SECS", default_value_t = 3600)]
     pub reset_link_secs: u64,
 
+    /// A guest identity not used (no `hello`) for this many days is deleted: its
+    /// memberships go, its messages stay under its name. Sign-ups never verified go
+    /// once their link expires (`--verify-link-secs`), freeing the name and email.
+    #[arg(long, env = "NATTER_GUEST_EXPIRY_DAYS", default_value_t = 30)]
+    pub guest_expiry_days: u64,
+
     /// Password hashes computed at once (each argon2id hash takes 19 MiB, kept for
     /// reuse, and tens of milliseconds of one core); more requests wait their turn.
     /// Default: the number of cores, at most 4.
@@ -257,6 +263,7 @@ impl Config {
             session_max_secs: 30 * 24 * 3600,
             verify_link_secs: 24 * 3600,
             reset_link_secs: 3600,
+            guest_expiry_days: 30,
             hash_concurrency: None,
         }
     }

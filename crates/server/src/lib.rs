@@ -177,6 +177,7 @@ pub async fn run(
             session_max: Duration::from_secs(config.session_max_secs),
             verify_link: Duration::from_secs(config.verify_link_secs),
             reset_link: Duration::from_secs(config.reset_link_secs),
+            guest_expiry: Duration::from_secs(config.guest_expiry_days.saturating_mul(24 * 3600)),
             hash_concurrency: config.hash_concurrency.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
             }),
@@ -238,12 +239,15 @@ pub async fn run(
 /// How often expired sessions and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes expired sessions and tokens now and every hour until `shutdown`.
+/// Deletes expired sessions and tokens, guests gone for good and sign-ups never
+/// verified, now and every hour until `shutdown`.
 async fn housekeeping(auth: Auth, shutdown: CancellationToken) {
     loop {
         match auth.delete_expired().await {
             Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, "expired sessions and links deleted"),
+            Ok(deleted) => {
+                tracing::info!(deleted, "expired sessions, links and identities deleted")
+            }
             Err(err) => tracing::warn!(%err, "could not delete expired sessions"),
         }
         tokio::select! {

@@ -629,11 +629,15 @@ async fn bad_bodies_get_clear_errors() {
     assert_eq!(name.json::<ApiError>().field.as_deref(), Some("name"));
     let huge = "x".repeat(64 * 1024);
     let big = request(server.addr, "POST", "/api/login", &[], Some(&huge)).await;
-    assert_eq!(big.status, 413, "bodies are capped");
+    assert_eq!(
+        (big.status, error_code(&big)),
+        (413, ApiErrorCode::TooLarge),
+        "bodies are capped"
+    );
     let unknown = request(server.addr, "GET", "/api/nothing/here", &[], None).await;
     assert_eq!(
         (unknown.status, error_code(&unknown)),
-        (404, ApiErrorCode::BadRequest)
+        (404, ApiErrorCode::NotFound)
     );
     let health = request(server.addr, "GET", "/healthz", &[], None).await;
     assert_eq!(health.status, 200, "the server is fine");

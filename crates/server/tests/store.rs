@@ -415,6 +415,111 @@ async fn a_room_is_never_deleted_under_someone_who_just_joined(store: Arc<dyn St
     assert_eq!(kept + deleted, 60);
 }
 
+/// Guests nobody used for the expiry and sign-ups never verified are deleted, with
+/// their memberships (and code rooms that were to go when empty); the name and email
+/// of an unverified sign-up are free again. Returning guests and accounts stay.
+async fn unused_identities_expire(store: Arc<dyn Store>) {
+    const DAY: i64 = 24 * 3600 * 1000;
+    let now = natter_server::clock::now_ms();
+    let guest = |id: &str| UserRecord {
+        id: UserId(id.into()),
+        secret_hash: "h".into(),
+        name: id.into(),
+    };
+    for id in ["gone", "back"] {
+        store
+            .create_user(&guest(id))
+            .await
+            .expect("store call failed");
+    }
+    let (gone, back) = (UserId("gone".into()), UserId("back".into()));
+    let room = store
+        .create_code_room("STALEROOMABC", true)
+        .await
+        .expect("store call failed")
+        .id;
+    let general = store
+        .find_channel(DEFAULT_CHANNEL)
+        .await
+        .expect("store call failed")
+        .expect("general")
+        .id;
+    for user in [&gone, &back] {
+        store
+            .add_member(general, user)
+            .await
+            .expect("store call failed");
+    }
+    store
+        .add_member(room, &gone)
+        .await
+        .expect("store call failed");
+    store
+        .create_account(&account("unverified", "Una", "una@example.org"), now)
+        .await
+        .expect("store call failed");
+    store
+        .create_account(&account("verified", "Vera", "vera@example.org"), now)
+        .await
+        .expect("store call failed");
+    store
+        .mark_verified(&UserId("verified".into()), now)
+        .await
+        .expect("store call failed");
+    // Forty days on: "back" said hello again yesterday, "gone" never did.
+    let later = now + 40 * DAY;
+    store
+        .seen(&back, later - DAY)
+        .await
+        .expect("store call failed");
+    let deleted = store
+        .delete_stale(later - 30 * DAY, later - DAY)
+        .await
+        .expect("store call failed");
+    assert_eq!(deleted, 2, "the unused guest and the unverified sign-up");
+    for (id, kept) in [
+        ("gone", false),
+        ("back", true),
+        ("unverified", false),
+        ("verified", true),
+    ] {
+        let found = store
+            .find_user(&UserId(id.into()))
+            .await
+            .expect("store call failed");
+        assert_eq!(found.is_some(), kept, "{id}");
+    }
+    assert!(store.room(room).await.expect("store call failed").is_none());
+    let members: Vec<RoomId> = store
+        .rooms_of(&back)
+        .await
+        .expect("store call failed")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(members, [general]);
+    // The unverified sign-up's name and email can be taken again.
+    assert_eq!(
+        store
+            .name_owner(&natter_protocol::validate::name_key("Una"))
+            .await
+            .expect("store call failed"),
+        None
+    );
+    store
+        .create_account(&account("again", "Una", "una@example.org"), later)
+        .await
+        .expect("the name and email are free again");
+    // Nothing else is stale now.
+    assert_eq!(
+        store
+            .delete_stale(later - 30 * DAY, later - DAY)
+            .await
+            .expect("store call failed"),
+        0
+    );
+}
+
 fn account(id: &str, name: &str, email: &str) -> NewAccount {
     NewAccount {
         user: UserRecord {
@@ -782,6 +887,7 @@ macro_rules! all_contract_tests {
                 appends_succeed_while_other_writes_run,
                 members_and_direct_rooms,
                 a_room_is_never_deleted_under_someone_who_just_joined,
+                unused_identities_expire,
                 accounts_reserve_their_email_and_name_in_any_case,
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,

@@ -88,6 +88,8 @@ pub struct AuthSettings {
     pub verify_link: Duration,
     /// How long a reset link works.
     pub reset_link: Duration,
+    /// A guest not seen this long is deleted (see `--guest-expiry-days`).
+    pub guest_expiry: Duration,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
 }
@@ -416,14 +418,26 @@ impl Auth {
     pub async fn delete_expired(&self) -> StoreResult<u64> {
         let now = now_ms();
         let settings = &self.inner.settings;
-        self.inner
+        let sessions = self
+            .inner
             .store
             .delete_expired(
                 now.saturating_sub(millis(settings.session_idle)),
                 now.saturating_sub(millis(settings.session_max)),
                 now,
             )
-            .await
+            .await?;
+        // Guests gone for the expiry, and sign-ups whose verification link ran out
+        // (their name and email must not stay reserved).
+        let users = self
+            .inner
+            .store
+            .delete_stale(
+                now.saturating_sub(millis(settings.guest_expiry)),
+                now.saturating_sub(millis(settings.verify_link)),
+            )
+            .await?;
+        Ok(sessions + users)
     }
 
     /// Stores a fresh token and queues the email carrying its link.

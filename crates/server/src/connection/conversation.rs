@@ -348,6 +348,7 @@ impl Conversation {
                     .claim_name(&record.id, &name)
                     .await
                     .map_err(|_| name_taken(&name))?;
+                store.seen(&record.id, crate::clock::now_ms()).await?;
                 (record, name, None, claim)
             }
             (None, Some(creds)) => {
@@ -364,6 +365,8 @@ impl Conversation {
                             .claim_name(&record.id, &name)
                             .await
                             .map_err(|_| name_taken(&name))?;
+                        // A returning guest is not stale (see `--guest-expiry-days`).
+                        store.seen(&record.id, crate::clock::now_ms()).await?;
                         (record, name, Some(creds), claim)
                     }
                     _ => {

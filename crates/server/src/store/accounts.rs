@@ -246,7 +246,8 @@ macro_rules! sql_account_store {
                 use natter_protocol::validate::{email_key, name_key};
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO users (id, secret_hash, name, created_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
                 )
                 .bind(&account.user.id.0)
                 .bind(&account.user.secret_hash)

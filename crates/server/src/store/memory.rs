@@ -39,6 +39,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, UserRecord>,
+    /// When each user last said hello (see [`Store::seen`]).
+    seen: HashMap<UserId, i64>,
     rooms: BTreeMap<RoomId, Room>,
     next_room: i64,
     /// Case-folded channel name → room.
@@ -67,6 +69,7 @@ struct MemoryAccount {
     email: String,
     password_hash: String,
     verified: bool,
+    created_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +202,7 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict);
         }
         state.users.insert(user.id.clone(), user.clone());
+        state.seen.insert(user.id.clone(), crate::clock::now_ms());
         Ok(())
     }
 
@@ -324,6 +328,66 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn seen(&self, user: &UserId, now: i64) -> StoreResult<()> {
+        if let Some(seen) = self.state().seen.get_mut(user) {
+            if *seen < now - super::SEEN_EVERY_MS {
+                *seen = now;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_stale(
+        &self,
+        guests_seen_before: i64,
+        unverified_before: i64,
+    ) -> StoreResult<u64> {
+        let mut state = self.state();
+        let state = &mut *state;
+        let unverified: Vec<UserId> = state
+            .accounts
+            .iter()
+            .filter(|(_, a)| !a.verified && a.created_at < unverified_before)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let guests: Vec<UserId> = state
+            .seen
+            .iter()
+            .filter(|(id, at)| **at < guests_seen_before && !state.accounts.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for user in &unverified {
+            state.accounts.remove(user);
+            state.tokens.retain(|_, t| &t.user != user);
+            state.sessions.retain(|_, s| &s.user_id != user);
+        }
+        for user in unverified.iter().chain(&guests) {
+            state.users.remove(user);
+            state.seen.remove(user);
+            for room in state.rooms.values_mut() {
+                room.members.remove(user);
+            }
+        }
+        let emptied: Vec<RoomId> = state
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.record.delete_when_empty
+                    && r.members.is_empty()
+                    && matches!(r.record.kind, RoomRecordKind::Code { .. })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in emptied {
+            if let Some(room) = state.rooms.remove(&id) {
+                if let RoomRecordKind::Code { code } = &room.record.kind {
+                    state.codes.remove(code);
+                }
+            }
+        }
+        Ok((unverified.len() + guests.len()) as u64)
+    }
+
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>> {
         let mut batch = AppendBatch::new(batch);
         let mut state = self.state();
@@ -387,7 +451,7 @@ impl Store for MemoryStore {
 
 #[async_trait]
 impl AccountStore for MemoryStore {
-    async fn create_account(&self, account: &NewAccount, _now: i64) -> StoreResult<()> {
+    async fn create_account(&self, account: &NewAccount, now: i64) -> StoreResult<()> {
         let mut state = self.state();
         let email_key = natter_protocol::validate::email_key(&account.email);
         let taken = state.users.contains_key(&account.user.id)
@@ -410,8 +474,10 @@ impl AccountStore for MemoryStore {
                 email: account.email.clone(),
                 password_hash: account.password_hash.clone(),
                 verified: false,
+                created_at: now,
             },
         );
+        state.seen.insert(account.user.id.clone(), now);
         Ok(())
     }
 

@@ -122,6 +122,12 @@ pub enum Appended {
     NoSuchRoom,
 }
 
+/// How stale a user's stored last-seen time may be before a `hello` writes it anew.
+pub const SEEN_EVERY_MS: i64 = 24 * 3600 * 1000;
+
+/// Users [`Store::delete_stale`] deletes per statement batch (the rest go next time).
+pub const STALE_BATCH: i64 = 1000;
+
 /// What a member's leaving did to the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Departure {
@@ -171,6 +177,21 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<Departure>;
     /// Every room a user is a member of.
     async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>>;
+
+    /// Records that `user` said hello at `now`; written only when the stored time is
+    /// more than [`SEEN_EVERY_MS`] old, so connecting rarely writes.
+    async fn seen(&self, user: &UserId, now: i64) -> StoreResult<()>;
+    /// Deletes identities nobody uses: guests (users without an account) not seen
+    /// since `guests_seen_before` — their memberships go, and code rooms that were
+    /// `delete_when_empty` and are left empty go with them; their messages stay, under
+    /// the name they had — and accounts never verified that were created before
+    /// `unverified_before`, with their user, so the name and email are free again.
+    /// Returns how many users went.
+    async fn delete_stale(
+        &self,
+        guests_seen_before: i64,
+        unverified_before: i64,
+    ) -> StoreResult<u64>;
 
     /// Stores messages in one transaction, in order, each with the next seq of its
     /// room. Returns one outcome per input, in the same order.

@@ -94,7 +94,8 @@ macro_rules! sql_store {
                 user: &$crate::store::UserRecord,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO users (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO users (id, secret_hash, name, created_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
                 )
                 .bind(&user.id.0)
                 .bind(&user.secret_hash)
@@ -312,6 +313,75 @@ macro_rules! sql_store {
                     remaining: u64::try_from(remaining).unwrap_or(0),
                     room_deleted,
                 })
+            }
+
+            async fn seen(
+                &self,
+                user: &natter_protocol::UserId,
+                now: i64,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE users SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+                    .bind(now)
+                    .bind(&user.0)
+                    .bind(now - $crate::store::SEEN_EVERY_MS)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_stale(
+                &self,
+                guests_seen_before: i64,
+                unverified_before: i64,
+            ) -> $crate::store::StoreResult<u64> {
+                use sqlx::Row;
+                let mut tx = self.write_transaction().await?;
+                let unverified: Vec<String> = sqlx::query(
+                    "SELECT user_id FROM accounts WHERE verified_at IS NULL AND created_at < $1                      LIMIT $2",
+                )
+                .bind(unverified_before)
+                .bind($crate::store::STALE_BATCH)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get("user_id"))
+                .collect::<Result<_, _>>()?;
+                let guests: Vec<String> = sqlx::query(
+                    "SELECT id FROM users u WHERE last_seen_at < $1                      AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = u.id) LIMIT $2",
+                )
+                .bind(guests_seen_before)
+                .bind($crate::store::STALE_BATCH)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+                for user in &unverified {
+                    for statement in [
+                        "DELETE FROM tokens WHERE user_id = $1",
+                        "DELETE FROM sessions WHERE user_id = $1",
+                        "DELETE FROM accounts WHERE user_id = $1",
+                    ] {
+                        sqlx::query(statement).bind(user).execute(&mut *tx).await?;
+                    }
+                }
+                for user in unverified.iter().chain(&guests) {
+                    for statement in [
+                        "DELETE FROM members WHERE user_id = $1",
+                        "DELETE FROM users WHERE id = $1",
+                    ] {
+                        sqlx::query(statement).bind(user).execute(&mut *tx).await?;
+                    }
+                }
+                // Code rooms that were to go when empty and now are. (An empty channel
+                // stays until someone leaves it: removing it must be announced.)
+                sqlx::query(
+                    "DELETE FROM rooms WHERE kind = 'code' AND delete_when_empty                      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room_id = rooms.id)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok((unverified.len() + guests.len()) as u64)
             }
 
             async fn history_before(
