@@ -1,6 +1,6 @@
 // Two people in two browser contexts: names, channels, code rooms, messages, presence.
 const { test, expect } = require('@playwright/test');
-const { register, composer, say, texts, createChannel, myRoom, screenshot, failOnDialog } = require('./helpers');
+const { register, composer, say, texts, createChannel, myRoom, screenshot, failOnDialog, expectNoPolicyViolations } = require('./helpers');
 
 test('two people create a channel and chat both ways', async ({ browser }) => {
   const ann = await register(browser, 'Ann');
@@ -24,6 +24,12 @@ test('two people create a channel and chat both ways', async ({ browser }) => {
   await expect(line.locator('time')).toHaveText(/^\d\d:\d\d$/);
   await expect(line.locator('.sender')).toHaveText('Bob');
   await expect(line.locator('.sender')).toHaveAttribute('style', /color: hsl\(\d+/);
+  // All of it ran under the page's Content-Security-Policy, nothing blocked (the
+  // policy's hash admits trunk's bootstrap; coloured names are style attributes).
+  const page = await ann.page.request.get('/');
+  expect(page.headers()['content-security-policy']).toContain("script-src 'self' 'wasm-unsafe-eval' 'sha256-");
+  await expectNoPolicyViolations(ann.page);
+  await expectNoPolicyViolations(bob.page);
 
   // A taken channel name is refused inline.
   await bob.page.getByLabel('New channel name').fill('LUNCH');

@@ -10,12 +10,28 @@ async function register(browser, name, contextOptions = {}) {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   failOnDialog(page);
+  recordPolicyViolations(page);
   await page.goto('/');
   await page.getByLabel('Pick a display name').fill(name);
   await page.getByLabel('Pick a display name').press('Enter');
   await expect(page.getByLabel('your name')).toHaveText(name);
   await expect(page.getByRole('status')).toHaveText('online');
   return { context, page };
+}
+
+/** Keeps every Content-Security-Policy violation of the page in `window.__csp`. */
+function recordPolicyViolations(page) {
+  return page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+}
+
+/** The page ran under the server's policy and nothing it does was blocked. */
+async function expectNoPolicyViolations(page) {
+  expect(await page.evaluate(() => window.__csp)).toEqual([]);
 }
 
 /** Any alert/confirm means user text was run as code: fail loudly. */
@@ -59,4 +75,4 @@ async function screenshot(page, name) {
   await page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
 }
 
-module.exports = { register, failOnDialog, composer, say, texts, createChannel, myRoom, screenshot };
+module.exports = { register, failOnDialog, expectNoPolicyViolations, composer, say, texts, createChannel, myRoom, screenshot };

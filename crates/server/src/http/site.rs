@@ -86,8 +86,10 @@ async fn page_or_missing(site: State<Site>, request: Request<Body>) -> Response 
 }
 
 /// The page's policy: its own origin only, WebAssembly compiled, inline scripts only
-/// by hash, no frames, plugins, `<base>` or foreign form targets. `style-src` allows
-/// inline styles: Leptos sets `style` attributes, which cannot be hashed.
+/// by hash, no frames, plugins, `<base>` or foreign form targets. Style *attributes*
+/// are allowed (the client colours names with them, and they cannot be hashed), style
+/// *elements* only from this origin (`style-src` is the fallback of browsers that
+/// know no `style-src-elem`).
 pub fn content_security_policy(html: &str) -> String {
     let hashes: String = inline_scripts(html)
         .map(|script| {
@@ -100,7 +102,8 @@ pub fn content_security_policy(html: &str) -> String {
         .collect();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
-         style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+         style-src 'self' 'unsafe-inline'; style-src-elem 'self'; \
+         style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }
@@ -167,6 +170,7 @@ mod tests {
             .expect("script-src");
         assert!(!scripts.contains("'unsafe-inline'") && !scripts.contains(" 'unsafe-eval'"));
         assert!(policy.contains("frame-ancestors 'none'"));
+        assert!(policy.contains("style-src-elem 'self';"), "{policy}");
     }
 
     #[test]
