@@ -77,6 +77,18 @@ async fn verify(server: &TestServer, token: &str) -> Response {
     post(server.addr, "/api/verify", &[], json!({ "token": token })).await
 }
 
+/// `POST /api/logout` with a cookie.
+async fn log_out(server: &TestServer, cookie: &str) -> Response {
+    request(
+        server.addr,
+        "POST",
+        "/api/logout",
+        &[("Cookie", cookie)],
+        None,
+    )
+    .await
+}
+
 /// `GET /api/session` with a cookie.
 async fn session_of(server: &TestServer, cookie: &str) -> Response {
     request(
@@ -184,14 +196,7 @@ async fn sign_up_verify_sign_in_and_out_over_real_smtp() {
     // A second tab of the same session.
     let (mut tab, _) = signed_in_socket(&server, &cookie, "Ann").await;
 
-    let logout = request(
-        server.addr,
-        "POST",
-        "/api/logout",
-        &[("Cookie", &cookie)],
-        None,
-    )
-    .await;
+    let logout = log_out(&server, &cookie).await;
     assert_eq!(logout.status, 204);
     assert!(
         logout.set_cookie().is_some_and(|c| c.contains("Max-Age=0")),
@@ -739,15 +744,7 @@ async fn a_sign_out_racing_an_upgrade_still_closes_that_socket() {
             })
         };
         tokio::time::sleep(Duration::from_micros(round % 100 * 40)).await;
-        let logout = request(
-            server.addr,
-            "POST",
-            "/api/logout",
-            &[("Cookie", &cookie)],
-            None,
-        )
-        .await;
-        assert_eq!(logout.status, 204);
+        assert_eq!(log_out(&server, &cookie).await.status, 204);
         let mut client = upgrade.await.expect("upgrade task");
         // Signed in (no guest credentials in `ready`, or closed before `ready` came):
         // the socket must close with 4001. A guest connection stays.

@@ -174,14 +174,7 @@ async fn a_deleted_room_refuses_messages_and_forgets_history(store: Arc<dyn Stor
         .append(vec![text(room.id, "u1", "1", "bye")])
         .await
         .expect("store call failed");
-    store
-        .create_user(&UserRecord {
-            id: UserId("u1".into()),
-            secret_hash: "h".into(),
-            name: "u1".into(),
-        })
-        .await
-        .expect("store call failed");
+    guest(&*store, "u1").await;
     store
         .add_member(room.id, &UserId("u1".into()))
         .await
@@ -238,14 +231,7 @@ async fn history_pages_from_either_end(store: Arc<dyn Store>) {
 
 async fn members_and_direct_rooms(store: Arc<dyn Store>) {
     for id in ["ann", "bob"] {
-        store
-            .create_user(&UserRecord {
-                id: UserId(id.into()),
-                secret_hash: "h".into(),
-                name: id.into(),
-            })
-            .await
-            .expect("store call failed");
+        guest(&*store, id).await;
     }
     let ann = UserId("ann".into());
     let bob = UserId("bob".into());
@@ -327,15 +313,7 @@ async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
                     .expect("an append failed because another connection wrote");
                 assert!(matches!(outcome[0], Appended::Stored(_)));
             } else {
-                let user = UserId(format!("u{n}"));
-                store
-                    .create_user(&UserRecord {
-                        id: user.clone(),
-                        secret_hash: "h".into(),
-                        name: user.0.clone(),
-                    })
-                    .await
-                    .expect("store call failed");
+                let user = guest(&*store, &format!("u{n}")).await;
                 store
                     .add_member(room, &user)
                     .await
@@ -360,17 +338,8 @@ async fn appends_succeed_while_other_writes_run(store: Arc<dyn Store>) {
 /// over: either the join came first (the room lives, with the joiner in it) or the
 /// room is gone and the join says so — never a joiner in a deleted room.
 async fn a_room_is_never_deleted_under_someone_who_just_joined(store: Arc<dyn Store>) {
-    let (leaver, joiner) = (UserId("leaver".into()), UserId("joiner".into()));
-    for user in [&leaver, &joiner] {
-        store
-            .create_user(&UserRecord {
-                id: user.clone(),
-                secret_hash: "h".into(),
-                name: user.0.clone(),
-            })
-            .await
-            .expect("store call failed");
-    }
+    let leaver = guest(&*store, "leaver").await;
+    let joiner = guest(&*store, "joiner").await;
     let (mut kept, mut deleted) = (0, 0);
     for n in 0..60 {
         let room = store
@@ -518,6 +487,20 @@ async fn unused_identities_expire(store: Arc<dyn Store>) {
             .expect("store call failed"),
         0
     );
+}
+
+/// Creates the guest `id` (named like its id) and returns its id.
+async fn guest(store: &dyn Store, id: &str) -> UserId {
+    let user = UserId(id.into());
+    store
+        .create_user(&UserRecord {
+            id: user.clone(),
+            secret_hash: "h".into(),
+            name: id.into(),
+        })
+        .await
+        .expect("store call failed");
+    user
 }
 
 fn account(id: &str, name: &str, email: &str) -> NewAccount {
@@ -932,14 +915,7 @@ async fn sqlite_messages_do_not_wait_behind_a_burst_of_other_writes() {
         .expect("store call failed")
         .id;
     for n in 0..JOINS {
-        store
-            .create_user(&UserRecord {
-                id: UserId(format!("u{n}")),
-                secret_hash: "h".into(),
-                name: format!("u{n}"),
-            })
-            .await
-            .expect("store call failed");
+        guest(&*store, &format!("u{n}")).await;
     }
     let joined = Arc::new(AtomicUsize::new(0));
     let mut joins = Vec::new();

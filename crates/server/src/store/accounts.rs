@@ -232,8 +232,9 @@ where
     })
 }
 
-/// Implements [`AccountStore`] for a sqlx-backed store with a `pool` field and a
-/// `write_transaction()` method. The statements are the same on both databases.
+/// Implements [`AccountStore`] for a sqlx-backed store with a `pool` field (reads) and
+/// a `writer()` method (the pool writes go through). The statements are the same on
+/// both databases.
 macro_rules! sql_account_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -244,7 +245,7 @@ macro_rules! sql_account_store {
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
                 use natter_protocol::validate::{email_key, name_key};
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO users (id, secret_hash, name, created_at, last_seen_at) \
                      VALUES ($1, $2, $3, $4, $4)",
@@ -308,7 +309,7 @@ macro_rules! sql_account_store {
                 user: &natter_protocol::UserId,
                 name: &str,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE accounts SET name_key = $1 WHERE user_id = $2")
                     .bind(natter_protocol::validate::name_key(name))
                     .bind(&user.0)
@@ -334,7 +335,7 @@ macro_rules! sql_account_store {
                 )
                 .bind(now)
                 .bind(&user.0)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -344,7 +345,7 @@ macro_rules! sql_account_store {
                 user: &natter_protocol::UserId,
                 password_hash: &str,
             ) -> $crate::store::StoreResult<Vec<String>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE accounts SET password_hash = $1 WHERE user_id = $2")
                     .bind(password_hash)
                     .bind(&user.0)
@@ -370,7 +371,7 @@ macro_rules! sql_account_store {
                 .bind(&session.user_id.0)
                 .bind(session.created_at)
                 .bind(session.last_seen_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err($crate::store::conflict_or_database)?;
                 Ok(())
@@ -393,7 +394,7 @@ macro_rules! sql_account_store {
                 sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
                     .bind(now)
                     .bind(id_hash)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -401,7 +402,7 @@ macro_rules! sql_account_store {
             async fn delete_session(&self, id_hash: &str) -> $crate::store::StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                     .bind(id_hash)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -416,11 +417,11 @@ macro_rules! sql_account_store {
                     sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
                         .bind(idle_before)
                         .bind(created_before)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                 let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(sessions.rows_affected() + tokens.rows_affected())
             }
@@ -439,7 +440,7 @@ macro_rules! sql_account_store {
                 .bind(&user.0)
                 .bind(purpose.as_str())
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err($crate::store::conflict_or_database)?;
                 Ok(())
@@ -459,7 +460,7 @@ macro_rules! sql_account_store {
                 .bind(now)
                 .bind(token_hash)
                 .bind(purpose.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 Ok(user.map(natter_protocol::UserId))
             }
@@ -477,7 +478,7 @@ macro_rules! sql_account_store {
                 .bind(&mail.subject)
                 .bind(&mail.body)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -511,7 +512,7 @@ macro_rules! sql_account_store {
                 .bind(lease_until)
                 .bind(id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -519,7 +520,7 @@ macro_rules! sql_account_store {
             async fn mail_sent(&self, id: i64) -> $crate::store::StoreResult<()> {
                 sqlx::query("DELETE FROM mail_queue WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -534,7 +535,7 @@ macro_rules! sql_account_store {
                     .bind(retry_at)
                     .bind(error)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }

@@ -37,6 +37,11 @@ pub struct PgStore {
 super::accounts::sql_account_store!(PgStore);
 
 impl PgStore {
+    /// The pool writes go through: the one pool (PostgreSQL's row locks order writers).
+    fn writer(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
     /// A write transaction: PostgreSQL's row locks order writers, so a plain `BEGIN`.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)

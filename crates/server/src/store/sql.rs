@@ -3,7 +3,11 @@
 //! databases bind by position), written once.
 //!
 //! [`sql_store!`] implements `Store` for a sqlx-backed store (and its sqlx database)
-//! that has a `pool` field and the primitives where the databases really differ:
+//! that has a `pool` field (reads) and the primitives where the databases really
+//! differ:
+//! - `writer()`: the pool writes go through (SQLite: one connection of its own, so
+//!   writes queue in the pool, fairly, instead of meeting in SQLite's sleeping busy
+//!   handler; PostgreSQL: the one pool);
 //! - `write_transaction()`: SQLite's `BEGIN IMMEDIATE` (a plain `BEGIN` for PostgreSQL);
 //! - `lock_room(tx, room)`: PostgreSQL's row lock (`FOR UPDATE`; SQLite's immediate
 //!   transaction already holds the database's write lock).
@@ -80,7 +84,7 @@ macro_rules! sql_store {
                 let row = query
                     .bind(delete_when_empty)
                     .bind($crate::clock::now_ms())
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.writer())
                     .await
                     .map_err($crate::store::conflict_or_database)?;
                 $crate::store::room_from_row(&row)
@@ -101,7 +105,7 @@ macro_rules! sql_store {
                 .bind(&user.secret_hash)
                 .bind(&user.name)
                 .bind($crate::clock::now_ms())
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err($crate::store::conflict_or_database)?;
                 Ok(())
@@ -211,7 +215,7 @@ macro_rules! sql_store {
                 .bind(room.0)
                 .bind(&user.0)
                 .bind($crate::clock::now_ms())
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(|e| match &e {
                     sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
@@ -324,7 +328,7 @@ macro_rules! sql_store {
                     .bind(now)
                     .bind(&user.0)
                     .bind(now - $crate::store::SEEN_EVERY_MS)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }

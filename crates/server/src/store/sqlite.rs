@@ -25,9 +25,13 @@ use super::{
 /// SQLite-backed [`Store`](super::Store).
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Connection pool for everything but appends; SQLite allows one writer at a
-    /// time, readers run alongside (WAL).
+    /// Connections for reads; readers run alongside the writer (WAL).
     pool: SqlitePool,
+    /// One connection for every write but appends: writes queue for it in the pool,
+    /// fairly, rather than each waiting in SQLite's busy handler — which sleeps 1, 2,
+    /// 5 … 100 ms between tries, and under a burst of sign-ups cost a third of the
+    /// connects a second. (A pool, not a lock of ours held across `.await`.)
+    writes: SqlitePool,
     /// The connection messages are appended through.
     writer: Arc<AppendWriter>,
 }
@@ -174,6 +178,11 @@ fn append_batch(
 super::accounts::sql_account_store!(SqliteStore);
 
 impl SqliteStore {
+    /// The pool writes go through (see `writes`).
+    fn writer(&self) -> &SqlitePool {
+        &self.writes
+    }
+
     /// Opens (creating if missing, with its parent directory) the database at `url`
     /// (`sqlite://path`), brings the schema up to date and starts the append writer.
     pub async fn open(url: &str) -> StoreResult<Self> {
@@ -215,11 +224,22 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
             .await?;
         let writer = Arc::new(AppendWriter::open(&path)?);
         tokio::spawn(checkpoint_in_background(pool.clone()));
-        Ok(SqliteStore { pool, writer })
+        Ok(SqliteStore {
+            pool,
+            writes,
+            writer,
+        })
     }
 
     /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
@@ -227,7 +247,7 @@ impl SqliteStore {
     /// writes later fails outright (`SQLITE_BUSY_SNAPSHOT`) when another connection
     /// committed in between — a batch of messages would be refused for nothing.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Nothing to lock: [`SqliteStore::write_transaction`] already holds the
