@@ -276,6 +276,9 @@ pub async fn start(
                 .env("NATTER_MAX_HTTP_CONNECTIONS_PER_IP", "1000000")
                 .env("NATTER_ROOMS_CREATED_PER_HOUR", "10000000")
                 .env("NATTER_DIRECTS_OPENED_PER_HOUR", "10000000")
+                // The idle scenario puts one client in thousands of rooms.
+                .env("NATTER_MAX_ROOMS_PER_USER", "10000000")
+                .env("NATTER_MAX_CHANNELS", "10000000")
                 .env("RUST_LOG", "error");
             if server == Server::NatterCluster {
                 let redis = std::env::var("NATTER_BENCH_REDIS_URL")
