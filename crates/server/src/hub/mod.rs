@@ -25,6 +25,11 @@
 //!
 //! **Membership and channel changes** travel with the event that announces them
 //! ([`Effect`]), so the node of the person concerned updates its index too.
+//!
+//! Why one long file: it is the door — every method here takes the one lock over
+//! `HubState`, and keeping the state, `register` and the name claims beside each other
+//! is what lets a reader check that no lock is held across an `.await`; the parts with
+//! a concern of their own are already the submodules above.
 
 pub mod appender;
 mod fanout;
