@@ -1,5 +1,5 @@
 //! What the components call: post, page back, view, join, leave, open a direct room,
-//! rename, create a channel or a code room, join by code, the popups, the drawer and
+//! block and unblock, rename, create a channel or a code room, join by code, the popups, the drawer and
 //! signing out.
 //!
 //! Each one either changes the [`crate::state::ChatState`] (and performs what that
@@ -58,6 +58,25 @@ impl Chat {
     /// Opens the direct room with `user`; it pops up on both sides.
     pub fn open_direct(&self, user: &UserId) {
         self.change_and_perform(|s| s.open_direct(user));
+    }
+
+    /// Blocks `user`: no popup, no direct room, their messages hidden; they are not
+    /// told. The server answers with the new block list.
+    pub fn block(&self, user: &UserId) {
+        self.socket()
+            .send(ClientMsg::Block { user: user.clone() }, None);
+    }
+
+    /// Unblocks `user`; our direct room, if any, comes back.
+    pub fn unblock(&self, user: &UserId) {
+        self.socket()
+            .send(ClientMsg::Unblock { user: user.clone() }, None);
+    }
+
+    /// Whether I block `user` (subscribes to the block list).
+    pub fn blocks(&self, user: &UserId) -> bool {
+        self.blocked
+            .with(|blocked| blocked.iter().any(|b| &b.id == user))
     }
 
     /// Asks to be called `name` from now on.

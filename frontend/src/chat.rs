@@ -112,6 +112,8 @@ pub struct Chat {
     pub pending: Part<Vec<Pending>>,
     /// Whether the sidebar drawer is open (narrow screens).
     pub drawer_open: Part<bool>,
+    /// The people I block (their messages are hidden).
+    pub blocked: Part<Vec<UserSummary>>,
     /// Newest seq read per room (read through [`Chat::unread`]).
     read: Part<HashMap<RoomId, Seq>>,
     /// Errors by form (read through [`Chat::error`]).
@@ -145,6 +147,7 @@ impl Chat {
             popups: Part::new(state, |s| &s.popups),
             pending: Part::new(state, |s| &s.pending),
             drawer_open: Part::new(state, |s| &s.drawer_open),
+            blocked: Part::new(state, |s| &s.blocked),
             read: Part::new(state, |s| &s.read),
             errors: Part::new(state, |s| &s.errors),
             state,

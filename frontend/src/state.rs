@@ -231,6 +231,8 @@ pub struct ChatState {
     pub errors: Versioned<HashMap<&'static str, String>>,
     /// Sent but not acknowledged, in sending order.
     pub pending: Versioned<Vec<Pending>>,
+    /// The people I block: their messages are not shown, their direct room not opened.
+    pub blocked: Versioned<Vec<UserSummary>>,
     /// Whether the sidebar drawer is open (narrow screens); viewing a room closes it.
     pub drawer_open: Versioned<bool>,
     /// Pending messages are paced (the server said `rate_limited`, or many waited for
@@ -349,6 +351,20 @@ impl ChatState {
             .filter(|r| is_direct_kind(&r.kind) == direct)
             .map(|r| r.id)
             .collect()
+    }
+
+    /// Whether I block `user`.
+    pub fn blocks(&self, user: &UserId) -> bool {
+        self.blocked.iter().any(|b| &b.id == user)
+    }
+
+    /// Whether `room` is a direct room with someone I block (the server takes such a
+    /// room away; this guards the moment a block and an opening cross).
+    fn with_blocked(&self, room: &RoomInfo) -> bool {
+        match &room.kind {
+            RoomKind::Direct { members } => members.iter().any(|m| self.blocks(&m.id)),
+            _ => false,
+        }
     }
 
     /// A direct-message room (shown in a popup, not the main pane).

@@ -41,6 +41,13 @@ pub enum ErrorCode {
     CannotLeaveDirect,
     /// A direct room needs two different users.
     CannotDirectSelf,
+    /// Nobody can block themselves.
+    CannotBlockSelf,
+    /// The user blocks as many people as one may (`--max-blocks-per-user`);
+    /// unblocking someone makes room.
+    TooManyBlocks,
+    /// I block this user: unblock them before opening a direct room with them.
+    UserBlocked,
     /// The message text is empty or too long.
     InvalidText,
     /// The `client_id` of a send is empty or too long.

@@ -83,9 +83,24 @@ pub enum ClientMsg {
         /// The room.
         room: RoomId,
     },
-    /// Open (or reopen) the direct-message room with a user; both sides are told.
+    /// Open (or reopen) the direct-message room with a user; both sides are told —
+    /// unless they block me: then it opens for me only, and they are not told.
     OpenDirect {
         /// The other user.
+        user: UserId,
+    },
+    /// Stop seeing someone: their direct room with me is hidden from me and no longer
+    /// pops up, and clients hide their messages everywhere. They are not told.
+    /// Answered by [`ServerMsg::Blocked`] to all my connections.
+    Block {
+        /// Whom to block.
+        user: UserId,
+    },
+    /// Undo [`ClientMsg::Block`]: our direct room, if there is one, comes back with its
+    /// history. Answered by [`ServerMsg::Blocked`] (unblocking someone not blocked
+    /// changes nothing and is answered the same way).
+    Unblock {
+        /// Whom to unblock.
         user: UserId,
     },
     /// Post a message. Answered by [`ServerMsg::Ack`] once it is stored.
@@ -131,8 +146,11 @@ pub enum ServerMsg {
         /// the connection is signed in to an account (the session cookie says who).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credentials: Option<GuestCredentials>,
-        /// Rooms I am a member of.
+        /// Rooms I am a member of (a direct room with someone I block is not listed).
         rooms: Vec<RoomInfo>,
+        /// The people I block, whose messages a client hides. Absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blocked: Vec<UserSummary>,
     },
     /// Part of the snapshot after `ready`: public channels that exist. The client's
     /// channel list after `ready` is the union of these frames (plus later
@@ -201,6 +219,12 @@ pub enum ServerMsg {
         seq: Seq,
         /// Its server time.
         ts: Timestamp,
+    },
+    /// Everyone I block, sent to all my connections after each `block` or `unblock`
+    /// (the whole list: at most `--max-blocks-per-user` people).
+    Blocked {
+        /// The people I block, longest blocked first.
+        users: Vec<UserSummary>,
     },
     /// A request failed; nothing was changed by it.
     Error {

@@ -139,6 +139,20 @@ fn client_messages() {
         .into(),
         json!({"type":"history","room":1,"before":101,"limit":100}),
     );
+    client_golden(
+        ClientMsg::Block {
+            user: UserId("u2".into()),
+        }
+        .into(),
+        json!({"type":"block","user":"u2"}),
+    );
+    client_golden(
+        ClientMsg::Unblock {
+            user: UserId("u2".into()),
+        }
+        .into(),
+        json!({"type":"unblock","user":"u2"}),
+    );
 }
 
 #[test]
@@ -190,6 +204,7 @@ fn server_messages() {
                 secret: "s".into(),
             }),
             rooms: vec![channel_room.clone()],
+            blocked: vec![],
         },
         json!({"type":"ready","me":{"id":"u1","name":"Ann"},
                "credentials":{"user_id":"u1","secret":"s"},
@@ -200,6 +215,27 @@ fn server_messages() {
             me: user("u1", "Ann"),
             credentials: None,
             rooms: vec![],
+            blocked: vec![user("u9", "Spam")],
+        },
+        json!({"type":"ready","me":{"id":"u1","name":"Ann"},"rooms":[],
+               "blocked":[{"id":"u9","name":"Spam"}]}),
+    );
+    server_golden(
+        ServerMsg::Blocked {
+            users: vec![user("u9", "Spam")],
+        },
+        json!({"type":"blocked","users":[{"id":"u9","name":"Spam"}]}),
+    );
+    server_golden(
+        ServerMsg::Blocked { users: vec![] },
+        json!({"type":"blocked","users":[]}),
+    );
+    server_golden(
+        ServerMsg::Ready {
+            me: user("u1", "Ann"),
+            credentials: None,
+            rooms: vec![],
+            blocked: vec![],
         },
         json!({"type":"ready","me":{"id":"u1","name":"Ann"},"rooms":[]}),
     );
@@ -314,6 +350,44 @@ fn server_messages() {
         },
         json!({"type":"error","code":"rate_limited","message":"slow down","ref":"s1","retry_after_ms":250}),
     );
+}
+
+/// Every error code's wire name (docs/protocol.md lists the same).
+#[test]
+fn error_codes() {
+    for (code, wire) in [
+        (ErrorCode::BadFrame, "bad_frame"),
+        (ErrorCode::UnsupportedVersion, "unsupported_version"),
+        (ErrorCode::HelloRequired, "hello_required"),
+        (ErrorCode::AlreadyReady, "already_ready"),
+        (ErrorCode::BadCredentials, "bad_credentials"),
+        (ErrorCode::InvalidName, "invalid_name"),
+        (ErrorCode::NameTaken, "name_taken"),
+        (ErrorCode::NameReserved, "name_reserved"),
+        (ErrorCode::InvalidChannelName, "invalid_channel_name"),
+        (ErrorCode::ChannelExists, "channel_exists"),
+        (ErrorCode::InvalidCode, "invalid_code"),
+        (ErrorCode::NoSuchRoom, "no_such_room"),
+        (ErrorCode::NoSuchUser, "no_such_user"),
+        (ErrorCode::NotMember, "not_member"),
+        (ErrorCode::CannotLeaveDirect, "cannot_leave_direct"),
+        (ErrorCode::CannotDirectSelf, "cannot_direct_self"),
+        (ErrorCode::CannotBlockSelf, "cannot_block_self"),
+        (ErrorCode::TooManyBlocks, "too_many_blocks"),
+        (ErrorCode::UserBlocked, "user_blocked"),
+        (ErrorCode::InvalidText, "invalid_text"),
+        (ErrorCode::InvalidClientId, "invalid_client_id"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::TooManyRooms, "too_many_rooms"),
+        (ErrorCode::TooManyChannels, "too_many_channels"),
+        (ErrorCode::QuotaExceeded, "quota_exceeded"),
+        (ErrorCode::Internal, "internal"),
+    ] {
+        server_golden(
+            ServerMsg::error(code, "m", None),
+            json!({"type":"error","code":wire,"message":"m"}),
+        );
+    }
 }
 
 /// A JSON body of the account API must serialize to exactly `expected` and back.

@@ -206,3 +206,34 @@ test('signing out forgets this person in this browser', async ({ browser }) => {
   await expect(ann.page.getByLabel('your name')).toHaveText('Zed');
   await ann.context.close();
 });
+
+test('blocking someone from their menu: no popup, no messages, they are not told', async ({ browser }) => {
+  const ann = await register(browser, 'Nell');
+  const pest = await register(browser, 'Otto');
+  await ann.page.getByRole('button', { name: 'More for Otto' }).click();
+  await ann.page.getByRole('menuitem', { name: 'Block Otto' }).click();
+  await expect(ann.page.getByRole('button', { name: 'Otto (online), blocked' })).toBeDisabled();
+
+  // Otto writes to Nell directly and in #general: all looks normal to him…
+  await pest.page.getByRole('button', { name: 'Nell (online)' }).click();
+  const pestPopup = pest.page.getByRole('region', { name: 'Direct messages with Nell' });
+  await pestPopup.getByRole('textbox', { name: 'Message Nell' }).fill('hey, it is me');
+  await pestPopup.getByRole('textbox', { name: 'Message Nell' }).press('Enter');
+  await expect(texts(pestPopup).filter({ hasText: 'hey, it is me' })).toHaveCount(1);
+  await say(pest.page, 'spam in general');
+  await expect(texts(pest.page.getByRole('main')).filter({ hasText: 'spam in general' })).toHaveCount(1);
+  // …but Nell sees none of it: no popup, no message, nothing unread.
+  await say(ann.page, 'after the spam');
+  await expect(texts(ann.page).filter({ hasText: 'after the spam' })).toHaveCount(1);
+  await expect(texts(ann.page).filter({ hasText: 'spam in general' })).toHaveCount(0);
+  await expect(ann.page.getByRole('region', { name: 'Direct messages with Otto' })).toHaveCount(0);
+  await expect(ann.page.locator('.notice', { hasText: 'Otto' })).toHaveCount(0);
+
+  // Unblocking (from the Blocked list) brings back the conversation and his messages.
+  await ann.page.getByRole('button', { name: 'Unblock Otto' }).click();
+  const annPopup = ann.page.getByRole('region', { name: 'Direct messages with Otto' });
+  await expect(texts(annPopup).filter({ hasText: 'hey, it is me' })).toHaveCount(1);
+  await expect(texts(ann.page.getByRole('main')).filter({ hasText: 'spam in general' })).toHaveCount(1);
+  await expect(ann.page.getByRole('button', { name: 'Otto (online)', exact: true })).toBeEnabled();
+  await Promise.all([ann.context.close(), pest.context.close()]);
+});

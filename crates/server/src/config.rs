@@ -137,6 +137,10 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_CHANNELS", default_value_t = 1000)]
     pub max_channels: usize,
 
+    /// People one user may block; blocking one more is refused with `too_many_blocks`.
+    #[arg(long, env = "NATTER_MAX_BLOCKS_PER_USER", default_value_t = 1000)]
+    pub max_blocks_per_user: usize,
+
     /// Channels and code rooms one user, and one IP, may create per hour (all at once,
     /// then evenly spread).
     #[arg(long, env = "NATTER_ROOMS_CREATED_PER_HOUR", default_value_t = 20)]
@@ -252,6 +256,7 @@ impl Config {
             burst_per_ip: 10_000,
             max_rooms_per_user: 500,
             max_channels: 1000,
+            max_blocks_per_user: 1000,
             rooms_created_per_hour: 10_000,
             directs_opened_per_hour: 10_000,
             failed_codes_per_hour: 10_000,
@@ -288,6 +293,7 @@ impl Config {
         crate::quota::QuotaSettings {
             max_rooms_per_user: self.max_rooms_per_user,
             max_channels: self.max_channels,
+            max_blocks_per_user: self.max_blocks_per_user,
             rooms_created: per_hour(self.rooms_created_per_hour),
             directs_opened: per_hour(self.directs_opened_per_hour),
             failed_codes: per_hour(self.failed_codes_per_hour),

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | rooms one user is in | 500 | `too_many_rooms` |
 //! | channels on the server | 1000 | `too_many_channels` |
+//! | people one user blocks | 1000 | `too_many_blocks` |
 //! | channels and code rooms created, per user and per IP | 20 an hour | `quota_exceeded` |
 //! | new direct rooms opened, per user and per IP | 30 an hour | `quota_exceeded` |
 //! | wrong room codes tried, per user and per IP | 20 an hour | `quota_exceeded` |
@@ -74,6 +75,8 @@ pub struct QuotaSettings {
     pub max_rooms_per_user: usize,
     /// Channels the server holds at most.
     pub max_channels: usize,
+    /// People one user may block.
+    pub max_blocks_per_user: usize,
     /// Channels and code rooms one user (and one IP) may create.
     pub rooms_created: Allowance,
     /// New direct rooms one user (and one IP) may open.
@@ -152,6 +155,7 @@ mod tests {
         Quotas::new(QuotaSettings {
             max_rooms_per_user: 10,
             max_channels: 10,
+            max_blocks_per_user: 10,
             rooms_created: two,
             directs_opened: two,
             failed_codes: two,

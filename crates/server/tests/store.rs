@@ -21,7 +21,7 @@ use natter_server::store::memory::MemoryStore;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
-    Appended, Departure, NewMessage, Store, StoreError, StoreResult, UserRecord,
+    Appended, Blocking, Departure, NewMessage, Store, StoreError, StoreResult, UserRecord,
 };
 
 fn user(id: &str) -> UserSummary {
@@ -490,6 +490,96 @@ async fn unused_identities_expire(store: Arc<dyn Store>) {
 }
 
 /// Creates the guest `id` (named like its id) and returns its id.
+/// A block hides the pair's direct room from the blocker only, is limited, comes
+/// undone, and goes with either user when they expire.
+async fn blocks_hide_a_direct_room_from_the_blocker_only(store: Arc<dyn Store>) {
+    let ann = guest(&*store, "ann").await;
+    let pest = guest(&*store, "pest").await;
+    let bo = guest(&*store, "bo").await;
+    let (direct, _) = store
+        .open_direct(&ann, &pest)
+        .await
+        .expect("store call failed");
+    let rooms = |user: UserId| {
+        let store = store.clone();
+        async move {
+            let rooms = store.rooms_of(&user).await.expect("store call failed");
+            rooms.iter().map(|r| r.id).collect::<Vec<RoomId>>()
+        }
+    };
+    assert_eq!(rooms(ann.clone()).await, [direct.id]);
+
+    let blocked = store
+        .block(&ann, &pest, 1)
+        .await
+        .expect("store call failed");
+    assert_eq!(blocked, Blocking::Added);
+    assert_eq!(
+        rooms(ann.clone()).await,
+        [] as [RoomId; 0],
+        "hidden from the blocker"
+    );
+    assert_eq!(
+        rooms(pest.clone()).await,
+        [direct.id],
+        "the other still has it"
+    );
+    assert!(store.blocks(&ann, &pest).await.expect("store call failed"));
+    assert!(!store.blocks(&pest, &ann).await.expect("store call failed"));
+    assert_eq!(
+        store
+            .block(&ann, &pest, 1)
+            .await
+            .expect("store call failed"),
+        Blocking::Already
+    );
+    assert_eq!(
+        store.block(&ann, &bo, 1).await.expect("store call failed"),
+        Blocking::Full,
+        "one block allowed"
+    );
+    assert!(matches!(
+        store.block(&ann, &UserId("nobody".into()), 5).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.block(&ann, &bo, 5).await.expect("store call failed"),
+        Blocking::Added
+    );
+    let names: Vec<UserSummary> = store.blocked_by(&ann).await.expect("store call failed");
+    assert_eq!(names, [user("pest"), user("bo")], "longest blocked first");
+
+    assert!(store.unblock(&ann, &pest).await.expect("store call failed"));
+    assert!(!store.unblock(&ann, &pest).await.expect("store call failed"));
+    assert_eq!(
+        rooms(ann.clone()).await,
+        [direct.id],
+        "back after unblocking"
+    );
+
+    // An expiring guest takes its blocks along, both ways.
+    store.block(&bo, &ann, 5).await.expect("store call failed");
+    let later = natter_server::clock::now_ms() + 1000;
+    store
+        .seen(&ann, later + 40 * 24 * 3600 * 1000)
+        .await
+        .expect("store call failed");
+    store
+        .delete_stale(later, 0)
+        .await
+        .expect("store call failed");
+    assert!(store
+        .find_user(&bo)
+        .await
+        .expect("store call failed")
+        .is_none());
+    assert_eq!(
+        store.blocked_by(&ann).await.expect("store call failed"),
+        [] as [UserSummary; 0]
+    );
+    assert!(!store.blocks(&bo, &ann).await.expect("store call failed"));
+}
+
 async fn guest(store: &dyn Store, id: &str) -> UserId {
     let user = UserId(id.into());
     store
@@ -871,6 +961,7 @@ macro_rules! all_contract_tests {
                 members_and_direct_rooms,
                 a_room_is_never_deleted_under_someone_who_just_joined,
                 unused_identities_expire,
+                blocks_hide_a_direct_room_from_the_blocker_only,
                 accounts_reserve_their_email_and_name_in_any_case,
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,

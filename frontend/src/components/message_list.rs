@@ -21,9 +21,20 @@ const LOAD_OLDER_AT: i32 = 60;
 pub fn MessageList(room: RoomId) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let list: NodeRef<html::Ol> = NodeRef::new();
+    // Messages of people I block are not shown (the server still sends them: the
+    // room's order and unread counts need every seq).
     let messages = Memo::new(move |_| {
-        chat.history
-            .with(|h| h.get(&room).map(|h| h.messages.clone()).unwrap_or_default())
+        chat.blocked.with(|blocked| {
+            chat.history.with(|h| {
+                h.get(&room).map_or_else(Vec::new, |h| {
+                    h.messages
+                        .iter()
+                        .filter(|m| !blocked.iter().any(|b| b.id == m.sender.id))
+                        .cloned()
+                        .collect()
+                })
+            })
+        })
     });
     let pending = move || {
         chat.pending.with(|p| {

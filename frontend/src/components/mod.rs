@@ -3,6 +3,7 @@
 mod header;
 mod message_list;
 mod name_prompt;
+mod people;
 mod popups;
 mod room_view;
 mod sidebar;

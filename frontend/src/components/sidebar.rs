@@ -1,11 +1,11 @@
 //! The sidebar (a drawer on narrow screens): my rooms, direct messages, all channels,
-//! private rooms by code, and the people online.
+//! private rooms by code, and the people (`people.rs`).
 
 use leptos::prelude::*;
 use natter_protocol::{validate, RoomId};
 
+use super::people::People;
 use crate::chat::Chat;
-use crate::logic::name_hue;
 use crate::state::form;
 
 /// An unread badge, absent when there is nothing unread.
@@ -24,15 +24,6 @@ pub fn UnreadBadge(room: RoomId) -> impl IntoView {
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let people = move || {
-        let mut people = chat.people.get();
-        people.sort_by(|a, b| {
-            b.online
-                .cmp(&a.online)
-                .then_with(|| a.user.name.to_lowercase().cmp(&b.user.name.to_lowercase()))
-        });
-        people
-    };
     view! {
         <nav class="sidebar" aria-label="Rooms and people">
             <section>
@@ -68,36 +59,7 @@ pub fn Sidebar() -> impl IntoView {
             </section>
             <ChannelSection/>
             <CodeRoomSection/>
-            <section>
-                <h3>"People"</h3>
-                <ul class="people">
-                    <For
-                        each=people
-                        key=|p| (p.user.id.clone(), p.user.name.clone(), p.online)
-                        children=move |person| {
-                            let is_me = chat.me.with_untracked(|me| me.as_ref().is_some_and(|me| me.id == person.user.id));
-                            let id = person.user.id.clone();
-                            let hue = name_hue(&person.user.name);
-                            let name = person.user.name.clone();
-                            let state = if person.online { "online" } else { "offline" };
-                            view! {
-                                <li class=("offline", !person.online)>
-                                    <button
-                                        class="person"
-                                        disabled=is_me
-                                        title=if is_me { "You".to_string() } else { format!("Message {name}") }
-                                        aria-label=format!("{name} ({state}){}", if is_me { ", you" } else { "" })
-                                        on:click=move |_| chat.open_direct(&id)
-                                    >
-                                        <span class="dot" class=("on", person.online) aria-hidden="true"></span>
-                                        <span style=format!("color: hsl({hue}, 65%, 35%)")>{person.user.name.clone()}</span>
-                                    </button>
-                                </li>
-                            }
-                        }
-                    />
-                </ul>
-            </section>
+            <People/>
         </nav>
     }
 }

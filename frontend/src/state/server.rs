@@ -4,7 +4,8 @@
 //! for. The subtle parts: `history` batches merge into one gap-free run and decide
 //! `more_before` only when they start what is held; an `ack` turns a pending send into
 //! my message; a presence frame naming me renames me; `left` moves the main pane to
-//! another room; an error lands next to the form its `ref` names.
+//! another room; an error lands next to the form its `ref` names; a message from
+//! someone I block neither counts as unread nor opens a popup.
 
 use std::collections::HashMap;
 
@@ -26,7 +27,12 @@ impl ChatState {
                 me,
                 credentials,
                 rooms,
-            } => self.on_ready(me, credentials, rooms, &mut out),
+                blocked,
+            } => {
+                self.blocked.set(blocked);
+                self.on_ready(me, credentials, rooms, &mut out);
+            }
+            ServerMsg::Blocked { users } => self.blocked.set(users),
             ServerMsg::Channels { channels } => self.add_channels(channels),
             ServerMsg::Presence { online, offline } => self.on_presence(online, offline, &mut out),
             ServerMsg::ChannelAdded { channel } => self.add_channels(vec![channel]),
@@ -194,7 +200,11 @@ impl ChatState {
         }
         self.read.edit().entry(id).or_insert(latest);
         let mine = self.me.as_ref().is_some_and(|me| me.id == by);
-        if direct {
+        let unwanted = self
+            .rooms
+            .iter()
+            .any(|r| r.id == id && self.with_blocked(r));
+        if direct && !unwanted {
             self.open_popup(id, out);
         } else if mine {
             self.set_error(form::CHANNEL, None);
@@ -245,6 +255,16 @@ impl ChatState {
     fn on_message(&mut self, message: ChatMessage, out: &mut Vec<Effect>) {
         let room = message.room;
         let seq = message.seq;
+        // Someone I block said something: it is not shown, so it is nothing to read
+        // (when all before it was read; otherwise the room stays unread as it was).
+        let read_until_now = self
+            .read
+            .get(&room)
+            .is_some_and(|r| r.checked_add(1) == Some(seq));
+        if self.blocks(&message.sender.id) && read_until_now {
+            self.read.edit().insert(room, seq);
+            self.save_profile(out);
+        }
         // A gap before a live message (missed while away): fetch exactly what is missing.
         let held_until = self
             .history
@@ -260,6 +280,7 @@ impl ChatState {
                 limit: missing,
             }));
         }
+        let message_sender = message.sender.id.clone();
         let held = self.history.edit().entry(room).or_default();
         logic::merge_history(&mut held.messages, [message]);
         // Live messages do not grow memory for ever: the oldest are let go (and paged
@@ -273,7 +294,8 @@ impl ChatState {
             info.latest_seq = info.latest_seq.max(seq);
         }
         // A new message in a closed direct room brings its popup back.
-        if self.is_direct(room) && !self.popups.iter().any(|p| p.room == room) {
+        let shown = !self.blocks(&message_sender);
+        if shown && self.is_direct(room) && !self.popups.iter().any(|p| p.room == room) {
             self.popups.edit().push(Popup {
                 room,
                 minimized: false,

@@ -85,6 +85,7 @@ fn ready_with(rooms: Vec<RoomInfo>) -> ChatState {
         me: ann(),
         credentials: None,
         rooms,
+        blocked: vec![],
     });
     state
 }
@@ -117,6 +118,7 @@ fn ready_for_a_new_guest_keeps_its_credentials_and_joins_general() {
         me: ann(),
         credentials: Some(credentials.clone()),
         rooms: vec![],
+        blocked: vec![],
     });
     assert_eq!(*state.me, Some(ann()));
     assert_eq!(*state.current, None);
@@ -151,6 +153,7 @@ fn ready_shows_the_first_room_starts_new_rooms_read_and_waits_for_the_snapshot()
         me: ann(),
         credentials: None,
         rooms: vec![direct_with_bob(2), channel(GENERAL, "general", 7)],
+        blocked: vec![],
     });
     assert_eq!(*state.current, Some(GENERAL), "the first room not a popup");
     assert_eq!(*state.read, HashMap::from([(GENERAL, 7), (DIRECT, 2)]));
@@ -202,6 +205,7 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
         me: ann(),
         credentials: None,
         rooms: vec![channel(GENERAL, "general", 5), direct_with_bob(0)],
+        blocked: vec![],
     });
     assert_eq!(seqs(&state, GENERAL), [1, 2]);
     assert!(!state.history.contains_key(&RUST), "left elsewhere");
@@ -225,6 +229,7 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
         me: ann(),
         credentials: None,
         rooms: vec![channel(RUST, "rust", 1), channel(GENERAL, "general", 5)],
+        blocked: vec![],
     });
     assert_eq!(*state.current, Some(GENERAL));
 }
@@ -247,6 +252,7 @@ fn ready_as_someone_else_drops_what_the_cache_showed() {
         me: bob(),
         credentials: None,
         rooms: vec![channel(GENERAL, "general", 2), direct_with_bob(1)],
+        blocked: vec![],
     });
     assert_eq!(*state.me, Some(bob()));
     assert!(state.history.is_empty());
@@ -648,6 +654,42 @@ fn a_message_in_a_closed_direct_room_brings_its_popup_back() {
     assert_eq!(effects, [Effect::SaveProfile, save_history(DIRECT)]);
 }
 
+#[test]
+fn a_message_from_someone_blocked_is_not_unread_and_opens_no_popup() {
+    let mut state = ChatState::default();
+    state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![
+            channel(GENERAL, "general", 7),
+            channel(RUST, "rust", 2),
+            direct_with_bob(0),
+        ],
+        blocked: vec![bob()],
+    });
+    state.view(RUST);
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 8, bob()),
+    });
+    assert_eq!(state.unread(GENERAL), 0, "nothing to read: it is not shown");
+    state.apply(ServerMsg::Message {
+        message: message(DIRECT, 1, bob()),
+    });
+    assert!(state.popups.is_empty(), "no popup for someone blocked");
+    // Someone else's message still counts, and then Bob's count as they come.
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 9, user("cy-id", "Cy")),
+    });
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 10, bob()),
+    });
+    assert_eq!(
+        state.unread(GENERAL),
+        2,
+        "read stops at Cy's unread message"
+    );
+}
+
 // ---- ServerMsg::Ack ----
 
 #[test]
@@ -707,6 +749,30 @@ fn an_ack_for_a_send_not_pending_changes_nothing() {
     assert!(effects.is_empty());
     assert_eq!(state.pending.len(), 1);
     assert!(!state.history.contains_key(&GENERAL));
+}
+
+// ---- ServerMsg::Blocked ----
+
+#[test]
+fn the_block_list_comes_with_ready_and_every_change_replaces_it() {
+    let mut state = ChatState::default();
+    state.apply(ServerMsg::Ready {
+        me: ann(),
+        credentials: None,
+        rooms: vec![channel(GENERAL, "general", 0)],
+        blocked: vec![bob()],
+    });
+    assert!(state.blocks(&bob().id));
+    let effects = state.apply(ServerMsg::Blocked { users: vec![] });
+    assert!(!state.blocks(&bob().id));
+    assert_eq!(effects, []);
+    // A direct room opened at the very moment of a block does not pop up.
+    state.apply(ServerMsg::Blocked { users: vec![bob()] });
+    state.apply(ServerMsg::Joined {
+        room: direct_with_bob(0),
+        by: bob().id,
+    });
+    assert!(state.popups.is_empty());
 }
 
 // ---- ServerMsg::Error ----
@@ -859,6 +925,7 @@ fn many_messages_waiting_for_a_reconnect_are_paced_not_sent_at_once() {
         me: ann(),
         credentials: None,
         rooms: vec![channel(GENERAL, "general", 7)],
+        blocked: vec![],
     });
     assert!(
         effects.contains(&Effect::PaceAfter { ms: 0 }),

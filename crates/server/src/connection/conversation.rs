@@ -6,7 +6,10 @@
 //!
 //! Why one long file: it is one `match` over every request a client can send, each arm
 //! a short method with its checks; kept together, a reader sees every request's
-//! validation and error codes in one place.
+//! validation and error codes in one place. Blocking, with its own rules about who sees
+//! what, is in `blocking.rs`.
+
+mod blocking;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -272,6 +275,8 @@ impl Conversation {
             }
             ClientMsg::Leave { room } => self.leave(&user, room).await,
             ClientMsg::OpenDirect { user: other } => self.open_direct(&user, &other).await,
+            ClientMsg::Block { user: other } => self.block(&user, &other).await,
+            ClientMsg::Unblock { user: other } => self.unblock(&user, &other).await,
             ClientMsg::Send {
                 room,
                 client_id,
@@ -413,6 +418,7 @@ impl Conversation {
         let started = std::time::Instant::now();
         let records = store.rooms_of(&user.id).await?;
         telemetry::store_call("rooms_of", started);
+        let blocked = store.blocked_by(&user.id).await?;
         let mut rooms = Vec::with_capacity(records.len());
         for record in &records {
             rooms.push(self.hub.room_info(record).await?);
@@ -426,6 +432,7 @@ impl Conversation {
             me,
             credentials,
             rooms,
+            blocked,
         };
         self.hub
             .register(&user.id, &name, &room_seqs, &self.outbox, ready)
@@ -617,6 +624,12 @@ impl Conversation {
         if store.find_user(other).await?.is_none() {
             return Err(Reject::new(ErrorCode::NoSuchUser, "No such user.".into()));
         }
+        if store.blocks(user, other).await? {
+            return Err(Reject::new(
+                ErrorCode::UserBlocked,
+                "You blocked this person; unblock them to write to them.".into(),
+            ));
+        }
         // Opening one that exists is free; a new one counts for its opener (not for
         // the other person, who did not ask: their protection is the opener's quota).
         let room = match store.find_direct(user, other).await? {
@@ -631,8 +644,11 @@ impl Conversation {
                 room
             }
         };
-        for member in [user, other] {
-            self.announce_membership(member, room.id, user).await?;
+        self.announce_membership(user, room.id, user).await?;
+        // Someone who blocks the opener is not told: the room is open for the opener
+        // only, and stays out of the other's `rooms_of` until they unblock.
+        if !store.blocks(other, user).await? {
+            self.announce_membership(other, room.id, user).await?;
         }
         Ok(())
     }

@@ -59,6 +59,7 @@ impl Node {
             },
             credentials: None,
             rooms: Vec::new(),
+            blocked: Vec::new(),
         };
         self.hub
             .register(&user, id, rooms, &outbox, ready)

@@ -16,15 +16,15 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use natter_protocol::validate::name_key;
-use natter_protocol::{ChatMessage, RoomId, Seq, UserId};
+use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
 
 use super::accounts::{
     AccountRecord, AccountStore, MailRecord, NewAccount, NewMail, SessionRecord, TokenPurpose,
 };
 use super::batch::AppendBatch;
 use super::{
-    Appended, Departure, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError, StoreResult,
-    UserRecord,
+    Appended, Blocking, Departure, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError,
+    StoreResult, UserRecord,
 };
 
 /// The URL that selects this store.
@@ -49,6 +49,8 @@ struct State {
     codes: HashMap<String, RoomId>,
     /// Both members, smaller id first → direct room.
     directs: HashMap<[UserId; 2], RoomId>,
+    /// Who each user blocks, longest blocked first.
+    blocks: HashMap<UserId, Vec<UserId>>,
     /// `(sender id, client_id)` → where the message is.
     client_ids: HashMap<(String, String), (RoomId, Seq)>,
     /// Accounts by user.
@@ -319,13 +321,65 @@ impl Store for MemoryStore {
     }
 
     async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>> {
-        Ok(self
-            .state()
+        let state = self.state();
+        let blocked = state.blocks.get(user).map_or(&[][..], Vec::as_slice);
+        let hidden = |record: &RoomRecord| match &record.kind {
+            RoomRecordKind::Direct { members } => members.iter().any(|m| blocked.contains(m)),
+            _ => false,
+        };
+        Ok(state
             .rooms
             .values()
-            .filter(|room| room.members.contains(user))
+            .filter(|room| room.members.contains(user) && !hidden(&room.record))
             .map(|room| room.record.clone())
             .collect())
+    }
+
+    async fn block(&self, user: &UserId, other: &UserId, max: usize) -> StoreResult<Blocking> {
+        let mut state = self.state();
+        if !state.users.contains_key(user) || !state.users.contains_key(other) {
+            return Err(StoreError::NotFound);
+        }
+        let blocked = state.blocks.entry(user.clone()).or_default();
+        Ok(if blocked.contains(other) {
+            Blocking::Already
+        } else if blocked.len() >= max {
+            Blocking::Full
+        } else {
+            blocked.push(other.clone());
+            Blocking::Added
+        })
+    }
+
+    async fn unblock(&self, user: &UserId, other: &UserId) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some(blocked) = state.blocks.get_mut(user) else {
+            return Ok(false);
+        };
+        let before = blocked.len();
+        blocked.retain(|b| b != other);
+        Ok(blocked.len() < before)
+    }
+
+    async fn blocked_by(&self, user: &UserId) -> StoreResult<Vec<UserSummary>> {
+        let state = self.state();
+        let blocked = state.blocks.get(user).map_or(&[][..], Vec::as_slice);
+        Ok(blocked
+            .iter()
+            .filter_map(|id| state.users.get(id))
+            .map(|record| UserSummary {
+                id: record.id.clone(),
+                name: record.name.clone(),
+            })
+            .collect())
+    }
+
+    async fn blocks(&self, user: &UserId, other: &UserId) -> StoreResult<bool> {
+        Ok(self
+            .state()
+            .blocks
+            .get(user)
+            .is_some_and(|blocked| blocked.contains(other)))
     }
 
     async fn seen(&self, user: &UserId, now: i64) -> StoreResult<()> {
@@ -366,6 +420,10 @@ impl Store for MemoryStore {
             state.seen.remove(user);
             for room in state.rooms.values_mut() {
                 room.members.remove(user);
+            }
+            state.blocks.remove(user);
+            for blocked in state.blocks.values_mut() {
+                blocked.retain(|b| b != user);
             }
         }
         let emptied: Vec<RoomId> = state

@@ -137,7 +137,18 @@ pub struct Departure {
     pub room_deleted: bool,
 }
 
-/// Durable state: users, rooms, memberships and message history — and, through
+/// What [`Store::block`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    /// The block is stored now.
+    Added,
+    /// It was stored before; nothing changed.
+    Already,
+    /// The user blocks as many people as allowed; nothing changed.
+    Full,
+}
+
+/// Durable state: users, rooms, memberships, blocks and message history — and, through
 /// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
 pub trait Store: accounts::AccountStore + Send + Sync + 'static {
@@ -175,14 +186,25 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     /// first keeps it alive, one that comes after finds it gone — a room is never
     /// deleted under someone who just joined.
     async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<Departure>;
-    /// Every room a user is a member of.
+    /// Every room a user is a member of and sees: a direct room with someone they
+    /// block is hidden from them (and comes back when they unblock).
     async fn rooms_of(&self, user: &UserId) -> StoreResult<Vec<RoomRecord>>;
+
+    /// `user` blocks `other`, unless they already block `max` people. A user that does
+    /// not exist (any more) is [`StoreError::NotFound`].
+    async fn block(&self, user: &UserId, other: &UserId, max: usize) -> StoreResult<Blocking>;
+    /// `user` no longer blocks `other`; false when they did not.
+    async fn unblock(&self, user: &UserId, other: &UserId) -> StoreResult<bool>;
+    /// Everyone `user` blocks, with their current names, longest blocked first.
+    async fn blocked_by(&self, user: &UserId) -> StoreResult<Vec<UserSummary>>;
+    /// Whether `user` blocks `other`.
+    async fn blocks(&self, user: &UserId, other: &UserId) -> StoreResult<bool>;
 
     /// Records that `user` said hello at `now`; written only when the stored time is
     /// more than [`SEEN_EVERY_MS`] old, so connecting rarely writes.
     async fn seen(&self, user: &UserId, now: i64) -> StoreResult<()>;
     /// Deletes identities nobody uses: guests (users without an account) not seen
-    /// since `guests_seen_before` — their memberships go, and code rooms that were
+    /// since `guests_seen_before` — their memberships and blocks (both ways) go, and code rooms that were
     /// `delete_when_empty` and are left empty go with them; their messages stay, under
     /// the name they had — and accounts never verified that were created before
     /// `unverified_before`, with their user, so the name and email are free again.

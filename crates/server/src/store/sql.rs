@@ -234,12 +234,104 @@ macro_rules! sql_store {
                     "SELECT rooms.id, rooms.kind, rooms.name, rooms.code, rooms.direct_key, \
                             rooms.delete_when_empty, rooms.latest_seq \
                      FROM rooms JOIN members ON members.room_id = rooms.id \
-                     WHERE members.user_id = $1 ORDER BY members.joined_at, rooms.id",
+                     WHERE members.user_id = $1 \
+                       AND NOT (rooms.kind = 'direct' AND EXISTS ( \
+                           SELECT 1 FROM blocks WHERE blocks.user_id = $1 \
+                             AND rooms.direct_key IN ($1 || '|' || blocks.blocked_id, \
+                                                      blocks.blocked_id || '|' || $1))) \
+                     ORDER BY members.joined_at, rooms.id",
                 )
                 .bind(&user.0)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map($crate::store::room_from_row).collect()
+            }
+
+            async fn block(
+                &self,
+                user: &natter_protocol::UserId,
+                other: &natter_protocol::UserId,
+                max: usize,
+            ) -> $crate::store::StoreResult<$crate::store::Blocking> {
+                // One statement: the count and the insert cannot be split by another
+                // block of the same user's (on PostgreSQL two at the very same moment
+                // may both pass; the limit bounds storage, a one-off excess is harmless).
+                let done = sqlx::query(
+                    "INSERT INTO blocks (user_id, blocked_id, created_at) \
+                     SELECT $1, $2, $3 \
+                     WHERE (SELECT COUNT(*) FROM blocks WHERE user_id = $1) < $4 \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&user.0)
+                .bind(&other.0)
+                .bind($crate::clock::now_ms())
+                .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .execute(self.writer())
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                        $crate::store::StoreError::NotFound
+                    }
+                    _ => e.into(),
+                })?;
+                Ok(if done.rows_affected() == 1 {
+                    $crate::store::Blocking::Added
+                } else if $crate::store::Store::blocks(self, user, other).await? {
+                    $crate::store::Blocking::Already
+                } else {
+                    $crate::store::Blocking::Full
+                })
+            }
+
+            async fn unblock(
+                &self,
+                user: &natter_protocol::UserId,
+                other: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM blocks WHERE user_id = $1 AND blocked_id = $2")
+                    .bind(&user.0)
+                    .bind(&other.0)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn blocked_by(
+                &self,
+                user: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::UserSummary>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT users.id, users.name FROM blocks \
+                     JOIN users ON users.id = blocks.blocked_id \
+                     WHERE blocks.user_id = $1 ORDER BY blocks.created_at, users.id",
+                )
+                .bind(&user.0)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(natter_protocol::UserSummary {
+                            id: natter_protocol::UserId(row.try_get("id")?),
+                            name: row.try_get("name")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn blocks(
+                &self,
+                user: &natter_protocol::UserId,
+                other: &natter_protocol::UserId,
+            ) -> $crate::store::StoreResult<bool> {
+                let found: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM blocks WHERE user_id = $1 AND blocked_id = $2",
+                )
+                .bind(&user.0)
+                .bind(&other.0)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(found > 0)
             }
 
             async fn open_direct(
@@ -341,7 +433,8 @@ macro_rules! sql_store {
                 use sqlx::Row;
                 let mut tx = self.write_transaction().await?;
                 let unverified: Vec<String> = sqlx::query(
-                    "SELECT user_id FROM accounts WHERE verified_at IS NULL AND created_at < $1                      LIMIT $2",
+                    "SELECT user_id FROM accounts WHERE verified_at IS NULL AND created_at < $1 \
+                     LIMIT $2",
                 )
                 .bind(unverified_before)
                 .bind($crate::store::STALE_BATCH)
@@ -351,7 +444,8 @@ macro_rules! sql_store {
                 .map(|row| row.try_get("user_id"))
                 .collect::<Result<_, _>>()?;
                 let guests: Vec<String> = sqlx::query(
-                    "SELECT id FROM users u WHERE last_seen_at < $1                      AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = u.id) LIMIT $2",
+                    "SELECT id FROM users u WHERE last_seen_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = u.id) LIMIT $2",
                 )
                 .bind(guests_seen_before)
                 .bind($crate::store::STALE_BATCH)
@@ -380,7 +474,8 @@ macro_rules! sql_store {
                 // Code rooms that were to go when empty and now are. (An empty channel
                 // stays until someone leaves it: removing it must be announced.)
                 sqlx::query(
-                    "DELETE FROM rooms WHERE kind = 'code' AND delete_when_empty                      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room_id = rooms.id)",
+                    "DELETE FROM rooms WHERE kind = 'code' AND delete_when_empty \
+                     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room_id = rooms.id)",
                 )
                 .execute(&mut *tx)
                 .await?;
