@@ -114,6 +114,8 @@ pub struct Chat {
     pub drawer_open: Part<bool>,
     /// The people I block (their messages are hidden).
     pub blocked: Part<Vec<UserSummary>>,
+    /// Everyone's current name by id (read through [`Chat::name_of`]).
+    names: Memo<HashMap<UserId, String>>,
     /// Newest seq read per room (read through [`Chat::unread`]).
     read: Part<HashMap<RoomId, Seq>>,
     /// Errors by form (read through [`Chat::error`]).
@@ -135,11 +137,21 @@ impl Chat {
         let state = RwSignal::new(ChatState::default());
         let status = RwSignal::new(Status::Idle);
         let socket = Socket::new(status);
+        let people = Part::new(state, |s| &s.people);
+        let names = Memo::new(move |_| {
+            people.with(|people: &Vec<Person>| {
+                people
+                    .iter()
+                    .map(|p| (p.user.id.clone(), p.user.name.clone()))
+                    .collect()
+            })
+        });
         let chat = Chat {
             status,
             account: RwSignal::new(None),
             me: Part::new(state, |s| &s.me),
-            people: Part::new(state, |s| &s.people),
+            people,
+            names,
             channels: Part::new(state, |s| &s.channels),
             rooms: Part::new(state, |s| &s.rooms),
             history: Part::new(state, |s| &s.history),
@@ -171,6 +183,14 @@ impl Chat {
             }
         });
         chat
+    }
+
+    /// What `user` is called now: a rename shows at once on everything they wrote.
+    /// (Someone not seen since the page loaded keeps the name they had.)
+    pub fn name_of(&self, user: &UserSummary) -> String {
+        self.names
+            .with(|names| names.get(&user.id).cloned())
+            .unwrap_or_else(|| user.name.clone())
     }
 
     /// The connection.

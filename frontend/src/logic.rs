@@ -182,11 +182,60 @@ pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
     }
 }
 
-/// A hue (0–359) derived from a name, so each sender keeps one colour everywhere.
-pub fn name_hue(name: &str) -> u32 {
+/// A piece of message text: plain, or a web address to show as a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment<'a> {
+    /// Shown as it is.
+    Text(&'a str),
+    /// An `http://` or `https://` address.
+    Link(&'a str),
+}
+
+/// Splits message text into plain runs and web addresses. An address starts with
+/// `http://` or `https://` and runs to the next whitespace, minus punctuation that
+/// usually ends the sentence around it ("see https://x.org/a." links `…/a`). Nothing
+/// else becomes a link: no `javascript:`, no bare domains.
+pub fn segments(text: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = next_address(rest) {
+        let tail = &rest[start..];
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let address =
+            tail[..end].trim_end_matches(['.', ',', '!', '?', ':', ';', ')', ']', '\'', '"']);
+        let scheme_only = address.ends_with("://");
+        if start > 0 {
+            out.push(Segment::Text(&rest[..start]));
+        }
+        if scheme_only {
+            out.push(Segment::Text(&tail[..end]));
+            rest = &tail[end..];
+            continue;
+        }
+        out.push(Segment::Link(address));
+        rest = &tail[address.len()..];
+    }
+    if !rest.is_empty() {
+        out.push(Segment::Text(rest));
+    }
+    out
+}
+
+/// Where the next `http://` or `https://` starts (any case), if anywhere.
+fn next_address(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    [lower.find("https://"), lower.find("http://")]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// A hue (0–359) derived from a user's id, so each person keeps one colour everywhere,
+/// through renames.
+pub fn user_hue(user: &UserId) -> u32 {
     // FNV-1a: tiny, stable across builds and platforms.
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in name.to_lowercase().bytes() {
+    for byte in user.0.bytes() {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
@@ -369,9 +418,44 @@ mod tests {
     }
 
     #[test]
-    fn hues_are_stable_and_case_blind() {
-        assert_eq!(name_hue("Ann"), name_hue("ann"));
-        assert!(name_hue("Bob") < 360);
-        assert_ne!(name_hue("Ann"), name_hue("Bob"));
+    fn addresses_become_links_and_nothing_else_does() {
+        use Segment::{Link, Text};
+        assert_eq!(
+            segments("see https://example.org/a?b=1. Or HTTP://x.io, ok"),
+            [
+                Text("see "),
+                Link("https://example.org/a?b=1"),
+                Text(". Or "),
+                Link("HTTP://x.io"),
+                Text(", ok")
+            ]
+        );
+        assert_eq!(
+            segments("(http://a.b/c)"),
+            [Text("("), Link("http://a.b/c"), Text(")")]
+        );
+        assert_eq!(
+            segments("javascript:alert(1) example.org"),
+            [Text("javascript:alert(1) example.org")]
+        );
+        assert_eq!(
+            segments("just http:// here"),
+            [Text("just "), Text("http://"), Text(" here")]
+        );
+        assert_eq!(segments(""), []);
+    }
+
+    #[test]
+    fn hues_follow_the_id() {
+        let id = |s: &str| UserId(s.into());
+        assert_eq!(
+            user_hue(&id("9f2c41d07a6be813")),
+            user_hue(&id("9f2c41d07a6be813"))
+        );
+        assert!(user_hue(&id("b")) < 360);
+        assert_ne!(
+            user_hue(&id("9f2c41d07a6be813")),
+            user_hue(&id("5b0e77c2d9a1f346"))
+        );
     }
 }

@@ -109,8 +109,6 @@ pub enum ApiErrorCode {
     NotVerified,
     /// The emailed link is unknown, expired or already used (`400`).
     BadToken,
-    /// No valid session cookie (`401`).
-    NotSignedIn,
     /// The request came from a page of another origin (`403`).
     ForeignOrigin,
     /// Too many attempts; `retry_after_ms` says when to try again (`429`).

@@ -37,7 +37,19 @@ test('two people create a channel and chat both ways', async ({ browser }) => {
   await expect(bob.page.getByRole('alert').filter({ hasText: 'already exists' })).toBeVisible();
 
   await screenshot(ann.page, 'chat');
+  // A guest's visit logs nothing: no 401 for "who am I", no missing icon.
+  expect(ann.consoleErrors).toEqual([]);
+  expect(bob.consoleErrors).toEqual([]);
   await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('only pages fall back to the app: a missing file is a 404', async ({ request }) => {
+  expect((await request.get('/favicon.svg')).status()).toBe(200);
+  for (const path of ['/favicon.ico', '/missing.js', '/old-bundle_bg.wasm']) {
+    expect((await request.get(path)).status(), path).toBe(404);
+  }
+  const guest = await request.get('/api/session');
+  expect(guest.status()).toBe(204);
 });
 
 test('a taken or invalid name is refused inline, and a name can be changed', async ({ browser }) => {
@@ -236,4 +248,46 @@ test('blocking someone from their menu: no popup, no messages, they are not told
   await expect(texts(ann.page.getByRole('main')).filter({ hasText: 'spam in general' })).toHaveCount(1);
   await expect(ann.page.getByRole('button', { name: 'Otto (online)', exact: true })).toBeEnabled();
   await Promise.all([ann.context.close(), pest.context.close()]);
+});
+
+test('a rename shows at once in the direct-message list, popup title and past messages', async ({ browser }) => {
+  const ann = await register(browser, 'Pia');
+  const bob = await register(browser, 'Quin');
+  await bob.page.getByRole('button', { name: 'Pia (online)' }).click();
+  const bobPopup = bob.page.getByRole('region', { name: 'Direct messages with Pia' });
+  await bobPopup.getByRole('textbox', { name: 'Message Pia' }).fill('before the rename');
+  await bobPopup.getByRole('textbox', { name: 'Message Pia' }).press('Enter');
+  const annPopup = ann.page.getByRole('region', { name: 'Direct messages with Quin' });
+  await expect(texts(annPopup).filter({ hasText: 'before the rename' })).toHaveCount(1);
+
+  await bob.page.getByLabel('your name').click();
+  await bob.page.getByLabel('New name').fill('Quincy');
+  await bob.page.getByLabel('New name').press('Enter');
+  const renamed = ann.page.getByRole('region', { name: 'Direct messages with Quincy' });
+  await expect(renamed).toBeVisible();
+  await expect(myRoom(ann.page, 'Quincy')).toBeVisible();
+  await expect(renamed.locator('.message .sender')).toHaveText('Quincy');
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('the composer takes several lines, and web addresses become safe links', async ({ browser }) => {
+  const ann = await register(browser, 'Rae');
+  const box = composer(ann.page);
+  await box.fill('first line');
+  await box.press('Shift+Enter');
+  await box.pressSequentially('second line');
+  await box.press('Enter');
+  const sent = texts(ann.page).filter({ hasText: 'second line' });
+  await expect(sent).toHaveCount(1);
+  expect(await sent.innerText()).toBe('first line\nsecond line');
+  await expect(box).toHaveValue('');
+
+  await say(ann.page, 'docs at https://example.org/guide. and javascript:alert(1)');
+  const line = ann.page.locator('.message', { hasText: 'docs at' });
+  const link = line.getByRole('link', { name: 'https://example.org/guide' });
+  await expect(link).toHaveAttribute('href', 'https://example.org/guide');
+  await expect(link).toHaveAttribute('target', '_blank');
+  await expect(link).toHaveAttribute('rel', 'noopener noreferrer nofollow');
+  await expect(line.getByRole('link')).toHaveCount(1);
+  await ann.context.close();
 });

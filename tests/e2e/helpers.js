@@ -11,12 +11,18 @@ async function register(browser, name, contextOptions = {}) {
   const page = await context.newPage();
   failOnDialog(page);
   recordPolicyViolations(page);
+  // Everything the page logs as an error, failed requests included (a 401 or 404
+  // shows in the console as "Failed to load resource").
+  const consoleErrors = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(message.text());
+  });
   await page.goto('/');
   await page.getByLabel('Pick a display name').fill(name);
   await page.getByLabel('Pick a display name').press('Enter');
   await expect(page.getByLabel('your name')).toHaveText(name);
   await expect(page.getByRole('status')).toHaveText('online');
-  return { context, page };
+  return { context, page, consoleErrors };
 }
 
 /** Keeps every Content-Security-Policy violation of the page in `window.__csp`. */

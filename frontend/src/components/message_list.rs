@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
 
 use crate::chat::Chat;
-use crate::logic::name_hue;
+use crate::logic::{self, user_hue};
 
 /// Pixels from the bottom that still count as "at the bottom".
 const STICK_SLACK: i32 = 40;
@@ -129,19 +129,22 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
     }
 }
 
-/// One message: local time, sender in their colour, text — always as text, never HTML.
+/// One message: local time, sender (by their current name) in their colour, text —
+/// always as text, never HTML.
 #[component]
 fn MessageLine(message: ChatMessage) -> impl IntoView {
     let time = local_time(message.ts);
     let full_time = full_time(message.ts);
-    let hue = name_hue(&message.sender.name);
-    let name = message.sender.name.clone();
+    let chat = expect_context::<Chat>();
+    let hue = user_hue(&message.sender.id);
+    let sender = message.sender.clone();
+    let name = move || chat.name_of(&sender);
     match message.kind {
         MessageKind::Text => view! {
             <li class="message" data-seq=message.seq>
                 <time title=full_time>{time}</time>
                 <span class="sender" style=format!("color: hsl({hue}, 65%, 35%)")>{name}</span>
-                <span class="text">{message.text}</span>
+                <span class="text">{linked(&message.text)}</span>
             </li>
         }
         .into_any(),
@@ -154,12 +157,27 @@ fn MessageLine(message: ChatMessage) -> impl IntoView {
             view! {
                 <li class="notice" data-seq=message.seq>
                     <time title=full_time>{time}</time>
-                    <span>{format!("{name} {verb}")}</span>
+                    <span>{move || format!("{} {verb}", name())}</span>
                 </li>
             }
             .into_any()
         }
     }
+}
+
+/// Message text with its web addresses as links that open in a new tab and tell the
+/// other site nothing (no opener, no referrer) and vouch for nothing (`nofollow`).
+fn linked(text: &str) -> Vec<AnyView> {
+    logic::segments(text)
+        .into_iter()
+        .map(|segment| match segment {
+            logic::Segment::Text(text) => text.to_string().into_any(),
+            logic::Segment::Link(address) => view! {
+                <a href=address.to_string() target="_blank" rel="noopener noreferrer nofollow">{address.to_string()}</a>
+            }
+            .into_any(),
+        })
+        .collect()
 }
 
 /// "HH:MM" in the browser's time zone.
@@ -174,7 +192,8 @@ fn full_time(ts: i64) -> String {
     String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
 }
 
-/// The box to write in: Enter sends, the shared rules decide what is sendable.
+/// The box to write in: Enter sends, Shift+Enter starts a new line, the box grows with
+/// what is written; the shared rules decide what is sendable.
 #[component]
 pub fn Composer(room: RoomId, #[prop(into)] label: String) -> impl IntoView {
     let chat = expect_context::<Chat>();
@@ -189,22 +208,37 @@ pub fn Composer(room: RoomId, #[prop(into)] label: String) -> impl IntoView {
                 )
             })
     };
-    let send = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let send = move || {
         if let Ok(text) = validate::message_text(&draft.get_untracked()) {
             chat.post(room, text);
             draft.set(String::new());
         }
     };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        // Enter sends; Shift+Enter is a new line; Enter that ends an IME composition
+        // (Japanese, Chinese…) only confirms the characters.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
     view! {
-        <form class="composer" on:submit=send>
-            <input
-                aria-label=label
-                placeholder="Write a message, Enter sends"
-                autocomplete="off"
-                prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
-            />
+        <form class="composer" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            send();
+        }>
+            <div class="composer-row">
+                <textarea
+                    rows="1"
+                    aria-label=label
+                    placeholder="Write a message (Shift+Enter for a new line)"
+                    autocomplete="off"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=on_key
+                ></textarea>
+                <button type="submit" class="send" aria-label="Send">"➤"</button>
+            </div>
             <span class="error" role="alert">{too_long}</span>
         </form>
     }

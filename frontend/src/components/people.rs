@@ -7,7 +7,7 @@ use natter_protocol::UserSummary;
 use wasm_bindgen::JsCast;
 
 use crate::chat::Chat;
-use crate::logic::name_hue;
+use crate::logic::user_hue;
 use crate::state::Person;
 
 /// Everyone seen since the page loaded, and the people I block.
@@ -61,7 +61,7 @@ fn PersonRow(person: Person) -> impl IntoView {
         let id = user.id.clone();
         move || chat.blocks(&id)
     };
-    let hue = name_hue(&user.name);
+    let hue = user_hue(&user.id);
     let name = user.name.clone();
     let state = if online { "online" } else { "offline" };
     let label = {

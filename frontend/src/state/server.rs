@@ -5,7 +5,8 @@
 //! `more_before` only when they start what is held; an `ack` turns a pending send into
 //! my message; a presence frame naming me renames me; `left` moves the main pane to
 //! another room; an error lands next to the form its `ref` names; a message from
-//! someone I block neither counts as unread nor opens a popup.
+//! someone I block neither counts as unread nor opens a popup, and neither does a
+//! join or leave notice count as unread.
 
 use std::collections::HashMap;
 
@@ -141,6 +142,26 @@ impl ChatState {
             self.me.set(Some(me.clone()));
             self.save_profile(out);
         }
+        // Direct rooms are titled by the other person's name: it follows their id.
+        let renamed: HashMap<&UserId, &str> =
+            online.iter().map(|u| (&u.id, u.name.as_str())).collect();
+        let stale = |m: &UserSummary| renamed.get(&m.id).is_some_and(|name| *name != m.name);
+        let outdated = self.rooms.iter().any(|r| match &r.kind {
+            RoomKind::Direct { members } => members.iter().any(stale),
+            _ => false,
+        });
+        if outdated {
+            for room in self.rooms.edit().iter_mut() {
+                if let RoomKind::Direct { members } = &mut room.kind {
+                    for member in members.iter_mut() {
+                        if let Some(name) = renamed.get(&member.id) {
+                            member.name = (*name).to_string();
+                        }
+                    }
+                }
+            }
+            self.save_profile(out);
+        }
         let people = self.people.edit();
         // One pass to index, one per change: a snapshot of thousands stays linear.
         let mut at: HashMap<UserId, usize> = people
@@ -255,13 +276,15 @@ impl ChatState {
     fn on_message(&mut self, message: ChatMessage, out: &mut Vec<Effect>) {
         let room = message.room;
         let seq = message.seq;
-        // Someone I block said something: it is not shown, so it is nothing to read
-        // (when all before it was read; otherwise the room stays unread as it was).
+        // A join or leave notice, or anything from someone I block, is nothing to read:
+        // when all before it was read, it is read too (otherwise the room stays unread
+        // as it was, and the count includes it — seqs are all the client counts by).
         let read_until_now = self
             .read
             .get(&room)
             .is_some_and(|r| r.checked_add(1) == Some(seq));
-        if self.blocks(&message.sender.id) && read_until_now {
+        let nothing_to_read = message.kind != MessageKind::Text || self.blocks(&message.sender.id);
+        if nothing_to_read && read_until_now {
             self.read.edit().insert(room, seq);
             self.save_profile(out);
         }

@@ -314,6 +314,18 @@ fn presence_brings_people_online_renames_them_and_takes_them_offline() {
 }
 
 #[test]
+fn a_rename_retitles_our_direct_room_at_once() {
+    let mut state = ready_with(vec![direct_with_bob(0)]);
+    assert_eq!(state.room_title(DIRECT), "Bob");
+    let effects = state.apply(ServerMsg::Presence {
+        online: vec![user("bob-id", "Robert")],
+        offline: vec![],
+    });
+    assert_eq!(state.room_title(DIRECT), "Robert");
+    assert_eq!(effects, [Effect::SaveProfile], "kept for the next visit");
+}
+
+#[test]
 fn presence_of_myself_renames_me_and_clears_the_rename_error() {
     let mut state = ready_with(vec![]);
     state.apply(ServerMsg::error(
@@ -688,6 +700,29 @@ fn a_message_from_someone_blocked_is_not_unread_and_opens_no_popup() {
         2,
         "read stops at Cy's unread message"
     );
+}
+
+#[test]
+fn join_and_leave_notices_are_not_unread() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 7),
+        channel(RUST, "rust", 2),
+    ]);
+    state.view(RUST);
+    for (seq, kind) in [(8, MessageKind::Join), (9, MessageKind::Leave)] {
+        state.apply(ServerMsg::Message {
+            message: ChatMessage {
+                kind,
+                text: String::new(),
+                ..message(GENERAL, seq, bob())
+            },
+        });
+    }
+    assert_eq!(state.unread(GENERAL), 0);
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 10, bob()),
+    });
+    assert_eq!(state.unread(GENERAL), 1, "a text is");
 }
 
 // ---- ServerMsg::Ack ----

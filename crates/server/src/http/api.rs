@@ -6,7 +6,7 @@
 //! | `POST /api/verify` | `200` [`Accepted`] / `400 bad_token` |
 //! | `POST /api/login` | `200` [`Account`] + session cookie / `401 bad_login` / `403 not_verified` |
 //! | `POST /api/logout` | `204`, cookie cleared, the session's sockets closed with 4001 |
-//! | `GET /api/session` | `200` [`Account`] / `401 not_signed_in` |
+//! | `GET /api/session` | `200` [`Account`] / `204` a guest (no valid session; not an error) |
 //! | `POST /api/recover` | `202` [`Accepted`], the same for every valid email |
 //! | `POST /api/reset` | `200` [`Accepted`] / `400 bad_token`; ends every session |
 //!
@@ -358,19 +358,16 @@ async fn session(
         })
         .into_response()),
         None => {
-            let mut refusal = Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                ApiErrorCode::NotSignedIn,
-                "Not signed in.",
-            )
-            .into_response();
+            // A guest asking is the normal case, not a failure: no error status, so a
+            // visit logs nothing in the browser's console.
+            let mut guest = StatusCode::NO_CONTENT.into_response();
             if session_cookie(&headers).is_some() {
                 set_cookie(
-                    &mut refusal,
+                    &mut guest,
                     &session_clear_cookie(secure(&app, peer, &headers)),
                 );
             }
-            Ok(refusal)
+            Ok(guest)
         }
     }
 }
