@@ -289,6 +289,15 @@ pub(crate) fn conflict_or_database(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// A foreign-key violation (the room or user a row points to is gone) is a
+/// [`StoreError::NotFound`]; anything else is a database failure.
+pub(crate) fn missing_or_database(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        _ => err.into(),
+    }
+}
+
 /// The `rooms` columns [`room_from_row`] reads, for `SELECT`s and `RETURNING`s.
 pub(crate) const ROOM_COLUMNS: &str =
     "id, kind, name, code, direct_key, delete_when_empty, latest_seq";

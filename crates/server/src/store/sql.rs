@@ -15,6 +15,9 @@
 //! The methods whose SQL really differs are the macro's last argument: the append path
 //! (and PostgreSQL's one-query `latest_seqs`). [`super::accounts`] does the same for
 //! accounts.
+//!
+//! Why one long file: a `macro_rules!` body cannot be split across files, and the
+//! statements are the point — one place shows every query both databases run.
 
 /// Implements [`Store`](crate::store::Store) for `$store` with the shared statements
 /// plus the backend's own methods given in braces. See the module docs.
@@ -217,12 +220,7 @@ macro_rules! sql_store {
                 .bind($crate::clock::now_ms())
                 .execute(self.writer())
                 .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                        $crate::store::StoreError::NotFound
-                    }
-                    _ => e.into(),
-                })?;
+                .map_err($crate::store::missing_or_database)?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -268,12 +266,7 @@ macro_rules! sql_store {
                 .bind(i64::try_from(max).unwrap_or(i64::MAX))
                 .execute(self.writer())
                 .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                        $crate::store::StoreError::NotFound
-                    }
-                    _ => e.into(),
-                })?;
+                .map_err($crate::store::missing_or_database)?;
                 Ok(if done.rows_affected() == 1 {
                     $crate::store::Blocking::Added
                 } else if $crate::store::Store::blocks(self, user, other).await? {
