@@ -10,7 +10,7 @@ async function register(browser, name, contextOptions = {}) {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   failOnDialog(page);
-  recordPolicyViolations(page);
+  await recordPolicyViolations(page);
   // Everything the page logs as an error, failed requests included (a 401 or 404
   // shows in the console as "Failed to load resource").
   const consoleErrors = [];
