@@ -75,8 +75,8 @@ impl Chat {
 
     /// Whether I block `user` (subscribes to the block list).
     pub fn blocks(&self, user: &UserId) -> bool {
-        self.blocked
-            .with(|blocked| blocked.iter().any(|b| &b.id == user))
+        self.blocked.track();
+        self.with_state_untracked(|s| s.blocks(user))
     }
 
     /// Asks to be called `name` from now on.

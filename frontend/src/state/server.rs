@@ -213,6 +213,8 @@ impl ChatState {
     fn on_joined(&mut self, room: RoomInfo, by: UserId, out: &mut Vec<Effect>) {
         let id = room.id;
         let direct = is_direct_kind(&room.kind);
+        // Opened at the very moment I blocked them: it does not pop up.
+        let unwanted = self.with_blocked(&room);
         let latest = room.latest_seq;
         let rooms = self.rooms.edit();
         match rooms.iter_mut().find(|r| r.id == id) {
@@ -221,10 +223,6 @@ impl ChatState {
         }
         self.read.edit().entry(id).or_insert(latest);
         let mine = self.me.as_ref().is_some_and(|me| me.id == by);
-        let unwanted = self
-            .rooms
-            .iter()
-            .any(|r| r.id == id && self.with_blocked(r));
         if direct && !unwanted {
             self.open_popup(id, out);
         } else if mine {
