@@ -135,6 +135,11 @@ impl Chat {
         self.change(|s| s.toggle_drawer());
     }
 
+    /// Closes the sidebar drawer (a tap beside it, Escape).
+    pub fn close_drawer(&self) {
+        self.change(|s| s.close_drawer());
+    }
+
     /// Signs out: ends the account's session on the server (closing its sockets in
     /// every tab), and forgets this person in this browser — credentials, cached
     /// history and everything else stored for them — so the next person starts clean.

@@ -387,6 +387,14 @@ impl Chat {
         self.history.track();
         self.state.with_untracked(|s| s.unread(room))
     }
+
+    /// Unread messages in all my rooms (reactive).
+    pub fn total_unread(&self) -> u64 {
+        self.read.track();
+        self.rooms.track();
+        self.history.track();
+        self.state.with_untracked(ChatState::total_unread)
+    }
 }
 
 impl Listener for Chat {

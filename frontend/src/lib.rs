@@ -46,15 +46,25 @@ use crate::components::{Header, Popups, RoomView, Sidebar, Welcome};
 pub fn App() -> impl IntoView {
     let chat = Chat::boot();
     provide_context(chat);
+    // Escape closes the drawer wherever focus is.
+    window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" && chat.drawer_open.get_untracked() {
+            chat.close_drawer();
+        }
+    });
     view! {
         <div class="app">
             <Header/>
             <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <Welcome/> }>
                 <div class="layout" class=("drawer-open", move || chat.drawer_open.get())>
                     <Sidebar/>
+                    // Narrow screens: the dimmed page beside the open drawer; a tap closes it.
+                    <div class="backdrop" aria-hidden="true" on:click=move |_| chat.close_drawer()></div>
                     <RoomView/>
+                    // Docked beside the room (never over its composer); full screen on
+                    // a phone.
+                    <Popups/>
                 </div>
-                <Popups/>
             </Show>
         </div>
     }

@@ -334,6 +334,11 @@ impl ChatState {
         logic::unread(self.latest_seq(room), read)
     }
 
+    /// Unread messages in all my rooms together (on the drawer button).
+    pub fn total_unread(&self) -> u64 {
+        self.rooms.iter().map(|r| self.unread(r.id)).sum()
+    }
+
     /// How a room is called on my screen.
     pub fn room_title(&self, room: RoomId) -> String {
         let me = self.me.as_ref().map(|m| &m.id);

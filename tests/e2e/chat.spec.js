@@ -291,3 +291,69 @@ test('the composer takes several lines, and web addresses become safe links', as
   await expect(line.getByRole('link')).toHaveCount(1);
   await ann.context.close();
 });
+
+/** The on-screen box of a locator. */
+async function box(locator) {
+  const b = await locator.boundingBox();
+  expect(b).not.toBeNull();
+  return b;
+}
+
+function overlaps(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+test('desktop: a popup docks beside the composer, never over it; the composer has focus', async ({ browser }) => {
+  const ann = await register(browser, 'Sol');
+  const bob = await register(browser, 'Tam');
+  await expect(ann.page.getByText('Click a person to talk privately.')).toBeVisible();
+  await createChannel(ann.page, 'focus');
+  await expect(composer(ann.page)).toBeFocused();
+  await ann.page.getByRole('button', { name: 'Tam (online)' }).click();
+  const popup = ann.page.getByRole('region', { name: 'Direct messages with Tam' });
+  await expect(popup).toBeVisible();
+  await expect(ann.page.getByText('Click a person to talk privately.')).toHaveCount(0);
+  expect(overlaps(await box(popup), await box(composer(ann.page)))).toBe(false);
+  // The main composer still takes a message.
+  await say(ann.page, 'typed beside the popup');
+  await expect(texts(ann.page.getByRole('main')).filter({ hasText: 'typed beside the popup' })).toHaveCount(1);
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});
+
+test('phone: a direct message fills the screen with a back arrow; the drawer has a backdrop, Escape and an unread count', async ({ browser }) => {
+  const phone = await register(browser, 'Uma', { viewport: { width: 360, height: 740 } });
+  const bob = await register(browser, 'Vic');
+  const { page } = phone;
+  await bob.page.getByRole('button', { name: 'Uma (online)' }).click();
+  await bob.page.getByRole('region', { name: 'Direct messages with Uma' }).getByRole('textbox').fill('on your phone?');
+  await bob.page.getByRole('region', { name: 'Direct messages with Uma' }).getByRole('textbox').press('Enter');
+  const popup = page.getByRole('region', { name: 'Direct messages with Vic' });
+  await expect(texts(popup).filter({ hasText: 'on your phone?' })).toHaveCount(1);
+  const full = await box(popup);
+  expect(full.width).toBe(360);
+  expect(full.height).toBeGreaterThan(600);
+  await popup.getByRole('button', { name: 'Back' }).click();
+  await expect(popup.getByRole('textbox')).toHaveCount(0);
+  await expect(composer(page)).toBeVisible();
+
+  // A message while folded: ☰ says so.
+  await bob.page.getByRole('region', { name: 'Direct messages with Uma' }).getByRole('textbox').fill('hello again');
+  await bob.page.getByRole('region', { name: 'Direct messages with Uma' }).getByRole('textbox').press('Enter');
+  await expect(page.getByRole('button', { name: 'Menu, 1 unread' })).toBeVisible();
+
+  const nav = page.getByRole('navigation', { name: 'Rooms and people' });
+  await page.getByRole('button', { name: /^Menu/ }).click();
+  await expect(nav).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(nav).toBeHidden();
+  await page.getByRole('button', { name: /^Menu/ }).click();
+  await page.mouse.click(350, 400); // beside the drawer, on the dimmed page
+  await expect(nav).toBeHidden();
+  // Choosing the conversation from the drawer closes it and opens the conversation.
+  await page.getByRole('button', { name: /^Menu/ }).click();
+  await nav.locator('.room-link', { hasText: 'Vic' }).click();
+  await expect(nav).toBeHidden();
+  await expect(texts(popup).filter({ hasText: 'hello again' })).toHaveCount(1);
+  await expect(page.getByRole('button', { name: 'Menu', exact: true })).toBeVisible();
+  await Promise.all([phone.context.close(), bob.context.close()]);
+});

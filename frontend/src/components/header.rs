@@ -1,4 +1,4 @@
-//! The top bar: product name, drawer button, connection state, my name (click to
+//! The top bar: product name, drawer button (with the unread total), connection state, my name (click to
 //! rename) and sign-out.
 
 use leptos::prelude::*;
@@ -38,11 +38,18 @@ pub fn Header() -> impl IntoView {
             <Show when=has_me>
                 <button
                     class="menu"
-                    aria-label="Menu"
+                    aria-label=move || match chat.total_unread() {
+                        0 => "Menu".to_string(),
+                        unread => format!("Menu, {unread} unread"),
+                    }
                     aria-expanded=move || chat.drawer_open.get().to_string()
                     on:click=move |_| chat.toggle_drawer()
                 >
                     "☰"
+                    {move || match chat.total_unread() {
+                        0 => None,
+                        unread => Some(view! { <span class="badge" aria-hidden="true">{unread}</span> }),
+                    }}
                 </button>
             </Show>
             <h1>"natter"</h1>

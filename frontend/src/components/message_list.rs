@@ -195,9 +195,22 @@ fn full_time(ts: i64) -> String {
 /// The box to write in: Enter sends, Shift+Enter starts a new line, the box grows with
 /// what is written; the shared rules decide what is sendable.
 #[component]
-pub fn Composer(room: RoomId, #[prop(into)] label: String) -> impl IntoView {
+pub fn Composer(
+    room: RoomId,
+    #[prop(into)] label: String,
+    /// Take the keyboard focus when shown (the main pane's, after joining or switching
+    /// rooms: the next thing a person does is write).
+    #[prop(optional)]
+    autofocus: bool,
+) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let draft = RwSignal::new(String::new());
+    let field: NodeRef<html::Textarea> = NodeRef::new();
+    Effect::new(move |_| {
+        if let (true, Some(field)) = (autofocus, field.get()) {
+            let _ = field.focus();
+        }
+    });
     let too_long = move || {
         draft
             .with(|d| d.chars().count() > validate::MAX_MESSAGE_CHARS)
@@ -229,9 +242,11 @@ pub fn Composer(room: RoomId, #[prop(into)] label: String) -> impl IntoView {
         }>
             <div class="composer-row">
                 <textarea
+                    node_ref=field
                     rows="1"
                     aria-label=label
-                    placeholder="Write a message (Shift+Enter for a new line)"
+                    placeholder="Write a message…"
+                    title="Enter sends; Shift+Enter starts a new line"
                     autocomplete="off"
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))

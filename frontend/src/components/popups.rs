@@ -1,6 +1,7 @@
-//! Direct-message popups: one small window per conversation, bottom right. Each can be
-//! folded to its title bar or closed; a new message in a closed one opens it again,
-//! and a folded one shows its unread count.
+//! Direct-message popups: one small window per conversation, docked at the bottom
+//! right beside the room (never over its composer); on a phone, a full-screen
+//! conversation with a back arrow. Each can be folded to its title bar or closed; a new
+//! message in a closed one opens it again, and a folded one shows its unread count.
 
 use leptos::prelude::*;
 use natter_protocol::RoomId;
@@ -35,6 +36,9 @@ fn Popup(room: RoomId) -> impl IntoView {
     view! {
         <section class="popup" class=("minimized", minimized) aria-label=move || format!("Direct messages with {}", peer())>
             <header class="popup-head">
+                // On a phone the conversation fills the screen: back folds it away (its
+                // unread count then shows in the list and on ☰).
+                <button class="back" aria-label="Back" on:click=move |_| chat.toggle_popup(room)>"←"</button>
                 <button
                     class="popup-title"
                     aria-expanded=move || (!minimized()).to_string()

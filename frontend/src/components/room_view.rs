@@ -49,6 +49,6 @@ fn RoomPane(room: RoomId) -> impl IntoView {
         </div>
         <MessageList room/>
         <p class="error" role="alert">{move || chat.error(form::GENERAL)}</p>
-        <Composer room label="Write a message"/>
+        <Composer room label="Write a message" autofocus=true/>
     }
 }

@@ -46,6 +46,9 @@ pub fn Sidebar() -> impl IntoView {
             </section>
             <section>
                 <h3>"Direct messages"</h3>
+                <Show when=move || chat.room_ids(true).is_empty()>
+                    <p class="hint empty-state">"Click a person to talk privately."</p>
+                </Show>
                 <ul class="room-list">
                     <For each=move || chat.room_ids(true) key=|id| *id children=move |room| view! {
                         <li>

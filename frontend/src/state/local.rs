@@ -18,9 +18,11 @@ impl ChatState {
         out
     }
 
-    /// Opens (or unfolds) the popup of a direct room.
+    /// Opens (or unfolds) the popup of a direct room; the drawer it was chosen from
+    /// closes (on a phone the conversation takes the screen).
     pub fn show_popup(&mut self, room: RoomId) -> Vec<Effect> {
         let mut out = Vec::new();
+        self.close_drawer();
         self.open_popup(room, &mut out);
         out
     }
@@ -48,6 +50,13 @@ impl ChatState {
     pub fn toggle_drawer(&mut self) {
         let open = self.drawer_open.edit();
         *open = !*open;
+    }
+
+    /// Closes the drawer (a tap beside it, Escape, a room or person chosen).
+    pub fn close_drawer(&mut self) {
+        if *self.drawer_open {
+            self.drawer_open.set(false);
+        }
     }
 
     /// Shows (or clears, with `None`) an inline error for a form.
@@ -111,7 +120,10 @@ impl ChatState {
         });
         match existing {
             Some(room) => self.show_popup(room),
-            None => vec![Effect::Send(ClientMsg::OpenDirect { user: user.clone() })],
+            None => {
+                self.close_drawer();
+                vec![Effect::Send(ClientMsg::OpenDirect { user: user.clone() })]
+            }
         }
     }
 

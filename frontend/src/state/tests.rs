@@ -1022,6 +1022,34 @@ fn people_who_left_are_remembered_up_to_a_bound() {
 // ---- What the person does ----
 
 #[test]
+fn choosing_a_person_or_a_direct_room_closes_the_drawer_and_unread_adds_up() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+        direct_with_bob(0),
+    ]);
+    for (room, seq) in [(RUST, 1), (RUST, 2), (DIRECT, 1)] {
+        state.apply(ServerMsg::Message {
+            message: message(room, seq, bob()),
+        });
+    }
+    state.close_popup(DIRECT);
+    assert_eq!(state.total_unread(), 2, "the open popup read its message");
+    state.toggle_drawer();
+    state.show_popup(DIRECT);
+    assert!(!*state.drawer_open, "a direct room from the drawer");
+    state.toggle_drawer();
+    let effects = state.open_direct(&user("cy-id", "Cy").id);
+    assert!(!*state.drawer_open, "a new person from the drawer");
+    assert_eq!(
+        effects,
+        [Effect::Send(ClientMsg::OpenDirect {
+            user: user("cy-id", "Cy").id
+        })]
+    );
+}
+
+#[test]
 fn viewing_a_channel_marks_it_read_and_a_direct_room_opens_its_popup() {
     let mut state = ready_with(vec![
         channel(GENERAL, "general", 0),
