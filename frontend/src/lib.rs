@@ -4,8 +4,10 @@
 //! - [`state`]: the chat's data and a pure reducer of every [`natter_protocol::ServerMsg`]
 //!   and of what the person does, returning the effects to carry out; no browser, so it
 //!   is unit-tested natively (`cargo test -p natter-web`).
-//! - [`logic`]: pure helpers (history merge, storage keys, backoff, unread, colours),
-//!   unit-tested natively.
+//! - [`logic`]: pure helpers (history merge, storage keys, backoff, unread, colours,
+//!   links), unit-tested natively.
+//! - [`conversation`]: how a room's messages are laid out (days, groups, collapsed
+//!   notices), pure and unit-tested natively.
 //! - [`socket`]: the WebSocket: hello and resume, reconnect with backoff, resending
 //!   pending sends, the 4001 close.
 //! - [`chat`]: [`chat::Chat`], the context components read: the state in one signal,
@@ -19,7 +21,7 @@
 //!   account forms), sidebar (rooms, channels, people), the room in view,
 //!   direct-message popups.
 //!
-//! Imports never go in a circle: `logic` stands alone; `state` and `cache` use only
+//! Imports never go in a circle: `logic` and `conversation` stand alone; `state` and `cache` use only
 //! `logic`; `socket` uses `logic` and plain types of `state`; `chat` uses `state`,
 //! `socket`, `cache` and `account`; `actions` adds methods to `chat::Chat`; components
 //! use `chat`, `state::form`, `socket::Status`, `logic` and `account`.
@@ -31,6 +33,7 @@ pub mod actions;
 pub mod cache;
 pub mod chat;
 pub mod components;
+pub mod conversation;
 pub mod logic;
 pub mod socket;
 pub mod state;

@@ -10,7 +10,8 @@
 //! - [`unread`]: unread counts from sequence numbers.
 //! - The bounds the client keeps under load: [`HELD_PER_ROOM`], [`OFFLINE_PEOPLE`],
 //!   [`RESEND_AT_ONCE`], [`PACE_MS`].
-//! - [`name_hue`]: a stable colour per sender name; [`room_title`]: a room's name.
+//! - [`user_hue`]: a stable colour per person (by id); [`room_title`]: a room's name;
+//!   [`segments`]: web addresses in message text.
 
 use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 

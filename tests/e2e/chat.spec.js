@@ -357,3 +357,34 @@ test('phone: a direct message fills the screen with a back arrow; the drawer has
   await expect(page.getByRole('button', { name: 'Menu', exact: true })).toBeVisible();
   await Promise.all([phone.context.close(), bob.context.close()]);
 });
+
+test('a conversation reads easily: days, messages grouped by sender, notices collapsed', async ({ browser }) => {
+  const ann = await register(browser, 'Abe Lin');
+  const bob = await register(browser, 'Bea');
+  const cy = await register(browser, 'Cato');
+  await createChannel(ann.page, 'reading');
+  for (const person of [bob, cy]) {
+    await person.page.getByRole('navigation').getByRole('button', { name: '#reading' }).click();
+    await expect(person.page.getByRole('heading', { name: '#reading' })).toBeVisible();
+  }
+  const main = ann.page.getByRole('main');
+  await expect(main.locator('.notice')).toHaveText(/Abe Lin and 2 others joined/);
+  await expect(main.locator('.day')).toHaveText('Today');
+
+  await say(ann.page, 'first thought');
+  await expect(texts(main).filter({ hasText: 'first thought' })).toHaveCount(1);
+  await say(ann.page, 'second thought');
+  await expect(texts(main).filter({ hasText: 'second thought' })).toHaveCount(1);
+  await say(bob.page, 'an answer');
+  await expect(texts(main).filter({ hasText: 'an answer' })).toHaveCount(1);
+  // Two groups: Abe's two lines under one avatar and name, then Bea's.
+  const groups = main.locator('.message.first');
+  await expect(groups).toHaveCount(2);
+  await expect(groups.nth(0).locator('.avatar')).toHaveText('AL');
+  await expect(groups.nth(0).locator('.sender')).toHaveText('Abe Lin');
+  const second = main.locator('.message', { hasText: 'second thought' });
+  await expect(second.locator('.sender')).toHaveClass(/sr-only/); // for screen readers only
+  await expect(second.locator('.avatar')).toHaveCount(0);
+  await expect(groups.nth(1).locator('.sender')).toHaveText('Bea');
+  await Promise.all([ann.context.close(), bob.context.close(), cy.context.close()]);
+});

@@ -1,4 +1,6 @@
 //! A room's messages and the box to write in; shared by the main pane and the popups.
+//! The list is laid out by [`crate::conversation`]: day separators, messages grouped
+//! by sender, runs of join/leave notices as one line.
 //!
 //! The list sticks to the bottom on load and on new messages unless the reader has
 //! scrolled up — then a "new messages" marker appears instead. Scrolling to the top
@@ -6,9 +8,10 @@
 
 use leptos::html;
 use leptos::prelude::*;
-use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
+use natter_protocol::{validate, ChatMessage, RoomId};
 
 use crate::chat::Chat;
+use crate::conversation::{self, Row};
 use crate::logic::{self, user_hue};
 
 /// Pixels from the bottom that still count as "at the bottom".
@@ -36,6 +39,8 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
             })
         })
     });
+    // Days, groups and collapsed notices, laid out once per change of the messages.
+    let rows = Memo::new(move |_| messages.with(|m| conversation::rows(m, local_day)));
     let pending = move || {
         chat.pending.with(|p| {
             p.iter()
@@ -114,7 +119,7 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
                         "This is the beginning of the room."
                     }}
                 </li>
-                <For each=move || messages.get() key=|m| m.seq children=move |m| view! { <MessageLine message=m/> }/>
+                <For each=move || rows.get() key=Row::key children=move |row| view! { <RowView row/> }/>
                 <For each=pending key=|p| p.client_id.clone() children=move |p| view! {
                     <li class="message pending" title="Sending…">
                         <time>"…"</time>
@@ -129,39 +134,74 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
     }
 }
 
-/// One message: local time, sender (by their current name) in their colour, text —
-/// always as text, never HTML.
+/// One row of the list: a day, a message, or a run of notices.
 #[component]
-fn MessageLine(message: ChatMessage) -> impl IntoView {
+fn RowView(row: Row) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    match row {
+        Row::Day { ts, .. } => view! {
+            <li class="day"><span>{day_label(ts)}</span></li>
+        }
+        .into_any(),
+        Row::Message {
+            message,
+            starts_group,
+        } => view! { <MessageLine message starts_group/> }.into_any(),
+        Row::Notices {
+            ts, joined, left, ..
+        } => view! {
+            <li class="notice">
+                <time title=full_time(ts)>{local_time(ts)}</time>
+                <span>{move || conversation::notice_text(&joined, &left, |u| chat.name_of(u))}</span>
+            </li>
+        }
+        .into_any(),
+    }
+}
+
+/// One message — always as text, never HTML. The first of a group shows an avatar
+/// (initials on the person's colour), the sender's current name and the time; the
+/// others show their time on hover, and name the sender for screen readers only.
+#[component]
+fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     let time = local_time(message.ts);
     let full_time = full_time(message.ts);
     let chat = expect_context::<Chat>();
     let hue = user_hue(&message.sender.id);
     let sender = message.sender.clone();
     let name = move || chat.name_of(&sender);
-    match message.kind {
-        MessageKind::Text => view! {
-            <li class="message" data-seq=message.seq>
-                <time title=full_time>{time}</time>
-                <span class="sender" style=format!("color: hsl({hue}, 65%, 35%)")>{name}</span>
-                <span class="text">{linked(&message.text)}</span>
+    let colour = format!("color: hsl({hue}, 65%, 35%)");
+    let text = linked(&message.text);
+    if starts_group {
+        view! {
+            <li class="message first" data-seq=message.seq>
+                <span class="avatar" aria-hidden="true" style=format!("background: hsl({hue}, 45%, 38%)")>
+                    {
+                        let name = name.clone();
+                        move || conversation::initials(&name())
+                    }
+                </span>
+                <div class="body">
+                    <div class="head">
+                        <span class="sender" style=colour>{name}</span>
+                        <time title=full_time>{time}</time>
+                    </div>
+                    <span class="text">{text}</span>
+                </div>
             </li>
         }
-        .into_any(),
-        MessageKind::Join | MessageKind::Leave => {
-            let verb = if message.kind == MessageKind::Join {
-                "joined"
-            } else {
-                "left"
-            };
-            view! {
-                <li class="notice" data-seq=message.seq>
-                    <time title=full_time>{time}</time>
-                    <span>{move || format!("{} {verb}", name())}</span>
-                </li>
-            }
-            .into_any()
+        .into_any()
+    } else {
+        view! {
+            <li class="message" data-seq=message.seq>
+                <time class="gutter-time" title=full_time>{time}</time>
+                <div class="body">
+                    <span class="sender sr-only" style=colour>{name}</span>
+                    <span class="text">{text}</span>
+                </div>
+            </li>
         }
+        .into_any()
     }
 }
 
@@ -178,6 +218,26 @@ fn linked(text: &str) -> Vec<AnyView> {
             .into_any(),
         })
         .collect()
+}
+
+/// The local day of a time: days since the epoch in the browser's time zone.
+fn local_day(ts: i64) -> i64 {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
+    let offset_ms = (date.get_timezone_offset() * 60_000.0) as i64;
+    ts.saturating_sub(offset_ms).div_euclid(24 * 3600 * 1000)
+}
+
+/// "Today", "Yesterday", or the date in the browser's locale.
+fn day_label(ts: i64) -> String {
+    let today = local_day(js_sys::Date::now() as i64);
+    match today - local_day(ts) {
+        0 => "Today".into(),
+        1 => "Yesterday".into(),
+        _ => {
+            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
+            String::from(date.to_locale_date_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+        }
+    }
 }
 
 /// "HH:MM" in the browser's time zone.
