@@ -113,6 +113,14 @@ pub enum ClientMsg {
         /// The text.
         text: String,
     },
+    /// Browse the public channels: answered by [`ServerMsg::ChannelDirectory`] frames
+    /// listing every channel with its member count. The counts are at most a few seconds
+    /// old (the server counts once for everyone who asks in that time).
+    BrowseChannels,
+    /// I am closing this connection for good (a guest signing out): when it closes and
+    /// it was my last connection, I go offline at once instead of after the grace period,
+    /// so my name is free at once — for the next person typing it, myself included.
+    Goodbye,
     /// Ask for older messages.
     History {
         /// The room.
@@ -170,6 +178,14 @@ pub enum ServerMsg {
         /// Users now offline.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         offline: Vec<UserId>,
+    },
+    /// Answer to [`ClientMsg::BrowseChannels`], in frames of at most
+    /// [`crate::SNAPSHOT_CHUNK`] channels; the last one has `complete`.
+    ChannelDirectory {
+        /// Channels with their member counts, most members first.
+        channels: Vec<ChannelListing>,
+        /// True on the answer's last frame.
+        complete: bool,
     },
     /// A public channel was created.
     ChannelAdded {

@@ -99,6 +99,18 @@ pub struct ChannelInfo {
     pub name: String,
 }
 
+/// A public channel in the channel browser: what [`ChannelInfo`] says plus how many
+/// people are in it, so someone choosing where to talk sees where the talk is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelListing {
+    /// The channel's room id.
+    pub id: RoomId,
+    /// Its unique name.
+    pub name: String,
+    /// How many members it has (online or not).
+    pub members: u32,
+}
+
 /// What a stored message says: user text, or a membership notice that the client shows
 /// inline. Notices are messages with seqs like any other, so history has one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,6 +153,11 @@ fn client_messages() {
         .into(),
         json!({"type":"unblock","user":"u2"}),
     );
+    client_golden(
+        ClientMsg::BrowseChannels.into(),
+        json!({"type":"browse_channels"}),
+    );
+    client_golden(ClientMsg::Goodbye.into(), json!({"type":"goodbye"}));
 }
 
 #[test]
@@ -247,6 +252,17 @@ fn server_messages() {
             }],
         },
         json!({"type":"channels","channels":[{"id":1,"name":"general"}]}),
+    );
+    server_golden(
+        ServerMsg::ChannelDirectory {
+            channels: vec![ChannelListing {
+                id: RoomId(1),
+                name: "general".into(),
+                members: 12,
+            }],
+            complete: true,
+        },
+        json!({"type":"channel_directory","channels":[{"id":1,"name":"general","members":12}],"complete":true}),
     );
     server_golden(
         ServerMsg::Presence {

@@ -492,6 +492,58 @@ async fn unused_identities_expire(store: Arc<dyn Store>) {
 /// Creates the guest `id` (named like its id) and returns its id.
 /// A block hides the pair's direct room from the blocker only, is limited, comes
 /// undone, and goes with either user when they expire.
+async fn the_channel_directory_counts_members_busiest_first(store: Arc<dyn Store>) {
+    let ann = guest(&*store, "ann").await;
+    let bo = guest(&*store, "bo").await;
+    let busy = store
+        .create_channel("Busy", false)
+        .await
+        .expect("store call failed");
+    store
+        .create_channel("alone", false)
+        .await
+        .expect("store call failed");
+    let general = store
+        .find_channel(DEFAULT_CHANNEL)
+        .await
+        .expect("store call failed")
+        .expect("general exists");
+    for user in [&ann, &bo] {
+        store
+            .add_member(busy.id, user)
+            .await
+            .expect("store call failed");
+    }
+    store
+        .add_member(general.id, &ann)
+        .await
+        .expect("store call failed");
+    // Code and direct rooms are not channels: never listed.
+    store
+        .create_code_room("ABCDEFGHJKLM", false)
+        .await
+        .expect("store call failed");
+    store
+        .open_direct(&ann, &bo)
+        .await
+        .expect("store call failed");
+    let listed: Vec<(String, u32)> = store
+        .channel_directory()
+        .await
+        .expect("store call failed")
+        .into_iter()
+        .map(|l| (l.name, l.members))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("Busy".to_string(), 2),
+            ("general".to_string(), 1),
+            ("alone".to_string(), 0)
+        ]
+    );
+}
+
 async fn blocks_hide_a_direct_room_from_the_blocker_only(store: Arc<dyn Store>) {
     let ann = guest(&*store, "ann").await;
     let pest = guest(&*store, "pest").await;
@@ -962,6 +1014,7 @@ macro_rules! all_contract_tests {
                 a_room_is_never_deleted_under_someone_who_just_joined,
                 unused_identities_expire,
                 blocks_hide_a_direct_room_from_the_blocker_only,
+                the_channel_directory_counts_members_busiest_first,
                 accounts_reserve_their_email_and_name_in_any_case,
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,

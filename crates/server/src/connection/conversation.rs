@@ -18,6 +18,7 @@ use std::time::Duration;
 use natter_protocol::{
     validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
     ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE, PROTOCOL_VERSION,
+    SNAPSHOT_CHUNK,
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
@@ -100,6 +101,8 @@ pub struct Conversation {
     quotas: Quotas,
     /// The client's address (through trusted proxies), for the per-IP quotas.
     ip: IpAddr,
+    /// The client said `goodbye`: no grace period when this connection closes.
+    leaving_for_good: bool,
 }
 
 impl Conversation {
@@ -119,6 +122,7 @@ impl Conversation {
             account,
             quotas,
             ip,
+            leaving_for_good: false,
         }
     }
 
@@ -179,11 +183,12 @@ impl Conversation {
         }
     }
 
-    /// The connection closed: the user goes offline after the grace period unless
-    /// another connection of theirs is open.
+    /// The connection closed: the user goes offline after the grace period (at once
+    /// after `goodbye`) unless another connection of theirs is open.
     pub fn disconnect(&self) {
         if let Some(user) = &self.user {
-            self.hub.disconnect(user, self.outbox.id);
+            self.hub
+                .disconnect(user, self.outbox.id, self.leaving_for_good);
         }
     }
 
@@ -300,6 +305,27 @@ impl Conversation {
                     request_ref,
                 };
                 self.hub.appender().append(message, reply).await;
+                Ok(())
+            }
+            ClientMsg::BrowseChannels => {
+                let listings = self.hub.channel_directory().await?;
+                let mut chunks = listings.chunks(SNAPSHOT_CHUNK).peekable();
+                if chunks.peek().is_none() {
+                    self.outbox.send(&ServerMsg::ChannelDirectory {
+                        channels: Vec::new(),
+                        complete: true,
+                    });
+                }
+                while let Some(chunk) = chunks.next() {
+                    self.outbox.send(&ServerMsg::ChannelDirectory {
+                        channels: chunk.to_vec(),
+                        complete: chunks.peek().is_none(),
+                    });
+                }
+                Ok(())
+            }
+            ClientMsg::Goodbye => {
+                self.leaving_for_good = true;
                 Ok(())
             }
             ClientMsg::History {

@@ -21,7 +21,9 @@
 //! - [`reconcile`]: what the broker reports from other nodes, and catching up with the
 //!   store after Redis reconnects, a node dies, or a periodic sweep finds a room behind;
 //! - [`watch`]: sign-out watches, so an ended session's sockets close on every node;
-//! - [`appender`]: the single batching writer — store, then publish, then ack.
+//! - [`appender`]: the single batching writer — store, then publish, then ack;
+//! - [`directory`]: the channel browser's member counts, counted once for everyone
+//!   asking within a few seconds.
 //!
 //! **Membership and channel changes** travel with the event that announces them
 //! ([`Effect`]), so the node of the person concerned updates its index too.
@@ -32,6 +34,7 @@
 //! a concern of their own are already the submodules above.
 
 pub mod appender;
+mod directory;
 mod fanout;
 pub mod outbox;
 mod presence;
@@ -47,7 +50,8 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use natter_protocol::validate::name_key;
 use natter_protocol::{
-    ChannelInfo, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary, SNAPSHOT_CHUNK,
+    ChannelInfo, ChannelListing, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
+    SNAPSHOT_CHUNK,
 };
 
 use self::appender::AppendQueue;
@@ -250,6 +254,8 @@ struct HubInner {
     fanout_seconds: metrics::Histogram,
     /// This hub, for the tasks it spawns from `&self` callbacks.
     me: WeakHub,
+    /// The channel browser's last count.
+    directory: directory::DirectoryCache,
 }
 
 impl RoomHub {
@@ -278,6 +284,7 @@ impl RoomHub {
                 presence: Mutex::new(PresenceBatch::default()),
                 fanout_seconds: metrics::histogram!(crate::telemetry::FANOUT_SECONDS),
                 me: WeakHub(weak.clone()),
+                directory: directory::DirectoryCache::default(),
             }
         });
         presence::flush_every_window(WeakHub(Arc::downgrade(&inner)));
@@ -289,6 +296,12 @@ impl RoomHub {
     /// The store, for the conversation's reads and membership writes.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Every public channel with its member count, most members first, counted at most
+    /// a few seconds ago (see [`directory`]).
+    pub async fn channel_directory(&self) -> Result<Arc<Vec<ChannelListing>>, StoreError> {
+        self.inner.directory.get(self.inner.store.as_ref()).await
     }
 
     /// The append queue, through which every message is stored and then fanned out.

@@ -145,8 +145,9 @@ pub(super) fn flush_every_window(hub: WeakHub) {
 
 impl RoomHub {
     /// Drops a closed connection. When it was the user's last one here, the user stays
-    /// online for the grace period and then leaves this node unless they came back.
-    pub fn disconnect(&self, user: &UserId, conn: ConnId) {
+    /// online for the grace period and then leaves this node unless they came back —
+    /// or leaves at once when the connection said it was `leaving_for_good`.
+    pub fn disconnect(&self, user: &UserId, conn: ConnId, leaving_for_good: bool) {
         let epoch = {
             let mut state = self.write();
             let Some(local) = state.local.get_mut(user) else {
@@ -159,6 +160,10 @@ impl RoomHub {
             local.epoch += 1;
             local.epoch
         };
+        if leaving_for_good {
+            self.expire(user, epoch);
+            return;
+        }
         let me = self.inner.me.clone();
         let user = user.clone();
         let grace = self.inner.settings.presence_grace;

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use natter_protocol::validate::name_key;
-use natter_protocol::{ChatMessage, RoomId, Seq, UserId, UserSummary};
+use natter_protocol::{ChannelListing, ChatMessage, RoomId, Seq, UserId, UserSummary};
 
 use super::accounts::{
     AccountRecord, AccountStore, MailRecord, NewAccount, NewMail, SessionRecord, TokenPurpose,
@@ -236,6 +236,28 @@ impl Store for MemoryStore {
             .filter(|room| matches!(room.record.kind, RoomRecordKind::Channel { .. }))
             .map(|room| room.record.clone())
             .collect())
+    }
+
+    async fn channel_directory(&self) -> StoreResult<Vec<ChannelListing>> {
+        let mut listings: Vec<ChannelListing> = self
+            .state()
+            .rooms
+            .values()
+            .filter_map(|room| match &room.record.kind {
+                RoomRecordKind::Channel { name } => Some(ChannelListing {
+                    id: room.record.id,
+                    name: name.clone(),
+                    members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+                }),
+                _ => None,
+            })
+            .collect();
+        listings.sort_by(|a, b| {
+            b.members
+                .cmp(&a.members)
+                .then_with(|| name_key(&a.name).cmp(&name_key(&b.name)))
+        });
+        Ok(listings)
     }
 
     async fn create_code_room(

@@ -19,7 +19,9 @@ mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq, Timestamp, UserId, UserSummary};
+use natter_protocol::{
+    ChannelListing, ChatMessage, MessageKind, RoomId, Seq, Timestamp, UserId, UserSummary,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,9 @@ pub trait Store: accounts::AccountStore + Send + Sync + 'static {
     async fn find_channel(&self, name: &str) -> StoreResult<Option<RoomRecord>>;
     /// All public channels, oldest first.
     async fn list_channels(&self) -> StoreResult<Vec<RoomRecord>>;
+    /// Every public channel with its member count, most members first (then by name):
+    /// the channel browser's list.
+    async fn channel_directory(&self) -> StoreResult<Vec<ChannelListing>>;
     /// Creates a code room; [`StoreError::Conflict`] when the code is taken.
     async fn create_code_room(
         &self,

@@ -167,6 +167,27 @@ macro_rules! sql_store {
                 rows.iter().map($crate::store::room_from_row).collect()
             }
 
+            async fn channel_directory(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChannelListing>> {
+                let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+                    "SELECT r.id, r.name, COUNT(m.user_id) AS members \
+                     FROM rooms r LEFT JOIN members m ON m.room_id = r.id \
+                     WHERE r.kind = 'channel' GROUP BY r.id, r.name, r.name_key \
+                     ORDER BY members DESC, r.name_key",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, name, members)| natter_protocol::ChannelListing {
+                        id: natter_protocol::RoomId(id),
+                        name,
+                        members: u32::try_from(members).unwrap_or(u32::MAX),
+                    })
+                    .collect())
+            }
+
             async fn create_code_room(
                 &self,
                 code: &str,
