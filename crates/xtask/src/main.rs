@@ -107,7 +107,7 @@ fn cargo() -> String {
 /// Builds the web client into dist/ (the toolchain step must have run first), with a
 /// `.br` and `.gz` beside each file for the server to send.
 fn build_client() -> Result<()> {
-    exec(cmd("trunk", &["build", "--release", "--offline"]))?;
+    exec(tools::trunk(&["build", "--release", "--offline"]))?;
     println!("    precompressing dist/ (brotli 11, gzip 9):");
     compress::precompress(&root().join("dist"))?;
     Ok(())
@@ -189,7 +189,7 @@ fn dev() -> Result<()> {
     println!(
         "\n==> server on :8080; trunk serves the client with reload at http://127.0.0.1:8081\n"
     );
-    let trunk = exec(cmd("trunk", &["serve", "--offline"]));
+    let trunk = exec(tools::trunk(&["serve", "--offline"]));
     let _ = server.kill();
     let _ = server.wait();
     trunk

@@ -4,6 +4,9 @@
 //! - `trunk` [`TRUNK_VERSION`] (0.22 needs a newer rustc than these machines have);
 //! - `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in Cargo.lock
 //!   (trunk cannot download it here, and a mismatch fails the build);
+//! - binaryen's `wasm-opt` 132 from npm (`wasm-opt/package.json`), which the release
+//!   build shrinks the `.wasm` with (Debian's binaryen 108 predates this wasm-bindgen's
+//!   reference-types output and produced a module that failed to load);
 //! - Debian's `chromium` and the Playwright npm package for the browser tests
 //!   (`npx playwright install` cannot work here; Playwright drives /usr/bin/chromium).
 
@@ -21,7 +24,7 @@ pub const TRUNK_VERSION: &str = "0.21.14";
 /// Where the browser tests find chromium unless `CHROMIUM_PATH` says otherwise.
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The wasm target, trunk and wasm-bindgen-cli.
+/// The wasm target, trunk, wasm-bindgen-cli and wasm-opt.
 pub fn ensure_client_toolchain() -> Result<()> {
     ensure_wasm_target()?;
     ensure_cargo_tool(
@@ -40,7 +43,26 @@ pub fn ensure_client_toolchain() -> Result<()> {
         &bindgen,
         &[],
         "about 5 minutes on 2 cores",
-    )
+    )?;
+    ensure_npm_packages(&wasm_opt_dir(), "binaryen's wasm-opt 132")
+}
+
+/// Where the pinned wasm-opt (npm's `binaryen`) is installed; see `wasm-opt/package.json`.
+fn wasm_opt_dir() -> PathBuf {
+    root().join("crates/xtask/wasm-opt")
+}
+
+/// `trunk` with `args`, finding the pinned wasm-opt first on its PATH (Trunk.toml asks
+/// for exactly that version, and trunk cannot download one here).
+pub fn trunk(args: &[&str]) -> Command {
+    let mut trunk = cmd("trunk", args);
+    let bin = wasm_opt_dir().join("node_modules/.bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let paths = std::iter::once(bin).chain(std::env::split_paths(&path));
+    if let Ok(joined) = std::env::join_paths(paths) {
+        trunk.env("PATH", joined);
+    }
+    trunk
 }
 
 fn ensure_wasm_target() -> Result<()> {
