@@ -110,6 +110,11 @@ impl Chat {
             .send(ClientMsg::JoinByCode { code }, Some(form::CODE));
     }
 
+    /// Asks for every channel's member count (the channel browser opened).
+    pub fn browse_channels(&self) {
+        self.socket().send(ClientMsg::BrowseChannels, None);
+    }
+
     /// Leaves a channel or code room.
     pub fn leave(&self, room: RoomId) {
         self.socket().send(ClientMsg::Leave { room }, None);
@@ -144,6 +149,8 @@ impl Chat {
     /// every tab), and forgets this person in this browser — credentials, cached
     /// history and everything else stored for them — so the next person starts clean.
     pub fn sign_out(&self) {
+        // The server frees my name at once instead of holding it for a reconnect.
+        self.socket().send(ClientMsg::Goodbye, None);
         if self.account.get_untracked().is_some() {
             leptos::task::spawn_local(async {
                 if let Err(err) = crate::account::sign_out().await {

@@ -25,7 +25,8 @@ use natter_protocol::{ChannelInfo, RoomId, RoomInfo, Seq, ServerMsg, UserId, Use
 use crate::cache::{self, Profile, StoredPopup};
 use crate::socket::{Introduction, Listener, Socket, Status};
 use crate::state::{
-    form, CachedVisit, ChatState, Effect, Pending, Person, Popup, RoomHistory, Versioned,
+    form, CachedVisit, ChatState, DirectoryEntry, Effect, Pending, Person, Popup, RoomHistory,
+    Versioned,
 };
 
 /// One part of the chat state as components read it: reading subscribes to this part
@@ -116,6 +117,8 @@ pub struct Chat {
     pub blocked: Part<Vec<UserSummary>>,
     /// Everyone's current name by id (read through [`Chat::name_of`]).
     names: Memo<HashMap<UserId, String>>,
+    /// Members per channel for the browser (read through [`Chat::channel_directory`]).
+    member_counts: Part<HashMap<RoomId, u32>>,
     /// Newest seq read per room (read through [`Chat::unread`]).
     read: Part<HashMap<RoomId, Seq>>,
     /// Errors by form (read through [`Chat::error`]).
@@ -160,6 +163,7 @@ impl Chat {
             pending: Part::new(state, |s| &s.pending),
             drawer_open: Part::new(state, |s| &s.drawer_open),
             blocked: Part::new(state, |s| &s.blocked),
+            member_counts: Part::new(state, |s| &s.member_counts),
             read: Part::new(state, |s| &s.read),
             errors: Part::new(state, |s| &s.errors),
             state,
@@ -372,6 +376,15 @@ impl Chat {
         self.me.track();
         self.rooms.track();
         self.state.with_untracked(|s| s.room_title(room))
+    }
+
+    /// The channel browser's list for `filter` (reactive; see
+    /// [`ChatState::channel_directory`]).
+    pub fn channel_directory(&self, filter: &str) -> Vec<DirectoryEntry> {
+        self.channels.track();
+        self.member_counts.track();
+        self.rooms.track();
+        self.state.with_untracked(|s| s.channel_directory(filter))
     }
 
     /// Ids of my rooms: direct-message rooms or the others (reactive).

@@ -6,6 +6,8 @@
 //!   is unit-tested natively (`cargo test -p natter-web`).
 //! - [`logic`]: pure helpers (history merge, storage keys, backoff, unread, colours,
 //!   links), unit-tested natively.
+//! - [`colour`]: a readable colour per person (WCAG AA on both themes), pure and
+//!   unit-tested natively.
 //! - [`conversation`]: how a room's messages are laid out (days, groups, collapsed
 //!   notices), pure and unit-tested natively.
 //! - [`socket`]: the WebSocket: hello and resume, reconnect with backoff, resending
@@ -21,10 +23,10 @@
 //!   account forms), sidebar (rooms, channels, people), the room in view,
 //!   direct-message popups.
 //!
-//! Imports never go in a circle: `logic` and `conversation` stand alone; `state` and `cache` use only
+//! Imports never go in a circle: `logic`, `colour` and `conversation` stand alone; `state` and `cache` use only
 //! `logic`; `socket` uses `logic` and plain types of `state`; `chat` uses `state`,
 //! `socket`, `cache` and `account`; `actions` adds methods to `chat::Chat`; components
-//! use `chat`, `state::form`, `socket::Status`, `logic` and `account`.
+//! use `chat`, `state::form`, `socket::Status`, `logic`, `colour` and `account`.
 //!
 //! `main.rs` only mounts [`App`].
 
@@ -32,6 +34,7 @@ pub mod account;
 pub mod actions;
 pub mod cache;
 pub mod chat;
+pub mod colour;
 pub mod components;
 pub mod conversation;
 pub mod logic;
@@ -41,7 +44,7 @@ pub mod state;
 use leptos::prelude::*;
 
 use crate::chat::Chat;
-use crate::components::{Header, Popups, RoomView, Sidebar, Welcome};
+use crate::components::{Header, Popups, RoomView, Sidebar, Welcome, COMPOSER_ID};
 
 /// The whole app: the welcome screen (a guest name, or an account) until someone is
 /// there, then the chat.
@@ -57,6 +60,11 @@ pub fn App() -> impl IntoView {
     });
     view! {
         <div class="app">
+            // The first stop of the Tab key: straight to writing, past the header and
+            // the sidebar's rooms and people.
+            <Show when=move || chat.current.with(Option::is_some)>
+                <a class="skip-link" href=format!("#{COMPOSER_ID}") on:click=focus_composer>"Skip to the message box"</a>
+            </Show>
             <Header/>
             <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <Welcome/> }>
                 <div class="layout" class=("drawer-open", move || chat.drawer_open.get())>
@@ -70,5 +78,24 @@ pub fn App() -> impl IntoView {
                 </div>
             </Show>
         </div>
+    }
+}
+
+/// The skip link's click: focus the main message box (a fragment link alone would
+/// scroll, and change the address, without reliably moving the focus).
+fn focus_composer(ev: leptos::ev::MouseEvent) {
+    ev.prevent_default();
+    focus_main_composer();
+}
+
+/// Puts the keyboard focus in the main pane's message box, if one is on screen.
+pub fn focus_main_composer() {
+    use wasm_bindgen::JsCast;
+    let field = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(COMPOSER_ID))
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+    if let Some(field) = field {
+        let _ = field.focus();
     }
 }

@@ -10,8 +10,8 @@
 //! - [`unread`]: unread counts from sequence numbers.
 //! - The bounds the client keeps under load: [`HELD_PER_ROOM`], [`OFFLINE_PEOPLE`],
 //!   [`RESEND_AT_ONCE`], [`PACE_MS`].
-//! - [`user_hue`]: a stable colour per person (by id); [`room_title`]: a room's name;
-//!   [`segments`]: web addresses in message text.
+//! - [`room_title`]: a room's name; [`segments`]: web addresses in message text.
+//!   (A person's colour is [`crate::colour`]'s.)
 
 use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 
@@ -231,18 +231,6 @@ fn next_address(text: &str) -> Option<usize> {
         .min()
 }
 
-/// A hue (0–359) derived from a user's id, so each person keeps one colour everywhere,
-/// through renames.
-pub fn user_hue(user: &UserId) -> u32 {
-    // FNV-1a: tiny, stable across builds and platforms.
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in user.0.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % 360
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,19 +432,5 @@ mod tests {
             [Text("just "), Text("http://"), Text(" here")]
         );
         assert_eq!(segments(""), []);
-    }
-
-    #[test]
-    fn hues_follow_the_id() {
-        let id = |s: &str| UserId(s.into());
-        assert_eq!(
-            user_hue(&id("9f2c41d07a6be813")),
-            user_hue(&id("9f2c41d07a6be813"))
-        );
-        assert!(user_hue(&id("b")) < 360);
-        assert_ne!(
-            user_hue(&id("9f2c41d07a6be813")),
-            user_hue(&id("5b0e77c2d9a1f346"))
-        );
     }
 }

@@ -191,6 +191,17 @@ fn push_once(out: &mut Vec<Effect>, effect: Effect) {
     }
 }
 
+/// One line of the channel browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryEntry {
+    /// The channel.
+    pub channel: ChannelInfo,
+    /// Its member count when the server last counted; `None` until it has.
+    pub members: Option<u32>,
+    /// I am a member (the browser offers Open instead of Join).
+    pub joined: bool,
+}
+
 /// What this browser kept of someone's last visit, to show before the socket is back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedVisit {
@@ -217,6 +228,10 @@ pub struct ChatState {
     pub people: Versioned<Vec<Person>>,
     /// Every public channel.
     pub channels: Versioned<Vec<ChannelInfo>>,
+    /// Members per public channel, as the server last counted them for the channel
+    /// browser (names come from `channels`, which stays live; counts are refreshed
+    /// each time the browser opens).
+    pub member_counts: Versioned<HashMap<RoomId, u32>>,
     /// Rooms I am in.
     pub rooms: Versioned<Vec<RoomInfo>>,
     /// Messages per room.
@@ -356,6 +371,32 @@ impl ChatState {
             .filter(|r| is_direct_kind(&r.kind) == direct)
             .map(|r| r.id)
             .collect()
+    }
+
+    /// The channel browser's list: public channels whose name contains `filter` (any
+    /// case), busiest first (channels not counted yet last), then by name; each with
+    /// whether I am in it.
+    pub fn channel_directory(&self, filter: &str) -> Vec<DirectoryEntry> {
+        let filter = filter.trim().trim_start_matches('#').to_lowercase();
+        let mut entries: Vec<DirectoryEntry> = self
+            .channels
+            .iter()
+            .filter(|c| c.name.to_lowercase().contains(&filter))
+            .map(|c| DirectoryEntry {
+                channel: c.clone(),
+                members: self.member_counts.get(&c.id).copied(),
+                joined: self.rooms.iter().any(|r| r.id == c.id),
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            b.members.cmp(&a.members).then_with(|| {
+                a.channel
+                    .name
+                    .to_lowercase()
+                    .cmp(&b.channel.name.to_lowercase())
+            })
+        });
+        entries
     }
 
     /// Whether I block `user`.

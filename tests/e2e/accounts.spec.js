@@ -4,7 +4,7 @@
 const { test, expect } = require('@playwright/test');
 const fs = require('fs');
 const path = require('path');
-const { register, failOnDialog, screenshot } = require('./helpers');
+const { register, failOnDialog, screenshot, openMyMenu, expectAccessible } = require('./helpers');
 
 const PASSWORD = 'a long passphrase';
 
@@ -53,6 +53,7 @@ test('an account is made, confirmed by email, signed in and out, and keeps its n
   await page.getByLabel('Password').fill(PASSWORD);
   await expect(page.locator('#signup-password-error')).toBeEmpty();
   await screenshot(page, 'sign-up');
+  await expectAccessible(page, 'the sign-up form');
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.locator('.notice')).toHaveText(/Check your email/);
 
@@ -78,7 +79,10 @@ test('an account is made, confirmed by email, signed in and out, and keeps its n
 
   // Signing out ends the session; the page is back at the welcome screen, and the
   // other tab, whose socket the server closed (4001), says so.
-  await confirm.getByRole('button', { name: 'Sign out' }).click();
+  // An account signs out from the menu under its name, without the guest's warning
+  // (signing in again brings everything back).
+  await openMyMenu(confirm);
+  await confirm.getByRole('menuitem', { name: 'Sign out' }).click();
   await expect(confirm.getByLabel('Pick a display name')).toBeVisible();
   await expect(tab.getByRole('alert').filter({ hasText: 'You were signed out.' })).toBeVisible();
   await expect(tab.getByLabel('Pick a display name')).toBeVisible();

@@ -1,15 +1,17 @@
 // Two people in two browser contexts: names, channels, code rooms, messages, presence.
 const { test, expect } = require('@playwright/test');
-const { register, composer, say, texts, createChannel, myRoom, screenshot, failOnDialog, expectNoPolicyViolations } = require('./helpers');
+const {
+  register, composer, say, texts, createChannel, myRoom, screenshot, failOnDialog, expectNoPolicyViolations,
+  openNewRoom, joinFromBrowser, rename, openMyMenu, expectAccessible,
+} = require('./helpers');
 
 test('two people create a channel and chat both ways', async ({ browser }) => {
   const ann = await register(browser, 'Ann');
   const bob = await register(browser, 'Bob');
 
   await createChannel(ann.page, 'lunch');
-  // The channel list is live: Bob sees it appear and joins with a click.
-  await bob.page.getByRole('navigation').getByRole('button', { name: '#lunch' }).click();
-  await expect(bob.page.getByRole('heading', { name: '#lunch' })).toBeVisible();
+  // The channel list is live: Bob finds it in the channel browser and joins.
+  await joinFromBrowser(bob.page, 'lunch');
   await expect(ann.page.locator('.notice', { hasText: 'Bob joined' })).toBeVisible();
 
   await say(ann.page, 'pizza or noodles?');
@@ -23,7 +25,7 @@ test('two people create a channel and chat both ways', async ({ browser }) => {
   const line = ann.page.locator('.message', { hasText: 'noodles, obviously' });
   await expect(line.locator('time')).toHaveText(/^\d\d:\d\d$/);
   await expect(line.locator('.sender')).toHaveText('Bob');
-  await expect(line.locator('.sender')).toHaveAttribute('style', /color: hsl\(\d+/);
+  await expect(line.locator('.sender')).toHaveAttribute('style', /--name: #[0-9a-f]{6}; --name-dark: #[0-9a-f]{6}/);
   // All of it ran under the page's Content-Security-Policy, nothing blocked (the
   // policy's hash admits trunk's bootstrap; coloured names are style attributes).
   const page = await ann.page.request.get('/');
@@ -31,10 +33,13 @@ test('two people create a channel and chat both ways', async ({ browser }) => {
   await expectNoPolicyViolations(ann.page);
   await expectNoPolicyViolations(bob.page);
 
-  // A taken channel name is refused inline.
-  await bob.page.getByLabel('New channel name').fill('LUNCH');
-  await bob.page.getByLabel('New channel name').press('Enter');
-  await expect(bob.page.getByRole('alert').filter({ hasText: 'already exists' })).toBeVisible();
+  // A taken channel name is refused inline, in the dialog.
+  const dialog = await openNewRoom(bob.page);
+  await dialog.getByLabel('New channel name').fill('LUNCH');
+  await dialog.getByLabel('New channel name').press('Enter');
+  await expect(dialog.getByRole('alert').filter({ hasText: 'already exists' })).toBeVisible();
+  await bob.page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
 
   await screenshot(ann.page, 'chat');
   // A guest's visit logs nothing: no 401 for "who am I", no missing icon.
@@ -68,16 +73,12 @@ test('a taken or invalid name is refused inline, and a name can be changed', asy
   await input.press('Enter');
   await expect(page.getByLabel('your name')).toHaveText('Coralie');
 
-  // Rename: click the name, type, Enter; a taken one is refused.
-  await page.getByLabel('your name').click();
-  await page.getByLabel('New name').fill('cora');
-  await page.getByLabel('New name').press('Enter');
+  // Rename from the menu under the name; a taken one is refused.
+  await rename(page, 'cora');
   await expect(page.getByRole('alert').filter({ hasText: 'already called' })).toBeVisible();
-  await expect(page.getByLabel('your name')).toHaveText('Coralie');
-  await page.getByLabel('your name').click();
-  await page.getByLabel('New name').fill('Lie');
-  await page.getByLabel('New name').press('Enter');
-  await expect(page.getByLabel('your name')).toHaveText('Lie');
+  await expect(page.getByLabel('your name')).toContainText('Coralie');
+  await rename(page, 'Lie');
+  await expect(page.getByLabel('your name')).toContainText('Lie');
   // Others see the new name live.
   await expect(ann.page.getByRole('button', { name: 'Lie (online)' })).toBeVisible();
   await Promise.all([ann.context.close(), context.close()]);
@@ -86,17 +87,21 @@ test('a taken or invalid name is refused inline, and a name can be changed', asy
 test('private rooms are joined by their code and can delete themselves', async ({ browser }) => {
   const ann = await register(browser, 'Dana');
   const bob = await register(browser, 'Eli');
-  await ann.page.getByRole('checkbox', { name: 'delete when empty' }).nth(1).check();
-  await ann.page.getByRole('button', { name: 'Create private room' }).click();
+  const create = await openNewRoom(ann.page);
+  await create.getByRole('checkbox', { name: 'delete when empty' }).nth(1).check();
+  await create.getByRole('button', { name: 'Create private room' }).click();
+  await expect(create).toBeHidden();
   const code = (await ann.page.getByLabel('Room code to share').textContent()).trim();
   expect(code).toMatch(/^[A-Z]{12}$/);
   await expect(ann.page.getByText('deleted when empty')).toBeVisible();
 
-  await bob.page.getByLabel('Room code').fill('NOPE');
-  await bob.page.getByLabel('Room code').press('Enter');
-  await expect(bob.page.getByRole('alert').filter({ hasText: '12 letters' })).toBeVisible();
-  await bob.page.getByLabel('Room code').fill(code.toLowerCase());
-  await bob.page.getByLabel('Room code').press('Enter');
+  const join = await openNewRoom(bob.page);
+  await join.getByLabel('Room code').fill('NOPE');
+  await join.getByLabel('Room code').press('Enter');
+  await expect(join.getByRole('alert').filter({ hasText: '12 letters' })).toBeVisible();
+  await join.getByLabel('Room code').fill(code.toLowerCase());
+  await join.getByLabel('Room code').press('Enter');
+  await expect(join).toBeHidden();
   await expect(bob.page.getByRole('heading', { name: `Room ${code}` })).toBeVisible();
   await say(bob.page, 'found you');
   await expect(texts(ann.page).filter({ hasText: 'found you' })).toHaveCount(1);
@@ -107,9 +112,10 @@ test('private rooms are joined by their code and can delete themselves', async (
   await expect(ann.page.locator('.notice', { hasText: 'Eli left' })).toBeVisible();
   await ann.page.getByRole('button', { name: 'Leave' }).click();
   await expect(myRoom(ann.page, `Room ${code}`)).toHaveCount(0);
-  await bob.page.getByLabel('Room code').fill(code);
-  await bob.page.getByLabel('Room code').press('Enter');
-  await expect(bob.page.getByRole('alert').filter({ hasText: 'No room has the code' })).toBeVisible();
+  const again = await openNewRoom(bob.page);
+  await again.getByLabel('Room code').fill(code);
+  await again.getByLabel('Room code').press('Enter');
+  await expect(again.getByRole('alert').filter({ hasText: 'No room has the code' })).toBeVisible();
   await Promise.all([ann.context.close(), bob.context.close()]);
 });
 
@@ -203,20 +209,39 @@ test('the 360 px layout puts rooms and people in a drawer', async ({ browser }) 
   await phone.context.close();
 });
 
-test('signing out forgets this person in this browser', async ({ browser }) => {
+test('a guest signs out from the menu under the name: warned, forgotten, the name free at once', async ({ browser }) => {
   const ann = await register(browser, 'Mia');
+  const watcher = await register(browser, 'Ned');
   await say(ann.page, 'my secret history');
   const keysBefore = await ann.page.evaluate(() => Object.keys(localStorage));
   expect(keysBefore.some((k) => k.endsWith('/credentials'))).toBeTruthy();
-  await ann.page.getByRole('button', { name: 'Sign out' }).click();
+  await openMyMenu(ann.page);
+  await ann.page.getByRole('menuitem', { name: 'Sign out' }).click();
+  // A guest is told what signing out costs, and can step back.
+  const warning = ann.page.getByRole('alertdialog', { name: 'Sign out?' });
+  await expect(warning).toContainText('forgets your name and your history in this browser');
+  await expect(warning.getByRole('button', { name: 'Sign out and forget' })).toBeFocused();
+  await screenshot(ann.page, 'sign-out');
+  await expectAccessible(ann.page, 'the sign-out warning');
+  await warning.getByRole('button', { name: 'Cancel' }).click();
+  await expect(warning).toHaveCount(0);
+  await expect(ann.page.getByLabel('your name')).toHaveText('Mia');
+
+  await openMyMenu(ann.page);
+  await ann.page.getByRole('menuitem', { name: 'Sign out' }).click();
+  await ann.page.getByRole('button', { name: 'Sign out and forget' }).click();
   await expect(ann.page.getByLabel('Pick a display name')).toBeVisible();
   const keysAfter = await ann.page.evaluate(() => Object.keys(localStorage));
   expect(keysAfter).toEqual([]);
-  // The next person on this browser is someone new.
-  await ann.page.getByLabel('Pick a display name').fill('Zed');
+  // The name is free at once — no "someone online is already called Mia" (that was
+  // me) — and whoever takes it is someone new: People lists one Mia, online.
+  await ann.page.getByLabel('Pick a display name').fill('Mia');
   await ann.page.getByLabel('Pick a display name').press('Enter');
-  await expect(ann.page.getByLabel('your name')).toHaveText('Zed');
-  await ann.context.close();
+  await expect(ann.page.getByLabel('your name')).toHaveText('Mia');
+  const people = watcher.page.getByRole('navigation').locator('.person-name', { hasText: /^Mia$/ });
+  await expect(people).toHaveCount(1);
+  await expect(watcher.page.getByRole('button', { name: 'Mia (online)' })).toHaveCount(1);
+  await Promise.all([ann.context.close(), watcher.context.close()]);
 });
 
 test('blocking someone from their menu: no popup, no messages, they are not told', async ({ browser }) => {
@@ -260,9 +285,7 @@ test('a rename shows at once in the direct-message list, popup title and past me
   const annPopup = ann.page.getByRole('region', { name: 'Direct messages with Quin' });
   await expect(texts(annPopup).filter({ hasText: 'before the rename' })).toHaveCount(1);
 
-  await bob.page.getByLabel('your name').click();
-  await bob.page.getByLabel('New name').fill('Quincy');
-  await bob.page.getByLabel('New name').press('Enter');
+  await rename(bob.page, 'Quincy');
   const renamed = ann.page.getByRole('region', { name: 'Direct messages with Quincy' });
   await expect(renamed).toBeVisible();
   await expect(myRoom(ann.page, 'Quincy')).toBeVisible();
@@ -364,8 +387,7 @@ test('a conversation reads easily: days, messages grouped by sender, notices col
   const cy = await register(browser, 'Cato');
   await createChannel(ann.page, 'reading');
   for (const person of [bob, cy]) {
-    await person.page.getByRole('navigation').getByRole('button', { name: '#reading' }).click();
-    await expect(person.page.getByRole('heading', { name: '#reading' })).toBeVisible();
+    await joinFromBrowser(person.page, 'reading');
   }
   const main = ann.page.getByRole('main');
   await expect(main.locator('.notice')).toHaveText(/Abe Lin and 2 others joined/);

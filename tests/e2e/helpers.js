@@ -1,5 +1,6 @@
 // Shared steps of natter's browser tests.
 const { expect } = require('@playwright/test');
+const { AxeBuilder } = require('@axe-core/playwright');
 const fs = require('fs');
 const path = require('path');
 
@@ -63,10 +64,62 @@ function texts(scope) {
   return scope.locator('.message:not(.pending) .text');
 }
 
+/** Opens the "+" dialog beside Your rooms (create a channel or private room, join by code). */
+async function openNewRoom(page) {
+  await page.getByRole('button', { name: 'New room' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New room' });
+  await expect(dialog).toBeVisible();
+  return dialog;
+}
+
 async function createChannel(page, name) {
-  await page.getByLabel('New channel name').fill(name);
-  await page.getByLabel('New channel name').press('Enter');
+  const dialog = await openNewRoom(page);
+  await dialog.getByLabel('New channel name').fill(name);
+  await dialog.getByLabel('New channel name').press('Enter');
   await expect(page.getByRole('heading', { name: `#${name}` })).toBeVisible();
+  await expect(dialog).toBeHidden();
+}
+
+/** Opens the channel browser. */
+async function openBrowser(page) {
+  await page.getByRole('button', { name: /^Browse channels/ }).click();
+  const dialog = page.getByRole('dialog', { name: 'Browse channels' });
+  await expect(dialog).toBeVisible();
+  return dialog;
+}
+
+/** Joins an existing channel from the channel browser. */
+async function joinFromBrowser(page, name) {
+  const dialog = await openBrowser(page);
+  await dialog.getByRole('button', { name: `Join #${name}` }).click();
+  await expect(page.getByRole('heading', { name: `#${name}` })).toBeVisible();
+  await expect(dialog).toBeHidden();
+}
+
+/** Opens the menu under my name (change name, sign out). */
+async function openMyMenu(page) {
+  await page.getByLabel('your name').click();
+  await expect(page.getByRole('menu')).toBeVisible();
+}
+
+/** Renames me from the menu under my name. */
+async function rename(page, name) {
+  await openMyMenu(page);
+  await page.getByRole('menuitem', { name: 'Change name' }).click();
+  await page.getByLabel('New name').fill(name);
+  await page.getByLabel('New name').press('Enter');
+}
+
+/**
+ * Runs axe-core over the page as it is now and fails on any WCAG 2.1 A/AA violation,
+ * listing each rule with the elements it found.
+ */
+async function expectAccessible(page, state) {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .analyze();
+  const found = results.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(found, `axe-core on ${state}`).toEqual([]);
 }
 
 /** The sidebar's button for one of my rooms. */
@@ -81,4 +134,7 @@ async function screenshot(page, name) {
   await page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
 }
 
-module.exports = { register, failOnDialog, expectNoPolicyViolations, composer, say, texts, createChannel, myRoom, screenshot };
+module.exports = {
+  register, failOnDialog, expectNoPolicyViolations, composer, say, texts, createChannel, myRoom, screenshot,
+  openNewRoom, openBrowser, joinFromBrowser, openMyMenu, rename, expectAccessible,
+};

@@ -1,6 +1,6 @@
 // History: the browser cache, reloads, reconnects and scrolling back.
 const { test, expect } = require('@playwright/test');
-const { register, composer, say, texts, createChannel, myRoom, failOnDialog } = require('./helpers');
+const { register, composer, say, texts, createChannel, myRoom, failOnDialog, joinFromBrowser } = require('./helpers');
 
 test('a reload keeps the last room and shows cached history before the socket is back', async ({ browser }) => {
   const ann = await register(browser, 'Nora');
@@ -85,7 +85,7 @@ test('scrolling up loads older messages 100 at a time', async ({ browser }) => {
 
   // A newcomer sees the latest 100 and scrolls back for the rest.
   const bob = await register(browser, 'Rae');
-  await bob.page.getByRole('navigation').getByRole('button', { name: '#archive' }).click();
+  await joinFromBrowser(bob.page, 'archive');
   await expect(texts(bob.page).filter({ hasText: /^bulk 150$/ })).toHaveCount(1);
   await expect(texts(bob.page).filter({ hasText: /^bulk 1$/ })).toHaveCount(0);
   const list = bob.page.getByRole('list', { name: 'Messages' });

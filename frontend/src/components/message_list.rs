@@ -2,17 +2,22 @@
 //! The list is laid out by [`crate::conversation`]: day separators, messages grouped
 //! by sender, runs of join/leave notices as one line.
 //!
+//! The list takes keyboard focus (to scroll with the arrow keys) and is not a live
+//! region: a separate, visually hidden one announces each message that arrives live,
+//! so a screen reader never reads out a page of history.
+//!
 //! The list sticks to the bottom on load and on new messages unless the reader has
 //! scrolled up — then a "new messages" marker appears instead. Scrolling to the top
 //! loads the previous page, keeping the reader's place.
 
 use leptos::html;
 use leptos::prelude::*;
-use natter_protocol::{validate, ChatMessage, RoomId};
+use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
 
 use crate::chat::Chat;
+use crate::colour::name_style;
 use crate::conversation::{self, Row};
-use crate::logic::{self, user_hue};
+use crate::logic;
 
 /// Pixels from the bottom that still count as "at the bottom".
 const STICK_SLACK: i32 = 40;
@@ -62,6 +67,13 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
     let unseen = RwSignal::new(false);
     // (first seq, last seq, scroll height) after the previous render.
     let previous = StoredValue::new((0u64, 0u64, 0i32));
+    // What a screen reader says: the newest message that arrived live, never the
+    // history loaded on joining or paging back (the list itself is not a live region).
+    let announcement = RwSignal::new(String::new());
+    let my_id = move || {
+        chat.me
+            .with_untracked(|me| me.as_ref().map(|m| m.id.clone()))
+    };
 
     Effect::new(move |_| {
         let (first, last) = messages.with(|m| {
@@ -81,6 +93,15 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
             el.set_scroll_top(height);
         } else if last > prev_last || pending_count > 0 {
             unseen.set(true);
+        }
+        if prev_last != 0 && last > prev_last {
+            let newest = messages.with(|m| m.last().cloned());
+            if let Some(said) = newest
+                .filter(|m| m.kind == MessageKind::Text && Some(&m.sender.id) != my_id().as_ref())
+            {
+                let name = untrack(|| chat.name_of(&said.sender));
+                announcement.set(format!("{name}: {}", said.text));
+            }
         }
         previous.set_value((first, last, el.scroll_height()));
     });
@@ -109,7 +130,9 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
 
     view! {
         <div class="message-area">
-            <ol class="messages" node_ref=list on:scroll=on_scroll aria-label="Messages" aria-live="polite">
+            // Focusable, so a keyboard can scroll back through it.
+            <ol class="messages" node_ref=list on:scroll=on_scroll tabindex="0"
+                aria-label=move || format!("Messages in {}", chat.room_title(room))>
                 <li class="history-edge">
                     {move || if loading() {
                         "Loading older messages…"
@@ -130,6 +153,7 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
             <Show when=move || unseen.get()>
                 <button class="new-marker" on:click=jump_to_bottom>"New messages ↓"</button>
             </Show>
+            <p class="sr-only" aria-live="polite">{move || announcement.get()}</p>
         </div>
     }
 }
@@ -167,15 +191,14 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     let time = local_time(message.ts);
     let full_time = full_time(message.ts);
     let chat = expect_context::<Chat>();
-    let hue = user_hue(&message.sender.id);
+    let colour = name_style(&message.sender.id);
     let sender = message.sender.clone();
     let name = move || chat.name_of(&sender);
-    let colour = format!("color: hsl({hue}, 65%, 35%)");
     let text = linked(&message.text);
     if starts_group {
         view! {
             <li class="message first" data-seq=message.seq>
-                <span class="avatar" aria-hidden="true" style=format!("background: hsl({hue}, 45%, 38%)")>
+                <span class="avatar" aria-hidden="true" style=colour.clone()>
                     {
                         let name = name.clone();
                         move || conversation::initials(&name())
@@ -262,6 +285,9 @@ pub fn Composer(
     /// rooms: the next thing a person does is write).
     #[prop(optional)]
     autofocus: bool,
+    /// The element id (the main pane's is the skip link's target).
+    #[prop(optional, into)]
+    id: Option<String>,
 ) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let draft = RwSignal::new(String::new());
@@ -302,6 +328,7 @@ pub fn Composer(
         }>
             <div class="composer-row">
                 <textarea
+                    id=id
                     node_ref=field
                     rows="1"
                     aria-label=label

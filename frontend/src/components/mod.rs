@@ -1,5 +1,6 @@
 //! The app's components, one concern per file.
 
+mod dialogs;
 mod header;
 mod message_list;
 mod name_prompt;
@@ -13,6 +14,6 @@ pub use header::Header;
 pub use message_list::{Composer, MessageList};
 pub use name_prompt::NamePrompt;
 pub use popups::Popups;
-pub use room_view::RoomView;
+pub use room_view::{RoomView, COMPOSER_ID};
 pub use sidebar::Sidebar;
 pub use welcome::Welcome;

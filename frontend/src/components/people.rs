@@ -3,29 +3,56 @@
 //! unblocked.
 
 use leptos::prelude::*;
+use natter_protocol::validate::name_key;
 use natter_protocol::UserSummary;
-use wasm_bindgen::JsCast;
 
 use crate::chat::Chat;
-use crate::logic::user_hue;
+use crate::colour::name_style;
 use crate::state::Person;
+
+/// Whether a `focusout` moved the focus out of the element listening (a menu closes
+/// then, as a native one would).
+pub(super) fn focus_left(ev: &leptos::ev::FocusEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    let menu = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+    let next = ev
+        .related_target()
+        .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+    !matches!((menu, next), (Some(menu), Some(next)) if menu.contains(Some(&next)))
+}
+
+/// Who the list shows: online first, then by name. Someone offline whose name a person
+/// online now has is left out: names are unique among people online, so the offline
+/// one is a past identity (a guest who signed out and came back as someone new).
+fn listed_people(people: &[Person]) -> Vec<Person> {
+    let online: std::collections::HashSet<String> = people
+        .iter()
+        .filter(|p| p.online)
+        .map(|p| name_key(&p.user.name))
+        .collect();
+    let mut listed: Vec<Person> = people
+        .iter()
+        .filter(|p| p.online || !online.contains(&name_key(&p.user.name)))
+        .cloned()
+        .collect();
+    listed.sort_by(|a, b| {
+        b.online
+            .cmp(&a.online)
+            .then_with(|| a.user.name.to_lowercase().cmp(&b.user.name.to_lowercase()))
+    });
+    listed
+}
 
 /// Everyone seen since the page loaded, and the people I block.
 #[component]
 pub fn People() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let people = move || {
-        let mut people = chat.people.get();
-        people.sort_by(|a, b| {
-            b.online
-                .cmp(&a.online)
-                .then_with(|| a.user.name.to_lowercase().cmp(&b.user.name.to_lowercase()))
-        });
-        people
-    };
+    let people = move || chat.people.with(|people| listed_people(people));
     view! {
         <section>
-            <h3>"People"</h3>
+            <h2>"People"</h2>
             <ul class="people">
                 <For
                     each=people
@@ -36,7 +63,7 @@ pub fn People() -> impl IntoView {
         </section>
         <Show when=move || chat.blocked.with(|b| !b.is_empty())>
             <section>
-                <h3>"Blocked"</h3>
+                <h2>"Blocked"</h2>
                 <ul class="people blocked-people">
                     <For
                         each=move || chat.blocked.get()
@@ -61,7 +88,7 @@ fn PersonRow(person: Person) -> impl IntoView {
         let id = user.id.clone();
         move || chat.blocks(&id)
     };
-    let hue = user_hue(&user.id);
+    let colour = name_style(&user.id);
     let name = user.name.clone();
     let state = if online { "online" } else { "offline" };
     let label = {
@@ -99,7 +126,7 @@ fn PersonRow(person: Person) -> impl IntoView {
                 on:click=open_direct
             >
                 <span class="dot" class=("on", online) aria-hidden="true"></span>
-                <span class="person-name" style=format!("color: hsl({hue}, 65%, 35%)")>{user.name.clone()}</span>
+                <span class="person-name" style=colour>{user.name.clone()}</span>
                 <Show when=blocked.clone()>
                     <span class="tag">"blocked"</span>
                 </Show>
@@ -121,14 +148,7 @@ fn PersonMenu(user: UserSummary) -> impl IntoView {
     };
     let name = user.name.clone();
     let close_when_focus_leaves = move |ev: leptos::ev::FocusEvent| {
-        let menu = ev
-            .current_target()
-            .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
-        let next = ev
-            .related_target()
-            .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
-        let inside = matches!((menu, next), (Some(menu), Some(next)) if menu.contains(Some(&next)));
-        if !inside {
+        if focus_left(&ev) {
             open.set(false);
         }
     };
@@ -194,5 +214,37 @@ fn BlockedRow(user: UserSummary) -> impl IntoView {
                 "Unblock"
             </button>
         </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natter_protocol::UserId;
+
+    use super::*;
+
+    fn person(id: &str, name: &str, online: bool) -> Person {
+        Person {
+            user: UserSummary {
+                id: UserId(id.into()),
+                name: name.into(),
+            },
+            online,
+        }
+    }
+
+    #[test]
+    fn online_first_and_an_offline_namesake_of_someone_online_is_left_out() {
+        let people = [
+            person("old-mia", "Mia", false),
+            person("bo", "bo", false),
+            person("new-mia", "mia", true),
+            person("al", "Al", true),
+        ];
+        let ids: Vec<String> = listed_people(&people)
+            .into_iter()
+            .map(|p| p.user.id.0)
+            .collect();
+        assert_eq!(ids, ["al", "new-mia", "bo"]);
     }
 }

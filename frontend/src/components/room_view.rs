@@ -7,6 +7,9 @@ use crate::chat::Chat;
 use crate::components::{Composer, MessageList};
 use crate::state::form;
 
+/// The main pane's message box: where the skip link leads.
+pub const COMPOSER_ID: &str = "composer";
+
 /// The room on screen, or a hint when there is none.
 #[component]
 pub fn RoomView() -> impl IntoView {
@@ -49,6 +52,6 @@ fn RoomPane(room: RoomId) -> impl IntoView {
         </div>
         <MessageList room/>
         <p class="error" role="alert">{move || chat.error(form::GENERAL)}</p>
-        <Composer room label="Write a message" autofocus=true/>
+        <Composer room label="Write a message" autofocus=true id=COMPOSER_ID/>
     }
 }

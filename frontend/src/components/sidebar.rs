@@ -1,12 +1,13 @@
-//! The sidebar (a drawer on narrow screens): my rooms, direct messages, all channels,
-//! private rooms by code, and the people (`people.rs`).
+//! The sidebar (a drawer on narrow screens): my rooms, direct messages and the people
+//! (`people.rs`); "+" opens the new-room dialog and "Browse channels" the channel
+//! browser (`dialogs.rs`).
 
 use leptos::prelude::*;
-use natter_protocol::{validate, RoomId};
+use natter_protocol::RoomId;
 
+use super::dialogs::{BrowseDialog, NewRoomDialog};
 use super::people::People;
 use crate::chat::Chat;
-use crate::state::form;
 
 /// An unread badge, absent when there is nothing unread.
 #[component]
@@ -20,14 +21,24 @@ pub fn UnreadBadge(room: RoomId) -> impl IntoView {
     }
 }
 
-/// Everything to navigate by.
+/// Everything to navigate by: my rooms (with "+" for a new one and the channel
+/// browser), direct messages, and people.
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let chat = expect_context::<Chat>();
+    let new_room = RwSignal::new(false);
+    let browsing = RwSignal::new(false);
     view! {
         <nav class="sidebar" aria-label="Rooms and people">
             <section>
-                <h3>"Your rooms"</h3>
+                <div class="section-head">
+                    <h2>"Your rooms"</h2>
+                    <button class="icon" aria-label="New room" title="Create a channel or a private room, or join one by code"
+                        aria-haspopup="dialog" on:click=move |_| new_room.set(true)>"+"</button>
+                </div>
+                <Show when=move || chat.room_ids(false).is_empty()>
+                    <p class="hint empty-state">"Browse the channels to join one, or create a room with +."</p>
+                </Show>
                 <ul class="room-list">
                     <For each=move || chat.room_ids(false) key=|id| *id children=move |room| view! {
                         <li>
@@ -43,9 +54,12 @@ pub fn Sidebar() -> impl IntoView {
                         </li>
                     }/>
                 </ul>
+                <button class="quiet browse" aria-haspopup="dialog" on:click=move |_| browsing.set(true)>
+                    {move || format!("Browse channels ({})", chat.channels.with(Vec::len))}
+                </button>
             </section>
             <section>
-                <h3>"Direct messages"</h3>
+                <h2>"Direct messages"</h2>
                 <Show when=move || chat.room_ids(true).is_empty()>
                     <p class="hint empty-state">"Click a person to talk privately."</p>
                 </Show>
@@ -60,119 +74,10 @@ pub fn Sidebar() -> impl IntoView {
                     }/>
                 </ul>
             </section>
-            <ChannelSection/>
-            <CodeRoomSection/>
             <People/>
         </nav>
-    }
-}
-
-/// The "delete when empty" option of a new room.
-#[component]
-fn DeleteWhenEmpty(checked: RwSignal<bool>) -> impl IntoView {
-    view! {
-        <label class="check">
-            <input type="checkbox" prop:checked=move || checked.get()
-                on:change=move |ev| checked.set(event_target_checked(&ev))/>
-            "delete when empty"
-        </label>
-    }
-}
-
-/// All public channels, and the form to create one.
-#[component]
-fn ChannelSection() -> impl IntoView {
-    let chat = expect_context::<Chat>();
-    let name = RwSignal::new(String::new());
-    let delete_when_empty = RwSignal::new(false);
-    let local_error = move || {
-        let value = name.get();
-        (!value.is_empty())
-            .then(|| validate::channel_name(&value).err())
-            .flatten()
-    };
-    let create = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if let Ok(valid) = validate::channel_name(&name.get_untracked()) {
-            chat.create_channel(valid, delete_when_empty.get_untracked());
-            name.set(String::new());
-        }
-    };
-    view! {
-        <section>
-            <h3>"Channels"</h3>
-            <ul class="room-list">
-                <For each=move || chat.channels.get() key=|c| c.id children=move |channel| {
-                    let label = format!("#{}", channel.name);
-                    view! {
-                        <li>
-                            <button class="room-link" on:click=move |_| chat.join_channel(&channel)>{label}</button>
-                        </li>
-                    }
-                }/>
-            </ul>
-            <form class="mini-form" on:submit=create>
-                <input
-                    aria-label="New channel name"
-                    placeholder="new-channel"
-                    maxlength="41"
-                    prop:value=move || name.get()
-                    on:input=move |ev| {
-                        name.set(event_target_value(&ev));
-                        chat.set_error(form::CHANNEL, None);
-                    }
-                />
-                <DeleteWhenEmpty checked=delete_when_empty/>
-                <button type="submit" disabled=move || local_error().is_some() || name.with(String::is_empty)>"Create channel"</button>
-                <p class="error" role="alert">{move || local_error().or_else(|| chat.error(form::CHANNEL))}</p>
-            </form>
-        </section>
-    }
-}
-
-/// Private rooms: create one (and get its code), or join one by code.
-#[component]
-fn CodeRoomSection() -> impl IntoView {
-    let chat = expect_context::<Chat>();
-    let code = RwSignal::new(String::new());
-    let delete_when_empty = RwSignal::new(false);
-    let local_error = move || {
-        let value = code.get();
-        (value.len() >= validate::ROOM_CODE_LEN)
-            .then(|| validate::room_code(&value).err())
-            .flatten()
-    };
-    let join = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        match validate::room_code(&code.get_untracked()) {
-            Ok(valid) => {
-                chat.join_code(valid);
-                code.set(String::new());
-            }
-            Err(err) => chat.set_error(form::CODE, Some(err)),
-        }
-    };
-    view! {
-        <section>
-            <h3>"Private rooms"</h3>
-            <div class="mini-form">
-                <button on:click=move |_| chat.create_code_room(delete_when_empty.get_untracked())>"Create private room"</button>
-                <DeleteWhenEmpty checked=delete_when_empty/>
-            </div>
-            <form class="mini-form" on:submit=join>
-                <input
-                    aria-label="Room code"
-                    placeholder="12-letter code"
-                    maxlength="12"
-                    prop:value=move || code.get()
-                    on:input=move |ev| {
-                        code.set(event_target_value(&ev));
-                        chat.set_error(form::CODE, None);
-                    }
-                />
-                <button type="submit" disabled=move || code.with(String::is_empty)>"Join by code"</button>
-                <p class="error" role="alert">{move || local_error().or_else(|| chat.error(form::CODE))}</p>
-            </form>
-        </section>
+        // Outside the nav: on a phone the drawer is hidden while its dialog may be open.
+        <NewRoomDialog open=new_room/>
+        <BrowseDialog open=browsing/>
     }
 }

@@ -36,6 +36,10 @@ impl ChatState {
             ServerMsg::Blocked { users } => self.blocked.set(users),
             ServerMsg::Channels { channels } => self.add_channels(channels),
             ServerMsg::Presence { online, offline } => self.on_presence(online, offline, &mut out),
+            ServerMsg::ChannelDirectory { channels, .. } => {
+                let counts = self.member_counts.edit();
+                counts.extend(channels.into_iter().map(|c| (c.id, c.members)));
+            }
             ServerMsg::ChannelAdded { channel } => self.add_channels(vec![channel]),
             ServerMsg::ChannelRemoved { room } => self.channels.edit().retain(|ch| ch.id != room),
             ServerMsg::Joined { room, by } => self.on_joined(room, by, &mut out),

@@ -348,6 +348,72 @@ fn presence_of_myself_renames_me_and_clears_the_rename_error() {
     assert_eq!(state.people.len(), 2, "I am in the list too");
 }
 
+// ---- ServerMsg::ChannelDirectory ----
+
+#[test]
+fn the_channel_browser_lists_busiest_first_marks_mine_and_filters() {
+    // I am in #general only; #rust and #random exist.
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let info = |id, name: &str| ChannelInfo {
+        id,
+        name: name.into(),
+    };
+    const RANDOM: RoomId = RoomId(7);
+    state.apply(ServerMsg::Channels {
+        channels: vec![
+            info(GENERAL, "general"),
+            info(RUST, "rust"),
+            info(RANDOM, "Random"),
+        ],
+    });
+    // Not counted yet: alphabetical, counts unknown.
+    let names = |state: &ChatState, filter: &str| {
+        state
+            .channel_directory(filter)
+            .into_iter()
+            .map(|e| (e.channel.name, e.members, e.joined))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&state, ""),
+        [
+            ("general".to_string(), None, true),
+            ("Random".to_string(), None, false),
+            ("rust".to_string(), None, false)
+        ]
+    );
+    // The answer comes in frames; each adds its counts.
+    let listing = |id, name: &str, members| natter_protocol::ChannelListing {
+        id,
+        name: name.into(),
+        members,
+    };
+    let effects = state.apply(ServerMsg::ChannelDirectory {
+        channels: vec![listing(RUST, "rust", 40)],
+        complete: false,
+    });
+    assert!(effects.is_empty());
+    state.apply(ServerMsg::ChannelDirectory {
+        channels: vec![
+            listing(GENERAL, "general", 12),
+            listing(RANDOM, "Random", 12),
+        ],
+        complete: true,
+    });
+    assert_eq!(
+        names(&state, ""),
+        [
+            ("rust".to_string(), Some(40), false),
+            ("general".to_string(), Some(12), true),
+            ("Random".to_string(), Some(12), false)
+        ]
+    );
+    // A filter matches any part of the name, any case, with or without '#'.
+    assert_eq!(names(&state, " #R")[0].0, "rust");
+    assert_eq!(names(&state, "AND").len(), 1);
+    assert!(names(&state, "zzz").is_empty());
+}
+
 // ---- ServerMsg::ChannelAdded ----
 
 #[test]
