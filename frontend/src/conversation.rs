@@ -188,6 +188,7 @@ mod tests {
             } else {
                 String::new()
             },
+            attachments: Vec::new(),
         }
     }
 

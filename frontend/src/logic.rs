@@ -247,6 +247,7 @@ mod tests {
             ts: 0,
             kind: MessageKind::Text,
             text: format!("m{seq}"),
+            attachments: Vec::new(),
         }
     }
 

@@ -318,6 +318,7 @@ impl Socket {
                     room: p.room,
                     client_id: p.client_id.clone(),
                     text: p.text.clone(),
+                    attachments: Vec::new(),
                 },
                 None,
             );

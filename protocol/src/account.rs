@@ -125,6 +125,20 @@ pub enum ApiErrorCode {
     /// domain pointed at it (DNS rebinding), or a name its operator has not added
     /// (`421`, on every path, not only `/api`).
     UnknownHost,
+    /// An upload came without a way to tell who sent it: no session cookie and no
+    /// `Authorization: Guest …` header, or one that is not valid (`401`).
+    NotSignedIn,
+    /// A picture has more pixels than the server decodes (`--max-image-pixels`);
+    /// refused from its header, before decoding (`422`).
+    TooManyPixels,
+    /// The bytes say this is a picture (JPEG, PNG, GIF, WebP) but it cannot be read
+    /// as one (`422`).
+    BadImage,
+    /// An upload quota is used up — bytes per day or uploads per minute; the message
+    /// says which and `retry_after_ms` when to try again (`429`).
+    QuotaExceeded,
+    /// No such file, or not one this person may fetch (`404`).
+    NoSuchFile,
     /// The server failed; try again (`500`).
     Internal,
 }

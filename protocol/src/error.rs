@@ -50,6 +50,10 @@ pub enum ErrorCode {
     UserBlocked,
     /// The message text is empty or too long.
     InvalidText,
+    /// A send names a file that is unknown or was uploaded by someone else.
+    NoSuchFile,
+    /// A send carries more than [`crate::MAX_ATTACHMENTS`] files.
+    TooManyFiles,
     /// The `client_id` of a send is empty or too long.
     InvalidClientId,
     /// Too many frames too fast; the error's `retry_after_ms` says when to try again.

@@ -51,6 +51,9 @@ pub const CLOSE_SIGNED_OUT: u16 = 4001;
 /// The channel every server has from its first start, so a newcomer lands somewhere.
 pub const DEFAULT_CHANNEL: &str = "general";
 
+/// Most files one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 /// Most entries in one snapshot frame after `ready` (users online, channels): about
 /// 5 KB of JSON, so no connection's write buffer has to hold the whole list.
 pub const SNAPSHOT_CHUNK: usize = 100;

@@ -110,8 +110,12 @@ pub enum ClientMsg {
         /// Client-generated id, unique per sender: a resend with the same id is
         /// acknowledged with the original seq and stored only once.
         client_id: String,
-        /// The text.
+        /// The text (may be empty when files are attached).
         text: String,
+        /// Files uploaded earlier (`POST /api/uploads`) by me and not yet sent, at most
+        /// [`crate::MAX_ATTACHMENTS`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<FileId>,
     },
     /// Browse the public channels: answered by [`ServerMsg::ChannelDirectory`] frames
     /// listing every channel with its member count. The counts are at most a few seconds

@@ -137,8 +137,47 @@ pub struct ChatMessage {
     pub ts: Timestamp,
     /// Text or notice.
     pub kind: MessageKind,
-    /// The text (empty for notices).
+    /// The text (empty for notices; may be empty when files are attached).
     pub text: String,
+    /// Files sent with it (at most [`crate::MAX_ATTACHMENTS`]). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// An uploaded file's id: 26 characters of lowercase base32 holding 128 random bits,
+/// so it cannot be guessed. The file is served at `/api/files/{id}` (and a picture's
+/// thumbnail at `/api/files/{id}/thumb`); see docs/protocol.md "Files".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileId(pub String);
+
+/// A file as a message carries it: what a client needs to show it before fetching it
+/// (a picture's box is reserved from its width and height, so the list doesn't jump).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file.
+    pub id: FileId,
+    /// The name it was uploaded under (its extension follows the stored type).
+    pub name: String,
+    /// The type the server decided from the bytes, e.g. `image/jpeg`,
+    /// `application/pdf`, `application/octet-stream`.
+    pub mime: String,
+    /// Size in bytes, as stored.
+    pub size: u64,
+    /// A picture's width in pixels, upright (after its EXIF orientation). Absent for
+    /// other files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// A picture's height in pixels, upright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+impl Attachment {
+    /// A picture shown inline (with a thumbnail); every other file is a download.
+    pub fn is_picture(&self) -> bool {
+        self.width.is_some() && self.height.is_some()
+    }
 }
 
 /// "I have everything in this room up to `seq`": sent in `hello` so the server replays

@@ -100,8 +100,8 @@ pub fn display_name(raw: &str) -> Result<String, String> {
 }
 
 /// Zero-width and direction-override characters: they make two names look alike or
-/// scramble the text around them.
-fn is_invisible(c: char) -> bool {
+/// scramble the text around them (file names too).
+pub fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
 }
 
@@ -166,6 +166,21 @@ pub fn message_text(raw: &str) -> Result<String, String> {
         return Err("Messages cannot contain control characters.".into());
     }
     Ok(text.to_string())
+}
+
+/// Checks what a send carries: its text (as [`message_text`], except that it may be
+/// empty when files come with it) and the number of files. Returns the text to store.
+pub fn message_with_files(raw: &str, files: usize) -> Result<String, String> {
+    if files > crate::MAX_ATTACHMENTS {
+        return Err(format!(
+            "A message carries at most {} files.",
+            crate::MAX_ATTACHMENTS
+        ));
+    }
+    if files > 0 && raw.trim().is_empty() {
+        return Ok(String::new());
+    }
+    message_text(raw)
 }
 
 /// Checks a send's `client_id`: 1–64 bytes of printable ASCII.

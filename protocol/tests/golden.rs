@@ -20,6 +20,7 @@ fn message() -> ChatMessage {
         ts: 1_700_000_000_000,
         kind: MessageKind::Text,
         text: "hi".into(),
+        attachments: vec![],
     }
 }
 
@@ -126,6 +127,7 @@ fn client_messages() {
             room: RoomId(1),
             client_id: "c-7".into(),
             text: "hi".into(),
+            attachments: vec![],
         }
         .into(),
         json!({"type":"send","room":1,"client_id":"c-7","text":"hi"}),
@@ -152,6 +154,16 @@ fn client_messages() {
         }
         .into(),
         json!({"type":"unblock","user":"u2"}),
+    );
+    client_golden(
+        ClientMsg::Send {
+            room: RoomId(1),
+            client_id: "c-8".into(),
+            text: String::new(),
+            attachments: vec![FileId("k4xq2m7d9s0a1b2c3d4e5f6g7h".into())],
+        }
+        .into(),
+        json!({"type":"send","room":1,"client_id":"c-8","text":"","attachments":["k4xq2m7d9s0a1b2c3d4e5f6g7h"]}),
     );
     client_golden(
         ClientMsg::BrowseChannels.into(),
@@ -340,6 +352,37 @@ fn server_messages() {
         json!({"type":"message","message":
             {"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hi"}}),
     );
+    // A message with files: a picture (with its upright size) and a download.
+    let mut with_files = message();
+    with_files.text = String::new();
+    with_files.attachments = vec![
+        Attachment {
+            id: FileId("k4xq2m7d9s0a1b2c3d4e5f6g7h".into()),
+            name: "beach.jpg".into(),
+            mime: "image/jpeg".into(),
+            size: 183_204,
+            width: Some(1600),
+            height: Some(1200),
+        },
+        Attachment {
+            id: FileId("p0q1r2s3t4u5v6w7x8y9z0a1b2".into()),
+            name: "notes.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 52_113,
+            width: None,
+            height: None,
+        },
+    ];
+    server_golden(
+        ServerMsg::Message {
+            message: with_files,
+        },
+        json!({"type":"message","message":
+            {"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"",
+             "attachments":[
+                {"id":"k4xq2m7d9s0a1b2c3d4e5f6g7h","name":"beach.jpg","mime":"image/jpeg","size":183_204,"width":1600,"height":1200},
+                {"id":"p0q1r2s3t4u5v6w7x8y9z0a1b2","name":"notes.pdf","mime":"application/pdf","size":52_113}]}}),
+    );
     server_golden(
         ServerMsg::Ack {
             client_id: "c-7".into(),
@@ -392,6 +435,8 @@ fn error_codes() {
         (ErrorCode::TooManyBlocks, "too_many_blocks"),
         (ErrorCode::UserBlocked, "user_blocked"),
         (ErrorCode::InvalidText, "invalid_text"),
+        (ErrorCode::NoSuchFile, "no_such_file"),
+        (ErrorCode::TooManyFiles, "too_many_files"),
         (ErrorCode::InvalidClientId, "invalid_client_id"),
         (ErrorCode::RateLimited, "rate_limited"),
         (ErrorCode::TooManyRooms, "too_many_rooms"),
@@ -489,6 +534,12 @@ fn account_api_bodies() {
         (ApiErrorCode::TooLarge, "too_large"),
         (ApiErrorCode::Timeout, "timeout"),
         (ApiErrorCode::UnknownHost, "unknown_host"),
+        // …and the uploads' own.
+        (ApiErrorCode::NotSignedIn, "not_signed_in"),
+        (ApiErrorCode::TooManyPixels, "too_many_pixels"),
+        (ApiErrorCode::BadImage, "bad_image"),
+        (ApiErrorCode::QuotaExceeded, "quota_exceeded"),
+        (ApiErrorCode::NoSuchFile, "no_such_file"),
     ] {
         api_golden(
             ApiError {

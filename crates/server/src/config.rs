@@ -197,6 +197,39 @@ pub struct Config {
     #[arg(long, env = "NATTER_RESET_LINK_SECS", default_value_t = 3600)]
     pub reset_link_secs: u64,
 
+    /// Where uploaded files are kept: one file per distinct content (named by its
+    /// SHA-256), plus `tmp/` for uploads on their way in.
+    #[arg(long, env = "NATTER_FILES_DIR", default_value = "data/files")]
+    pub files_dir: PathBuf,
+
+    /// Largest file one upload may be, in bytes (refused with `413 too_large`, while
+    /// it streams in — never held in memory).
+    #[arg(long, env = "NATTER_MAX_UPLOAD_BYTES", default_value_t = 25_000_000)]
+    pub max_upload_bytes: u64,
+
+    /// Bytes one person may upload in 24 hours (`429 quota_exceeded`).
+    #[arg(
+        long,
+        env = "NATTER_UPLOAD_BYTES_PER_DAY",
+        default_value_t = 500_000_000
+    )]
+    pub upload_bytes_per_day: u64,
+
+    /// Files one person, and one IP, may upload per minute (`429 quota_exceeded`).
+    #[arg(long, env = "NATTER_UPLOADS_PER_MINUTE", default_value_t = 20)]
+    pub uploads_per_minute: u32,
+
+    /// Largest picture decoded, in pixels (width × height; refused from its header with
+    /// `422 too_many_pixels`, before any decoding — a small file can declare a huge
+    /// picture).
+    #[arg(long, env = "NATTER_MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
+    pub max_image_pixels: u64,
+
+    /// Pictures decoded and re-encoded at once (each takes one core and up to about
+    /// 4 bytes a pixel); more wait their turn. Default: the number of cores, at most 4.
+    #[arg(long, env = "NATTER_IMAGE_CONCURRENCY")]
+    pub image_concurrency: Option<usize>,
+
     /// A guest identity not used (no `hello`) for this many days is deleted: its
     /// memberships go, its messages stay under its name. Sign-ups never verified go
     /// once their link expires (`--verify-link-secs`), freeing the name and email.
@@ -270,6 +303,12 @@ impl Config {
             reset_link_secs: 3600,
             guest_expiry_days: 30,
             hash_concurrency: None,
+            files_dir: std::env::temp_dir().join("natter-test-files"),
+            max_upload_bytes: 25_000_000,
+            upload_bytes_per_day: 500_000_000,
+            uploads_per_minute: 10_000,
+            max_image_pixels: 40_000_000,
+            image_concurrency: None,
         }
     }
 
@@ -281,6 +320,19 @@ impl Config {
             ip_per_sec: self.rate_per_ip,
             ip_burst: self.burst_per_ip,
             max_conns_per_ip: self.max_connections_per_ip,
+        }
+    }
+
+    /// Where uploads go and the limits they run under.
+    pub fn file_settings(&self) -> crate::files::FileSettings {
+        crate::files::FileSettings {
+            dir: self.files_dir.clone(),
+            max_upload_bytes: self.max_upload_bytes,
+            bytes_per_day: self.upload_bytes_per_day,
+            max_image_pixels: self.max_image_pixels,
+            image_concurrency: self.image_concurrency.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+            }),
         }
     }
 
@@ -297,6 +349,10 @@ impl Config {
             rooms_created: per_hour(self.rooms_created_per_hour),
             directs_opened: per_hour(self.directs_opened_per_hour),
             failed_codes: per_hour(self.failed_codes_per_hour),
+            uploads: crate::limits::Allowance {
+                burst: self.uploads_per_minute.max(1),
+                every: Duration::from_secs(60) / self.uploads_per_minute.max(1),
+            },
         }
     }
 

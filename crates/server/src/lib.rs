@@ -9,6 +9,8 @@
 //!   where, names, presence batching, per-room fan-out in seq order with gap fills,
 //!   cluster reconciliation, sign-out watches, outboxes and the append queue.
 //! - [`accounts`]: sign-up, sign-in, cookie sessions, password hashing, the mail queue.
+//! - [`files`]: uploads — typed by their bytes, pictures re-encoded upright without
+//!   metadata (with thumbnails), bytes kept once per content under `--files-dir`.
 //! - [`broker`]: how deliveries and presence reach every node
 //!   ([`broker::LocalBroker`] for one, [`broker::redis::RedisBroker`] for a cluster).
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite by default,
@@ -16,11 +18,11 @@
 //! - [`telemetry`]: Prometheus metrics on their own listener (`--metrics-listen`).
 //! - [`config`]: flags and `NATTER_*` environment variables; [`limits`]: token buckets
 //!   and connection counts per IP; [`quota`]: what one person may create or try (rooms,
-//!   direct rooms, room codes); [`clock`]: server time; [`secret`]: how secrets are
+//!   direct rooms, room codes, uploads); [`clock`]: server time; [`secret`]: how secrets are
 //!   stored (their digest).
 //!
-//! Dependencies point one way: `http` → `connection`, `accounts` → `hub` → `broker`,
-//! `store`. `connection` and `accounts` never use each other.
+//! Dependencies point one way: `http` → `connection`, `accounts`, `files` → `hub` →
+//! `broker`, `store`. `connection` and `accounts` never use each other.
 //!
 //! `main.rs` only parses configuration and calls [`run`]; tests call [`run`] with a
 //! listener bound to `127.0.0.1:0`.
@@ -30,6 +32,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod limits;
@@ -53,6 +56,7 @@ use crate::accounts::auth::{Auth, AuthSettings};
 use crate::accounts::mail::{MailError, MailWorker};
 use crate::broker::redis::RedisBroker;
 use crate::broker::{Broker, BrokerError, LocalBroker};
+use crate::files::Files;
 use crate::http::request::HostNames;
 use crate::hub::RoomHub;
 use crate::limits::{HttpConnections, IpLimits};
@@ -102,8 +106,10 @@ pub struct AppState {
     pub auth: Auth,
     /// The host names requests may name.
     pub hosts: HostNames,
-    /// What one person may create or try (rooms, direct rooms, room codes).
+    /// What one person may create or try (rooms, direct rooms, room codes, uploads).
     pub quotas: Quotas,
+    /// Uploaded files.
+    pub files: Files,
 }
 
 /// Opens the store a database URL names: `postgres://…` (or `postgresql://…`),
@@ -167,6 +173,7 @@ pub async fn run(
             format!("http://{local}")
         }
     };
+    let files = Files::new(config.file_settings(), store.clone());
     let auth = Auth::new(
         store,
         hub.clone(),
@@ -189,6 +196,7 @@ pub async fn run(
         limits: IpLimits::new(config.rate_settings()),
         hosts: config.host_names(),
         quotas: Quotas::new(config.quota_settings()),
+        files: files.clone(),
         config: Arc::new(config),
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
@@ -198,7 +206,7 @@ pub async fn run(
         background.spawn(telemetry::serve(listener, handle, state.shutdown.clone()));
     }
     background.spawn(mail_worker.run(state.shutdown.clone()));
-    background.spawn(housekeeping(auth, state.shutdown.clone()));
+    background.spawn(housekeeping(auth, files, state.shutdown.clone()));
     background.close();
     let token = state.shutdown.clone();
     let stop = tokio::spawn(async move {
@@ -239,10 +247,16 @@ pub async fn run(
 /// How often expired sessions and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes expired sessions and tokens, guests gone for good and sign-ups never
-/// verified, now and every hour until `shutdown`.
-async fn housekeeping(auth: Auth, shutdown: CancellationToken) {
+/// Deletes expired sessions and tokens, guests gone for good, sign-ups never
+/// verified, files never sent and the bytes of files gone, now and every hour until
+/// `shutdown`.
+async fn housekeeping(auth: Auth, files: Files, shutdown: CancellationToken) {
     loop {
+        match files.sweep().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "the bytes of deleted files removed"),
+            Err(err) => tracing::warn!(%err, "could not sweep the files"),
+        }
         match auth.delete_expired().await {
             Ok(0) => {}
             Ok(deleted) => {

@@ -11,8 +11,10 @@
 //! | channels and code rooms created, per user and per IP | 20 an hour | `quota_exceeded` |
 //! | new direct rooms opened, per user and per IP | 30 an hour | `quota_exceeded` |
 //! | wrong room codes tried, per user and per IP | 20 an hour | `quota_exceeded` |
+//! | files uploaded, per user and per IP | 20 a minute | HTTP `429 quota_exceeded` |
 //!
 //! "N an hour" is a bucket of N that refills at N an hour: all at once, then evenly.
+//! (Bytes uploaded per day are counted from the database by [`crate::files`].)
 //!
 //! Hourly quotas count per user **and** per IP (an IPv6 /64): a stranger who makes a
 //! new guest for every attempt still meets the IP's bucket, and people behind one
@@ -35,6 +37,8 @@ pub enum Quota {
     DirectsOpened,
     /// `join_by_code` attempts naming no room.
     FailedCodes,
+    /// Files uploaded (`POST /api/uploads`).
+    Uploads,
 }
 
 impl Quota {
@@ -44,6 +48,7 @@ impl Quota {
             Quota::RoomsCreated => "rooms-created",
             Quota::DirectsOpened => "directs-opened",
             Quota::FailedCodes => "failed-codes",
+            Quota::Uploads => "uploads",
         }
     }
 
@@ -53,6 +58,7 @@ impl Quota {
             Quota::RoomsCreated => "quota_rooms_created",
             Quota::DirectsOpened => "quota_directs_opened",
             Quota::FailedCodes => "quota_failed_codes",
+            Quota::Uploads => "quota_uploads",
         }
     }
 
@@ -63,6 +69,10 @@ impl Quota {
             Quota::RoomsCreated => "You created many rooms lately",
             Quota::DirectsOpened => "You started many private conversations lately",
             Quota::FailedCodes => "Too many wrong room codes",
+            Quota::Uploads => {
+                let seconds = wait.as_secs().max(1);
+                return format!("You uploaded many files just now; try again in {seconds} s.");
+            }
         };
         format!("{what}; try again in {minutes} min.")
     }
@@ -83,6 +93,8 @@ pub struct QuotaSettings {
     pub directs_opened: Allowance,
     /// Wrong room codes one user (and one IP) may try.
     pub failed_codes: Allowance,
+    /// Files one user (and one IP) may upload.
+    pub uploads: Allowance,
 }
 
 /// The quotas' settings and buckets, shared by every connection of the node.
@@ -111,6 +123,7 @@ impl Quotas {
             Quota::RoomsCreated => self.settings.rooms_created,
             Quota::DirectsOpened => self.settings.directs_opened,
             Quota::FailedCodes => self.settings.failed_codes,
+            Quota::Uploads => self.settings.uploads,
         }
     }
 
@@ -159,6 +172,7 @@ mod tests {
             rooms_created: two,
             directs_opened: two,
             failed_codes: two,
+            uploads: two,
         })
     }
 

@@ -118,6 +118,7 @@ async fn blocking_takes_an_open_direct_room_from_every_tab() {
         room,
         client_id: "a1".into(),
         text: "hm".into(),
+        attachments: Vec::new(),
     })
     .await;
     assert_eq!(ann.expect_error().await.0, ErrorCode::NotMember);

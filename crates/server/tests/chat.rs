@@ -131,6 +131,7 @@ async fn invalid_input_gets_typed_errors() {
                 room,
                 client_id: "c".into(),
                 text: "   ".into(),
+                attachments: Vec::new(),
             },
             ErrorCode::InvalidText,
         ),
@@ -139,6 +140,7 @@ async fn invalid_input_gets_typed_errors() {
                 room,
                 client_id: "".into(),
                 text: "hi".into(),
+                attachments: Vec::new(),
             },
             ErrorCode::InvalidClientId,
         ),
@@ -147,6 +149,7 @@ async fn invalid_input_gets_typed_errors() {
                 room: RoomId(999),
                 client_id: "c".into(),
                 text: "hi".into(),
+                attachments: Vec::new(),
             },
             ErrorCode::NotMember,
         ),
@@ -328,6 +331,7 @@ async fn history_pages_go_back_a_hundred_at_a_time() {
             room,
             client_id: format!("p{i}"),
             text: format!("n{i}"),
+            attachments: Vec::new(),
         })
         .await;
     }

@@ -55,6 +55,7 @@ async fn burst(
                 room: RoomId(1),
                 client_id: format!("r{round}-{i}"),
                 text: format!("round {round} message {i}"),
+                attachments: Vec::new(),
             })
             .await;
     }

@@ -262,6 +262,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_get_everything() {
                         room,
                         client_id: format!("m{i}"),
                         text: text.clone(),
+                        attachments: Vec::new(),
                     })
                     .await;
             }

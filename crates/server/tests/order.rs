@@ -80,6 +80,7 @@ async fn resumers_and_joiners_are_given_each_message_once_in_order() {
                         room: general,
                         client_id: format!("s{s}-{i}"),
                         text: format!("sender {s} message {i}"),
+                        attachments: Vec::new(),
                     })
                     .await;
                 i += 1;
@@ -231,6 +232,7 @@ async fn a_peer_that_stops_reading_is_cut_off_while_the_others_carry_on() {
                 room: general,
                 client_id: format!("p{i}"),
                 text: text.clone(),
+                attachments: Vec::new(),
             })
             .await;
         let _ = poster.next_raw(Duration::from_micros(100)).await;
@@ -293,6 +295,7 @@ async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
                 kind: MessageKind::Text,
                 text: "news".into(),
                 client_id: None,
+                attachments: Vec::new(),
             })
             .collect();
         store.append(news).await.expect("messages");
@@ -318,6 +321,7 @@ async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
             room: first_room,
             client_id: "after-hello".into(),
             text: "hello".into(),
+            attachments: Vec::new(),
         })
         .await;
     let (mut rooms, mut channels, mut histories, mut acked) = (0, 0, 0, None);

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use common::services::PgSchema;
 
-use natter_protocol::{MessageKind, RoomId, UserId, UserSummary, DEFAULT_CHANNEL};
+use natter_protocol::{FileId, MessageKind, RoomId, UserId, UserSummary, DEFAULT_CHANNEL};
 use natter_server::store::accounts::{
     NewAccount, NewMail, SessionRecord, TokenPurpose, ACCOUNT_SECRET_HASH,
 };
+use natter_server::store::files::FileRecord;
 use natter_server::store::memory::MemoryStore;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
@@ -39,6 +40,7 @@ fn text(room: RoomId, sender: &str, client_id: &str, text: &str) -> NewMessage {
         kind: MessageKind::Text,
         text: text.into(),
         client_id: Some(client_id.into()),
+        attachments: Vec::new(),
     }
 }
 
@@ -492,6 +494,91 @@ async fn unused_identities_expire(store: Arc<dyn Store>) {
 /// Creates the guest `id` (named like its id) and returns its id.
 /// A block hides the pair's direct room from the blocker only, is limited, comes
 /// undone, and goes with either user when they expire.
+async fn files_are_sent_once_with_their_message_and_unsent_ones_expire(store: Arc<dyn Store>) {
+    let ann = guest(&*store, "ann").await;
+    let room = store
+        .create_channel("pictures", false)
+        .await
+        .expect("store call failed")
+        .id;
+    let file = |id: &str, created_at: i64| FileRecord {
+        id: FileId(id.into()),
+        uploader: ann.clone(),
+        blob: format!("blob-{id}"),
+        thumb: Some(format!("thumb-{id}")),
+        name: format!("{id}.jpg"),
+        mime: "image/jpeg".into(),
+        size: 1_000,
+        width: Some(800),
+        height: Some(600),
+        created_at,
+        room: None,
+    };
+    let sent = file("sent", 1);
+    let old = file("old", 1);
+    let fresh = file("fresh", 10_000);
+    for f in [&sent, &old, &fresh] {
+        store.create_file(f).await.expect("store call failed");
+    }
+    assert!(matches!(
+        store.create_file(&sent).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store
+            .uploaded_bytes_since(&ann, 5)
+            .await
+            .expect("store call failed"),
+        1_000,
+        "only the upload at or after the time counts"
+    );
+
+    let mut message = text(room, "ann", "c-1", "");
+    message.attachments = vec![sent.attachment()];
+    let stored = store
+        .append(vec![message])
+        .await
+        .expect("store call failed");
+    let seq = stored_seq(&stored[0]);
+    let history = store
+        .history_before(room, seq + 1, 10)
+        .await
+        .expect("store call failed");
+    assert_eq!(history[0].attachments, [sent.attachment()]);
+    let now_sent = store
+        .file(&sent.id)
+        .await
+        .expect("store call failed")
+        .expect("the file");
+    assert_eq!(now_sent.room, Some(room));
+
+    // Unsent and older than the cut: deleted, its blobs handed back; sent or newer: kept.
+    let mut freed = store
+        .delete_unsent_files(5_000)
+        .await
+        .expect("store call failed");
+    freed.sort();
+    assert_eq!(freed, ["blob-old", "thumb-old"]);
+    assert!(store
+        .file(&old.id)
+        .await
+        .expect("store call failed")
+        .is_none());
+    assert!(store
+        .file(&fresh.id)
+        .await
+        .expect("store call failed")
+        .is_some());
+    assert!(store
+        .blob_in_use("thumb-sent")
+        .await
+        .expect("store call failed"));
+    assert!(!store
+        .blob_in_use("blob-old")
+        .await
+        .expect("store call failed"));
+}
+
 async fn the_channel_directory_counts_members_busiest_first(store: Arc<dyn Store>) {
     let ann = guest(&*store, "ann").await;
     let bo = guest(&*store, "bo").await;
@@ -1015,6 +1102,7 @@ macro_rules! all_contract_tests {
                 unused_identities_expire,
                 blocks_hide_a_direct_room_from_the_blocker_only,
                 the_channel_directory_counts_members_busiest_first,
+                files_are_sent_once_with_their_message_and_unsent_ones_expire,
                 accounts_reserve_their_email_and_name_in_any_case,
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,

@@ -192,5 +192,6 @@ fn send_of(pending: &Pending) -> ClientMsg {
         room: pending.room,
         client_id: pending.client_id.clone(),
         text: pending.text.clone(),
+        attachments: Vec::new(),
     }
 }

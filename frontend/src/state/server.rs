@@ -351,6 +351,7 @@ impl ChatState {
                     ts,
                     kind: MessageKind::Text,
                     text: sent.text,
+                    attachments: Vec::new(),
                 },
                 out,
             );

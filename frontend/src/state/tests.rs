@@ -63,6 +63,7 @@ fn message(room: RoomId, seq: Seq, sender: UserSummary) -> ChatMessage {
         ts: 1_000 + seq as i64,
         kind: MessageKind::Text,
         text: format!("m{seq}"),
+        attachments: Vec::new(),
     }
 }
 
@@ -806,7 +807,8 @@ fn an_ack_turns_the_pending_send_into_my_message() {
         [Effect::Send(ClientMsg::Send {
             room: GENERAL,
             client_id: "c1".into(),
-            text: "hi".into()
+            text: "hi".into(),
+            attachments: Vec::new(),
         })]
     );
     assert_eq!(state.pending.len(), 1);
@@ -827,6 +829,7 @@ fn an_ack_turns_the_pending_send_into_my_message() {
             ts: 99,
             kind: MessageKind::Text,
             text: "hi".into(),
+            attachments: Vec::new(),
         }]
     );
     assert_eq!(state.unread(GENERAL), 0);
@@ -958,6 +961,7 @@ fn sent(n: usize) -> Effect {
         room: GENERAL,
         client_id: format!("c{n}"),
         text: format!("message {n}"),
+        attachments: Vec::new(),
     })
 }
 

@@ -16,9 +16,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use natter_protocol::{
-    validate, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
-    ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE, PROTOCOL_VERSION,
-    SNAPSHOT_CHUNK,
+    validate, Attachment, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId, GuestCredentials,
+    MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
+    MAX_ATTACHMENTS, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
@@ -286,19 +286,28 @@ impl Conversation {
                 room,
                 client_id,
                 text,
+                attachments,
             } => {
                 validate::client_id(&client_id)
                     .map_err(|m| Reject::new(ErrorCode::InvalidClientId, m))?;
-                let text = validate::message_text(&text)
+                if attachments.len() > MAX_ATTACHMENTS {
+                    return Err(Reject::new(
+                        ErrorCode::TooManyFiles,
+                        format!("A message carries at most {MAX_ATTACHMENTS} files."),
+                    ));
+                }
+                let text = validate::message_with_files(&text, attachments.len())
                     .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
                 self.require_member(&user, room)?;
-                let message = self.new_message(
+                let files = self.own_files(&user, attachments).await?;
+                let mut message = self.new_message(
                     &user,
                     room,
                     MessageKind::Text,
                     text,
                     Some(client_id.clone()),
                 );
+                message.attachments = files;
                 let reply = AppendReply::Ack {
                     outbox: self.outbox.clone(),
                     client_id,
@@ -734,6 +743,32 @@ impl Conversation {
         }
     }
 
+    /// The attachments of files `user` uploaded, in the order named (each once); an
+    /// unknown file, or someone else's, refuses the send. A file sent before may be
+    /// named again — a resend must stay idempotent, and the file is the sender's own.
+    async fn own_files(&self, user: &UserId, ids: Vec<FileId>) -> Result<Vec<Attachment>, Reject> {
+        let mut files: Vec<Attachment> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if files.iter().any(|f| f.id == id) {
+                continue;
+            }
+            let no_such_file = || {
+                Reject::new(
+                    ErrorCode::NoSuchFile,
+                    "One of the files is not one you uploaded; upload it again.".into(),
+                )
+            };
+            if !crate::files::is_file_id(&id.0) {
+                return Err(no_such_file());
+            }
+            match self.hub.store().file(&id).await? {
+                Some(file) if &file.uploader == user => files.push(file.attachment()),
+                _ => return Err(no_such_file()),
+            }
+        }
+        Ok(files)
+    }
+
     fn new_message(
         &self,
         user: &UserId,
@@ -752,6 +787,7 @@ impl Conversation {
             kind,
             text,
             client_id,
+            attachments: Vec::new(),
         }
     }
 }

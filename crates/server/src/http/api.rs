@@ -61,10 +61,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A refusal on its way out: status, body and, for limits, `Retry-After`.
-struct Refusal(StatusCode, ApiError);
+pub(super) struct Refusal(pub(super) StatusCode, pub(super) ApiError);
 
 impl Refusal {
-    fn new(status: StatusCode, code: ApiErrorCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: ApiErrorCode, message: impl Into<String>) -> Self {
         Refusal(
             status,
             ApiError {
@@ -177,7 +177,7 @@ fn refusal_kind(code: ApiErrorCode) -> Option<&'static str> {
 type ApiResult = Result<Response, Refusal>;
 
 /// What every handler checks first: the Origin, then the per-IP allowance.
-fn admit(
+pub(super) fn admit(
     app: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,

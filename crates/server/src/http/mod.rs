@@ -9,6 +9,8 @@
 //!   then the socket is handed to [`crate::connection`].
 //! - [`api`]: the account endpoints under `/api` (JSON), which call
 //!   [`crate::accounts`].
+//! - [`files`]: uploads (`POST /api/uploads`) and serving files (`/api/files/…`), which
+//!   call [`crate::files`].
 //! - [`site`]: the web client's page (with its Content-Security-Policy) and its
 //!   precompressed, immutable files.
 //! - [`app`] (here): the routes, `/healthz`, and [`guard`]: the `Host` check and the
@@ -18,6 +20,7 @@
 //! none of them uses it.
 
 pub mod api;
+pub mod files;
 pub mod request;
 pub mod serve;
 pub mod site;
@@ -46,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(upgrade::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(files::routes())
         .merge(api::routes())
         .merge(site::routes(state.config.static_dir.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), guard))

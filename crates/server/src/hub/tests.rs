@@ -79,6 +79,7 @@ impl Node {
                 kind: MessageKind::Text,
                 text: format!("m{i}"),
                 client_id: None,
+                attachments: Vec::new(),
             })
             .collect();
         self.store
@@ -106,6 +107,7 @@ fn remote_message(room: RoomId, seq: Seq) -> Delivery {
         ts: 1,
         kind: MessageKind::Text,
         text: format!("m{}", seq - 1),
+        attachments: Vec::new(),
     };
     Delivery {
         target: Target::Room(room),

@@ -129,6 +129,7 @@ impl AppendBatch {
                             ts: message.ts,
                             kind: message.kind,
                             text: message.text,
+                            attachments: message.attachments,
                         })
                     }
                 },
@@ -156,6 +157,7 @@ mod tests {
             kind: MessageKind::Text,
             text: text.into(),
             client_id: client_id.map(String::from),
+            attachments: Vec::new(),
         }
     }
 
@@ -209,6 +211,7 @@ mod tests {
             ts: 0,
             kind: MessageKind::Text,
             text: "resent".into(),
+            attachments: Vec::new(),
         };
         batch.mark_resends(HashMap::from([(
             ("a".to_string(), "old".to_string()),

@@ -8,7 +8,7 @@
 //! planner ([`super::batch`]).
 //!
 //! Why one long file: it is the reference implementation of the whole `Store` contract
-//! (rooms, messages, accounts, sessions, tokens, mail) over one in-memory state behind
+//! (rooms, messages, files, accounts, sessions, tokens, mail) over one in-memory state behind
 //! one lock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,12 +16,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use natter_protocol::validate::name_key;
-use natter_protocol::{ChannelListing, ChatMessage, RoomId, Seq, UserId, UserSummary};
+use natter_protocol::{ChannelListing, ChatMessage, FileId, RoomId, Seq, UserId, UserSummary};
 
 use super::accounts::{
     AccountRecord, AccountStore, MailRecord, NewAccount, NewMail, SessionRecord, TokenPurpose,
 };
 use super::batch::AppendBatch;
+use super::files::{FileRecord, FileStore};
 use super::{
     Appended, Blocking, Departure, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError,
     StoreResult, UserRecord,
@@ -59,6 +60,8 @@ struct State {
     sessions: HashMap<String, SessionRecord>,
     /// Emailed tokens by hash.
     tokens: HashMap<String, MemoryToken>,
+    /// Uploads by id.
+    files: HashMap<FileId, FileRecord>,
     /// Queued email by id (ascending = oldest first).
     mail: BTreeMap<i64, QueuedMail>,
     /// The id the next queued email gets.
@@ -335,6 +338,7 @@ impl Store for MemoryStore {
                 };
             }
             state.client_ids.retain(|_, (room_id, _)| *room_id != room);
+            state.files.retain(|_, file| file.room != Some(room));
         }
         Ok(Departure {
             remaining,
@@ -501,6 +505,11 @@ impl Store for MemoryStore {
             }
             if let Some(entry) = state.rooms.get_mut(&message.room) {
                 entry.messages.push(message.clone());
+            }
+            for attached in &message.attachments {
+                if let Some(file) = state.files.get_mut(&attached.id) {
+                    file.room.get_or_insert(message.room);
+                }
             }
         }
         Ok(outcomes)
@@ -757,5 +766,53 @@ fn direct_pair(a: &UserId, b: &UserId) -> [UserId; 2] {
         [a.clone(), b.clone()]
     } else {
         [b.clone(), a.clone()]
+    }
+}
+
+#[async_trait]
+impl FileStore for MemoryStore {
+    async fn create_file(&self, file: &FileRecord) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.files.contains_key(&file.id) {
+            return Err(StoreError::Conflict);
+        }
+        state.files.insert(file.id.clone(), file.clone());
+        Ok(())
+    }
+
+    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>> {
+        Ok(self.state().files.get(id).cloned())
+    }
+
+    async fn uploaded_bytes_since(&self, user: &UserId, since: i64) -> StoreResult<u64> {
+        Ok(self
+            .state()
+            .files
+            .values()
+            .filter(|f| &f.uploader == user && f.created_at >= since)
+            .map(|f| f.size)
+            .sum())
+    }
+
+    async fn delete_unsent_files(&self, before: i64) -> StoreResult<Vec<String>> {
+        let mut state = self.state();
+        let mut blobs = Vec::new();
+        state.files.retain(|_, file| {
+            let expired = file.room.is_none() && file.created_at < before;
+            if expired {
+                blobs.push(file.blob.clone());
+                blobs.extend(file.thumb.clone());
+            }
+            !expired
+        });
+        Ok(blobs)
+    }
+
+    async fn blob_in_use(&self, blob: &str) -> StoreResult<bool> {
+        Ok(self
+            .state()
+            .files
+            .values()
+            .any(|f| f.blob == blob || f.thumb.as_deref() == Some(blob)))
     }
 }

@@ -9,10 +9,13 @@
 //! - a message whose `(sender, client_id)` was stored before is not stored again: the
 //!   original is returned as [`Appended::Duplicate`];
 //! - an account's display name is unique among accounts and its email (any case) too
-//!   ([`accounts::AccountStore`]).
+//!   ([`accounts::AccountStore`]);
+//! - a message's files are tied to it in the transaction that stores it, so each
+//!   upload is sent once ([`files::FileStore`]).
 
 pub mod accounts;
 pub mod batch;
+pub mod files;
 pub mod memory;
 pub mod postgres;
 mod sql;
@@ -111,6 +114,8 @@ pub struct NewMessage {
     pub text: String,
     /// The sender's idempotency key (notices have none).
     pub client_id: Option<String>,
+    /// Files it carries: checked unsent and the sender's before; stored with it.
+    pub attachments: Vec<natter_protocol::Attachment>,
 }
 
 /// What [`Store::append`] did with one message.
@@ -153,7 +158,7 @@ pub enum Blocking {
 /// Durable state: users, rooms, memberships, blocks and message history — and, through
 /// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
-pub trait Store: accounts::AccountStore + Send + Sync + 'static {
+pub trait Store: accounts::AccountStore + files::FileStore + Send + Sync + 'static {
     /// Creates a guest user.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Looks a user up by id.
@@ -307,7 +312,8 @@ pub(crate) fn missing_or_database(err: sqlx::Error) -> StoreError {
 pub(crate) const ROOM_COLUMNS: &str =
     "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
 /// The `messages` columns [`message_from_row`] reads.
-pub(crate) const MESSAGE_COLUMNS: &str = "room_id, seq, sender_id, sender_name, ts, kind, text";
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "room_id, seq, sender_id, sender_name, ts, kind, text, attachments";
 
 /// A `rooms` row (of [`ROOM_COLUMNS`]) from SQLite or PostgreSQL: the schemas have the
 /// same columns, and sqlx decodes each backend's types into the same Rust ones.
@@ -359,5 +365,6 @@ where
         ts: row.try_get("ts")?,
         kind: kind_from_str(&row.try_get::<String, _>("kind")?),
         text: row.try_get("text")?,
+        attachments: files::attachments_from_column(row.try_get("attachments")?),
     })
 }

@@ -21,6 +21,7 @@ use sqlx::Postgres;
 use sqlx::Row;
 
 use super::batch::AppendBatch;
+use super::files::attachments_column;
 use super::{kind_str, message_from_row, Appended, NewMessage, StoreError, StoreResult};
 
 /// How often a batch that lost a race (deadlock, serialization, a concurrent resend) is
@@ -35,6 +36,7 @@ pub struct PgStore {
 }
 
 super::accounts::sql_account_store!(PgStore);
+super::files::sql_file_store!(PgStore);
 
 impl PgStore {
     /// The pool writes go through: the one pool (PostgreSQL's row locks order writers).
@@ -82,7 +84,7 @@ impl PgStore {
         if !senders.is_empty() {
             let rows = sqlx::query(
                 "SELECT m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
-                        m.client_id \
+                        m.attachments, m.client_id \
                  FROM messages m \
                  JOIN UNNEST($1::text[], $2::text[]) AS k(sender_id, client_id) \
                    ON m.sender_id = k.sender_id AND m.client_id = k.client_id",
@@ -134,9 +136,9 @@ impl PgStore {
             }
             sqlx::query(
                 "INSERT INTO messages \
-                     (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) \
+                     (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
-                                      $5::bigint[], $6::text[], $7::text[], $8::text[])",
+                                      $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])",
             )
             .bind(&columns.room)
             .bind(&columns.seq)
@@ -146,8 +148,27 @@ impl PgStore {
             .bind(&columns.kind)
             .bind(&columns.text)
             .bind(&columns.client_id)
+            .bind(&columns.attachments)
             .execute(&mut *tx)
             .await?;
+            if !columns.files.is_empty() {
+                // Each file is tied to its message once: only while still unsent.
+                let (ids, (rooms, seqs)): (Vec<String>, (Vec<i64>, Vec<i64>)) = columns
+                    .files
+                    .into_iter()
+                    .map(|(id, room, seq)| (id, (room, seq)))
+                    .unzip();
+                sqlx::query(
+                    "UPDATE files SET room_id = d.room, seq = d.seq \
+                     FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS d(id, room, seq) \
+                     WHERE files.id = d.id AND files.room_id IS NULL",
+                )
+                .bind(&ids)
+                .bind(&rooms)
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -165,6 +186,9 @@ struct InsertColumns {
     kind: Vec<&'static str>,
     text: Vec<String>,
     client_id: Vec<Option<String>>,
+    attachments: Vec<Option<String>>,
+    /// `(file id, room, seq)` of every file the new messages carry.
+    files: Vec<(String, i64, i64)>,
 }
 
 impl InsertColumns {
@@ -178,6 +202,8 @@ impl InsertColumns {
             kind: Vec::with_capacity(rows),
             text: Vec::with_capacity(rows),
             client_id: Vec::with_capacity(rows),
+            attachments: Vec::with_capacity(rows),
+            files: Vec::new(),
         }
     }
 
@@ -191,6 +217,15 @@ impl InsertColumns {
         self.kind.push(kind_str(message.kind));
         self.text.push(message.text.clone());
         self.client_id.push(client_id);
+        self.attachments
+            .push(attachments_column(&message.attachments));
+        let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
+        self.files.extend(
+            message
+                .attachments
+                .iter()
+                .map(|file| (file.id.0.clone(), message.room.0, seq)),
+        );
     }
 }
 

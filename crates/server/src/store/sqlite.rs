@@ -18,6 +18,7 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
 use super::batch::AppendBatch;
+use super::files::{attachments_column, attachments_from_column};
 use super::{
     kind_from_str, kind_str, Appended, NewMessage, StoreError, StoreResult, MESSAGE_COLUMNS,
 };
@@ -127,6 +128,7 @@ fn append_batch(
                         ts: row.get(4)?,
                         kind: kind_from_str(&row.get::<_, String>(5)?),
                         text: row.get(6)?,
+                        attachments: attachments_from_column(row.get(7)?),
                     })
                 })
                 .optional()?;
@@ -153,8 +155,11 @@ fn append_batch(
     let (outcomes, rows) = batch.assign(&latest);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut send_file = tx.prepare_cached(
+            "UPDATE files SET room_id = ?1, seq = ?2 WHERE id = ?3 AND room_id IS NULL",
         )?;
         for row in &rows {
             if let Appended::Stored(m) = &outcomes[row.index] {
@@ -167,7 +172,11 @@ fn append_batch(
                     kind_str(m.kind),
                     m.text,
                     row.client_id,
+                    attachments_column(&m.attachments),
                 ])?;
+                for file in &m.attachments {
+                    send_file.execute(rusqlite::params![m.room.0, m.seq as i64, file.id.0])?;
+                }
             }
         }
     }
@@ -176,6 +185,7 @@ fn append_batch(
 }
 
 super::accounts::sql_account_store!(SqliteStore);
+super::files::sql_file_store!(SqliteStore);
 
 impl SqliteStore {
     /// The pool writes go through (see `writes`).

@@ -109,3 +109,63 @@ pub async fn post(
 ) -> Response {
     request(addr, "POST", path, headers, Some(&body.to_string())).await
 }
+
+/// An answer whose body is bytes (a served file).
+#[derive(Debug)]
+pub struct BinaryResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl BinaryResponse {
+    /// The first header of this name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (an upload's answer, a refusal).
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "body is not the expected JSON ({err}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends a request with a binary body and reads the answer's body as bytes.
+pub async fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> BinaryResponse {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(body);
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    // A refusal may come (and the connection close) before the whole body is sent.
+    let _ = stream.write_all(&raw).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete answer");
+    let head = parse(&answer[..split + 4]);
+    BinaryResponse {
+        status: head.status,
+        headers: head.headers,
+        body: answer[split + 4..].to_vec(),
+    }
+}

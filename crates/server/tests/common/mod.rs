@@ -392,6 +392,7 @@ impl Client {
             room,
             client_id: client_id.into(),
             text: text.into(),
+            attachments: Vec::new(),
         })
         .await;
         self.recv_until(|m| match m {

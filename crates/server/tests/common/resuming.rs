@@ -83,6 +83,7 @@ pub async fn resuming_client(
                                 room: RoomId(1),
                                 client_id: client_id.clone(),
                                 text: text.clone(),
+                                attachments: Vec::new(),
                             });
                             if ws.send(Message::text(send.to_json())).await.is_err() {
                                 break;
