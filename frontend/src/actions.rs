@@ -8,7 +8,7 @@
 //! [`crate::chat`] instead, because the socket's own events need it too.
 
 use leptos::prelude::*;
-use natter_protocol::{ChannelInfo, ClientMsg, RoomId, UserId};
+use natter_protocol::{Attachment, ChannelInfo, ClientMsg, RoomId, UserId};
 
 use crate::chat::Chat;
 use crate::state::{form, Pending};
@@ -20,7 +20,7 @@ impl Chat {
     }
 
     /// Posts `text` to `room`. If the socket is down it goes out after reconnecting.
-    pub fn post(&self, room: RoomId, text: String) {
+    pub fn post(&self, room: RoomId, text: String, attachments: Vec<Attachment>) {
         let client_id = format!(
             "{:x}-{:x}",
             js_sys::Date::now() as u64,
@@ -31,6 +31,7 @@ impl Chat {
                 client_id,
                 room,
                 text,
+                attachments,
             })
         });
     }

@@ -19,6 +19,7 @@
 //! - [`cache`]: what survives a browser restart, in localStorage (gloo-storage); owns
 //!   the formats it stores.
 //! - [`account`]: the account endpoints (`/api`) and links that arrive by email.
+//! - [`upload`]: files going up to `/api/uploads`, with progress and cancel.
 //! - [`components`]: what is on screen: header, welcome screen (guest name or
 //!   account forms), sidebar (rooms, channels, people), the room in view,
 //!   direct-message popups.
@@ -26,7 +27,8 @@
 //! Imports never go in a circle: `logic`, `colour` and `conversation` stand alone; `state` and `cache` use only
 //! `logic`; `socket` uses `logic` and plain types of `state`; `chat` uses `state`,
 //! `socket`, `cache` and `account`; `actions` adds methods to `chat::Chat`; components
-//! use `chat`, `state::form`, `socket::Status`, `logic`, `colour` and `account`.
+//! use `chat`, `state::form`, `socket::Status`, `logic`, `colour`, `account` and
+//! `upload` (which uses `cache`).
 //!
 //! `main.rs` only mounts [`App`].
 
@@ -40,6 +42,7 @@ pub mod conversation;
 pub mod logic;
 pub mod socket;
 pub mod state;
+pub mod upload;
 
 use leptos::prelude::*;
 

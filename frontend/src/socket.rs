@@ -313,15 +313,7 @@ impl Socket {
     /// server stores each once, so this is always safe.
     pub fn resend(&self, pending: &[Pending]) {
         for p in pending {
-            self.send(
-                ClientMsg::Send {
-                    room: p.room,
-                    client_id: p.client_id.clone(),
-                    text: p.text.clone(),
-                    attachments: Vec::new(),
-                },
-                None,
-            );
+            self.send(p.request(), None);
         }
     }
 }

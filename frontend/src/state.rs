@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::ops::Deref;
 
 use natter_protocol::{
-    ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, ResumePosition, RoomId, RoomInfo,
-    RoomKind, Seq, UserId, UserSummary,
+    Attachment, ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, ResumePosition, RoomId,
+    RoomInfo, RoomKind, Seq, UserId, UserSummary,
 };
 
 use crate::logic;
@@ -126,6 +126,20 @@ pub struct Pending {
     pub room: RoomId,
     /// The text.
     pub text: String,
+    /// Files uploaded for it (shown with it at once, sent by id).
+    pub attachments: Vec<Attachment>,
+}
+
+impl Pending {
+    /// The request that sends it (with its own client id, so a resend is stored once).
+    pub fn request(&self) -> ClientMsg {
+        ClientMsg::Send {
+            room: self.room,
+            client_id: self.client_id.clone(),
+            text: self.text.clone(),
+            attachments: self.attachments.iter().map(|a| a.id.clone()).collect(),
+        }
+    }
 }
 
 /// A direct-message popup on screen.

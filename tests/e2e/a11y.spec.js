@@ -104,8 +104,11 @@ test('keyboard: a skip link leads to the message box, and the message list scrol
   await page.keyboard.press('Enter');
   await expect(composer(page)).toBeFocused();
 
-  // One Shift+Tab back from the box is the message list; it scrolls with the keys.
+  // Shift+Tab from the box: the paperclip button, then the message list, which scrolls
+  // with the keys.
   const list = page.getByRole('list', { name: 'Messages in #general' });
+  await page.keyboard.press('Shift+Tab');
+  await expect(page.getByRole('main').getByRole('button', { name: 'Attach files' })).toBeFocused();
   await page.keyboard.press('Shift+Tab');
   await expect(list).toBeFocused();
   const bottom = await list.evaluate((el) => el.scrollTop);

@@ -77,6 +77,7 @@ module.exports = defineConfig({
       NATTER_BURST_PER_IP: '2000',
       RUST_LOG: 'warn',
       NATTER_OUTBOX_DIR: path.join(dataDir, 'outbox'),
+      NATTER_FILES_DIR: path.join(dataDir, 'files'),
       ...(smtpPython ? { NATTER_SMTP_URL: `smtp://127.0.0.1:${smtpPort}` } : {}),
     },
   }],

@@ -1,4 +1,5 @@
-//! A room's messages and the box to write in; shared by the main pane and the popups.
+//! A room's messages; shared by the main pane and the popups (the box to write in is
+//! `composer.rs`).
 //! The list is laid out by [`crate::conversation`]: day separators, messages grouped
 //! by sender, runs of join/leave notices as one line.
 //!
@@ -12,8 +13,9 @@
 
 use leptos::html;
 use leptos::prelude::*;
-use natter_protocol::{validate, ChatMessage, MessageKind, RoomId};
+use natter_protocol::{ChatMessage, MessageKind, RoomId};
 
+use super::attachments::AttachmentList;
 use crate::chat::Chat;
 use crate::colour::name_style;
 use crate::conversation::{self, Row};
@@ -146,7 +148,13 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
                 <For each=pending key=|p| p.client_id.clone() children=move |p| view! {
                     <li class="message pending" title="Sending…">
                         <time>"…"</time>
-                        <span class="text">{p.text}</span>
+                        <div class="body">
+                            <span class="text">{p.text}</span>
+                            {(!p.attachments.is_empty()).then(|| {
+                                let files = p.attachments.clone();
+                                view! { <AttachmentList files/> }
+                            })}
+                        </div>
                     </li>
                 }/>
             </ol>
@@ -195,6 +203,10 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     let sender = message.sender.clone();
     let name = move || chat.name_of(&sender);
     let text = linked(&message.text);
+    let files = (!message.attachments.is_empty()).then(|| {
+        let files = message.attachments.clone();
+        view! { <AttachmentList files/> }
+    });
     if starts_group {
         view! {
             <li class="message first" data-seq=message.seq>
@@ -210,6 +222,7 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                         <time title=full_time>{time}</time>
                     </div>
                     <span class="text">{text}</span>
+                    {files}
                 </div>
             </li>
         }
@@ -221,6 +234,7 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                 <div class="body">
                     <span class="sender sr-only" style=colour>{name}</span>
                     <span class="text">{text}</span>
+                    {files}
                 </div>
             </li>
         }
@@ -273,75 +287,4 @@ fn local_time(ts: i64) -> String {
 fn full_time(ts: i64) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts as f64));
     String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
-}
-
-/// The box to write in: Enter sends, Shift+Enter starts a new line, the box grows with
-/// what is written; the shared rules decide what is sendable.
-#[component]
-pub fn Composer(
-    room: RoomId,
-    #[prop(into)] label: String,
-    /// Take the keyboard focus when shown (the main pane's, after joining or switching
-    /// rooms: the next thing a person does is write).
-    #[prop(optional)]
-    autofocus: bool,
-    /// The element id (the main pane's is the skip link's target).
-    #[prop(optional, into)]
-    id: Option<String>,
-) -> impl IntoView {
-    let chat = expect_context::<Chat>();
-    let draft = RwSignal::new(String::new());
-    let field: NodeRef<html::Textarea> = NodeRef::new();
-    Effect::new(move |_| {
-        if let (true, Some(field)) = (autofocus, field.get()) {
-            let _ = field.focus();
-        }
-    });
-    let too_long = move || {
-        draft
-            .with(|d| d.chars().count() > validate::MAX_MESSAGE_CHARS)
-            .then(|| {
-                format!(
-                    "Messages are at most {} characters.",
-                    validate::MAX_MESSAGE_CHARS
-                )
-            })
-    };
-    let send = move || {
-        if let Ok(text) = validate::message_text(&draft.get_untracked()) {
-            chat.post(room, text);
-            draft.set(String::new());
-        }
-    };
-    let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        // Enter sends; Shift+Enter is a new line; Enter that ends an IME composition
-        // (Japanese, Chinese…) only confirms the characters.
-        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
-            ev.prevent_default();
-            send();
-        }
-    };
-    view! {
-        <form class="composer" on:submit=move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            send();
-        }>
-            <div class="composer-row">
-                <textarea
-                    id=id
-                    node_ref=field
-                    rows="1"
-                    aria-label=label
-                    placeholder="Write a message…"
-                    title="Enter sends; Shift+Enter starts a new line"
-                    autocomplete="off"
-                    prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
-                    on:keydown=on_key
-                ></textarea>
-                <button type="submit" class="send" aria-label="Send">"➤"</button>
-            </div>
-            <span class="error" role="alert">{too_long}</span>
-        </form>
-    }
 }

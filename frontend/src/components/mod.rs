@@ -1,5 +1,7 @@
 //! The app's components, one concern per file.
 
+mod attachments;
+mod composer;
 mod dialogs;
 mod header;
 mod message_list;
@@ -10,8 +12,9 @@ mod room_view;
 mod sidebar;
 mod welcome;
 
+pub use composer::{drop_files, Composer};
 pub use header::Header;
-pub use message_list::{Composer, MessageList};
+pub use message_list::MessageList;
 pub use name_prompt::NamePrompt;
 pub use popups::Popups;
 pub use room_view::{RoomView, COMPOSER_ID};

@@ -8,7 +8,8 @@ use natter_protocol::RoomId;
 
 use crate::chat::Chat;
 use crate::components::sidebar::UnreadBadge;
-use crate::components::{Composer, MessageList};
+use crate::components::{drop_files, Composer, MessageList};
+use crate::upload::Uploads;
 
 /// All open popups.
 #[component]
@@ -33,8 +34,11 @@ fn Popup(room: RoomId) -> impl IntoView {
         chat.popups
             .with(|p| p.iter().any(|p| p.room == room && p.minimized))
     };
+    let uploads = Uploads::new();
+    let (drag_over, dropped) = drop_files(uploads);
     view! {
-        <section class="popup" class=("minimized", minimized) aria-label=move || format!("Direct messages with {}", peer())>
+        <section class="popup" class=("minimized", minimized) aria-label=move || format!("Direct messages with {}", peer())
+            on:dragover=drag_over on:drop=dropped>
             <header class="popup-head">
                 // On a phone the conversation fills the screen: back folds it away (its
                 // unread count then shows in the list and on ☰).
@@ -52,7 +56,7 @@ fn Popup(room: RoomId) -> impl IntoView {
             </header>
             <Show when=move || !minimized()>
                 <MessageList room/>
-                <Composer room label=format!("Message {}", peer())/>
+                <Composer room label=format!("Message {}", peer()) uploads/>
             </Show>
         </section>
     }

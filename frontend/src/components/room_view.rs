@@ -4,8 +4,9 @@ use leptos::prelude::*;
 use natter_protocol::{RoomId, RoomKind};
 
 use crate::chat::Chat;
-use crate::components::{Composer, MessageList};
+use crate::components::{drop_files, Composer, MessageList};
 use crate::state::form;
+use crate::upload::Uploads;
 
 /// The main pane's message box: where the skip link leads.
 pub const COMPOSER_ID: &str = "composer";
@@ -39,7 +40,10 @@ fn RoomPane(room: RoomId) -> impl IntoView {
         _ => None,
     };
     let ephemeral = move || info().is_some_and(|r| r.delete_when_empty);
+    let uploads = Uploads::new();
+    let (drag_over, dropped) = drop_files(uploads);
     view! {
+        <div class="room-drop" on:dragover=drag_over on:drop=dropped>
         <div class="room-head">
             <h2 class="room-title">{title}</h2>
             {move || code().map(|code| view! {
@@ -52,6 +56,7 @@ fn RoomPane(room: RoomId) -> impl IntoView {
         </div>
         <MessageList room/>
         <p class="error" role="alert">{move || chat.error(form::GENERAL)}</p>
-        <Composer room label="Write a message" autofocus=true id=COMPOSER_ID/>
+        <Composer room label="Write a message" uploads autofocus=true id=COMPOSER_ID/>
+        </div>
     }
 }

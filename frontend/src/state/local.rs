@@ -76,7 +76,7 @@ impl ChatState {
     /// socket is open (else it is resent after the next `ready`) — or, while sends are
     /// paced, when its turn comes.
     pub fn post(&mut self, sent: Pending) -> Vec<Effect> {
-        let request = send_of(&sent);
+        let request = sent.request();
         self.pending.edit().push(sent);
         if self.throttled {
             return Vec::new();
@@ -90,7 +90,7 @@ impl ChatState {
     pub fn pace(&mut self) -> Vec<Effect> {
         match self.pending.first() {
             Some(oldest) => vec![
-                Effect::Send(send_of(oldest)),
+                Effect::Send(oldest.request()),
                 Effect::PaceAfter { ms: logic::PACE_MS },
             ],
             None => {
@@ -183,15 +183,5 @@ impl ChatState {
         self.popups.set(Vec::new());
         self.errors.set(HashMap::new());
         self.pending.set(Vec::new());
-    }
-}
-
-/// The request that sends a pending message (with its own client id).
-fn send_of(pending: &Pending) -> ClientMsg {
-    ClientMsg::Send {
-        room: pending.room,
-        client_id: pending.client_id.clone(),
-        text: pending.text.clone(),
-        attachments: Vec::new(),
     }
 }

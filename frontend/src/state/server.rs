@@ -351,7 +351,7 @@ impl ChatState {
                     ts,
                     kind: MessageKind::Text,
                     text: sent.text,
-                    attachments: Vec::new(),
+                    attachments: sent.attachments,
                 },
                 out,
             );

@@ -801,6 +801,7 @@ fn an_ack_turns_the_pending_send_into_my_message() {
         client_id: "c1".into(),
         room: GENERAL,
         text: "hi".into(),
+        attachments: Vec::new(),
     });
     assert_eq!(
         effects,
@@ -843,6 +844,7 @@ fn an_ack_for_a_send_not_pending_changes_nothing() {
         client_id: "c1".into(),
         room: GENERAL,
         text: "hi".into(),
+        attachments: Vec::new(),
     });
     let effects = state.apply(ServerMsg::Ack {
         client_id: "from-another-tab".into(),
@@ -953,6 +955,7 @@ fn pending(n: usize) -> Pending {
         client_id: format!("c{n}"),
         room: GENERAL,
         text: format!("message {n}"),
+        attachments: Vec::new(),
     }
 }
 
@@ -1254,6 +1257,7 @@ fn forgetting_the_person_keeps_only_the_channel_list() {
         client_id: "c1".into(),
         room: GENERAL,
         text: "hi".into(),
+        attachments: Vec::new(),
     });
     state.forget();
     assert_eq!(*state.me, None);

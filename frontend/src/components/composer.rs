@@ -1,0 +1,198 @@
+//! The box to write in, shared by the main pane and the popups: Enter sends,
+//! Shift+Enter starts a new line, the box grows with what is written; files come by
+//! the paperclip button, a paste or a drop (on the whole room or popup — see [`drop_files`]),
+//! each with a progress bar and a cancel button until the server has it.
+
+use leptos::html;
+use leptos::prelude::*;
+use natter_protocol::{validate, RoomId};
+
+use crate::chat::Chat;
+use crate::upload::{files_of, size_label, UploadItem, UploadState, Uploads};
+
+/// The box to write in. `uploads` are its files (the room or popup around it owns
+/// them, so a drop anywhere on it lands here).
+#[component]
+pub fn Composer(
+    room: RoomId,
+    #[prop(into)] label: String,
+    /// The files going with the next message.
+    uploads: Uploads,
+    /// Take the keyboard focus when shown (the main pane's, after joining or switching
+    /// rooms: the next thing a person does is write).
+    #[prop(optional)]
+    autofocus: bool,
+    /// The element id (the main pane's is the skip link's target).
+    #[prop(optional, into)]
+    id: Option<String>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let draft = RwSignal::new(String::new());
+    let field: NodeRef<html::Textarea> = NodeRef::new();
+    let picker: NodeRef<html::Input> = NodeRef::new();
+    Effect::new(move |_| {
+        if let (true, Some(field)) = (autofocus, field.get()) {
+            let _ = field.focus();
+        }
+    });
+    let too_long = move || {
+        draft
+            .with(|d| d.chars().count() > validate::MAX_MESSAGE_CHARS)
+            .then(|| {
+                format!(
+                    "Messages are at most {} characters.",
+                    validate::MAX_MESSAGE_CHARS
+                )
+            })
+    };
+    let send = move || {
+        if uploads.busy() {
+            return;
+        }
+        let files = uploads.attachments();
+        if let Ok(text) = validate::message_with_files(&draft.get_untracked(), files.len()) {
+            chat.post(room, text, files);
+            draft.set(String::new());
+            uploads.clear();
+        }
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        // Enter sends; Shift+Enter is a new line; Enter that ends an IME composition
+        // (Japanese, Chinese…) only confirms the characters.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    // A pasted picture (a screenshot) is uploaded; pasted text stays text.
+    let on_paste = move |ev: leptos::ev::ClipboardEvent| {
+        let files = files_of(ev.clipboard_data().and_then(|d| d.files()));
+        if !files.is_empty() {
+            ev.prevent_default();
+            uploads.add(files);
+        }
+    };
+    view! {
+        <form class="composer" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            send();
+        }>
+            <Show when=move || !uploads.is_empty()>
+                <ul class="uploads" aria-label="Files to send">
+                    <For each=move || uploads.items() key=|i| (i.key, format!("{:?}", i.state)) children=move |item| {
+                        view! { <UploadRow item uploads/> }
+                    }/>
+                </ul>
+            </Show>
+            <div class="composer-row">
+                <input
+                    type="file"
+                    multiple
+                    class="sr-only"
+                    tabindex="-1"
+                    aria-hidden="true"
+                    node_ref=picker
+                    on:change=move |ev| {
+                        let input = event_target::<web_sys::HtmlInputElement>(&ev);
+                        uploads.add(files_of(input.files()));
+                        input.set_value("");
+                    }
+                />
+                <button
+                    type="button"
+                    class="attach"
+                    aria-label="Attach files"
+                    title="Attach files (or paste or drop them here)"
+                    on:click=move |_| {
+                        if let Some(picker) = picker.get() {
+                            picker.click();
+                        }
+                    }
+                >
+                    <svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+                        <path d="M16.5 6.5l-7.8 7.8a2 2 0 0 0 2.8 2.8l8.1-8.1a4 4 0 0 0-5.7-5.7l-8.3 8.3a6 6 0 0 0 8.5 8.5l7-7"
+                            fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>
+                    </svg>
+                </button>
+                <textarea
+                    id=id
+                    node_ref=field
+                    rows="1"
+                    aria-label=label
+                    placeholder="Write a message…"
+                    title="Enter sends; Shift+Enter starts a new line"
+                    autocomplete="off"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=on_key
+                    on:paste=on_paste
+                ></textarea>
+                <button type="submit" class="send" aria-label="Send" disabled=move || uploads.busy()>"➤"</button>
+            </div>
+            <span class="error" role="alert">{move || too_long().or_else(|| uploads.notice.get())}</span>
+        </form>
+    }
+}
+
+/// One file in the composer: name, size, progress or error, and a button to cancel
+/// or remove it.
+#[component]
+fn UploadRow(item: UploadItem, uploads: Uploads) -> impl IntoView {
+    let UploadItem {
+        key,
+        name,
+        size,
+        state,
+    } = item;
+    let (status, failed) = match &state {
+        UploadState::Sending(done) => (format!("{}%", (done * 100.0).round() as u32), false),
+        UploadState::Done(_) => ("ready".to_string(), false),
+        UploadState::Failed(why) => (why.clone(), true),
+    };
+    let progress = match state {
+        UploadState::Sending(done) => Some(view! {
+            <progress max="1" value=done aria-label=format!("Uploading {name}")></progress>
+        }),
+        _ => None,
+    };
+    let action = if matches!(status.as_str(), "ready") || failed {
+        format!("Remove {name}")
+    } else {
+        format!("Cancel {name}")
+    };
+    view! {
+        <li class="upload" class=("failed", failed)>
+            <span class="upload-name">{name.clone()}</span>
+            <span class="upload-size">{size_label(size)}</span>
+            {progress}
+            <span class="upload-status" role=failed.then_some("alert")>{status}</span>
+            <button type="button" class="close" aria-label=action on:click=move |_| uploads.remove(key)>"✕"</button>
+        </li>
+    }
+}
+
+/// Handlers that take files dropped anywhere on a room or popup into `uploads`:
+/// `dragover` (saying a drop is welcome) and `drop`.
+pub fn drop_files(
+    uploads: Uploads,
+) -> (
+    impl Fn(leptos::ev::DragEvent) + Copy,
+    impl Fn(leptos::ev::DragEvent) + Copy,
+) {
+    let over = move |ev: leptos::ev::DragEvent| {
+        if ev
+            .data_transfer()
+            .is_some_and(|d| d.types().includes(&"Files".into(), 0))
+        {
+            ev.prevent_default();
+        }
+    };
+    let dropped = move |ev: leptos::ev::DragEvent| {
+        let files = files_of(ev.data_transfer().and_then(|d| d.files()));
+        if !files.is_empty() {
+            ev.prevent_default();
+            uploads.add(files);
+        }
+    };
+    (over, dropped)
+}
