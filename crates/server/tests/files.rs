@@ -225,7 +225,11 @@ async fn a_small_file_declaring_fifty_thousand_squared_pixels_is_refused_unread(
     chunk(&mut bomb, b"IEND", b"");
     assert!(bomb.len() < 100);
     let started = Instant::now();
+    let rss_before = resident_bytes();
     let answer = upload(&server, &ann, "small.png", &bomb).await;
+    // Nothing was allocated for its 2.5 billion pixels (the server runs in this process).
+    let grown = resident_bytes().saturating_sub(rss_before);
+    assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
     assert_eq!(answer.status, 422);
     let error: account::ApiError = answer.json();
     assert_eq!(
@@ -238,6 +242,16 @@ async fn a_small_file_declaring_fifty_thousand_squared_pixels_is_refused_unread(
     // Refused from the header: no time spent decoding.
     assert!(started.elapsed() < Duration::from_secs(5));
     server.stop().await;
+}
+
+/// This process's resident memory (`VmRSS`), in bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Appends a PNG chunk: length, type, data, CRC.
@@ -490,4 +504,103 @@ async fn uploads_a_minute_are_counted_per_person_and_per_address() {
         429
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_room_deletes_its_files() {
+    let (server, _db, _files) = server_with(|_| {}).await;
+    let mut ann = server.user("Ann").await;
+    ann.send(ClientMsg::CreateChannel {
+        name: "ephemeral".into(),
+        delete_when_empty: true,
+    })
+    .await;
+    let (room, _) = ann.expect_joined().await;
+    let file = uploaded(&server, &ann, "gone.png", &png(16, 16)).await;
+    ann.say_with(room, "c-1", "soon gone", vec![file.id.clone()])
+        .await;
+    let path = format!("/api/files/{}", file.id.0);
+    assert_eq!(fetch(&server, &path, &[]).await.status, 200);
+    ann.send(ClientMsg::Leave { room }).await;
+    ann.recv_until(|m| matches!(m, ServerMsg::Left { .. }).then_some(()))
+        .await;
+    assert_eq!(fetch(&server, &path, &[]).await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_unsent_files_after_a_day_and_bytes_no_file_uses() {
+    use natter_server::files::{FileSettings, Files};
+    use natter_server::store::files::{FileRecord, FileStore};
+    use natter_server::store::memory::MemoryStore;
+    use natter_server::store::Store;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(MemoryStore::new());
+    let files = Files::new(
+        FileSettings {
+            dir: dir.path().to_path_buf(),
+            max_upload_bytes: 1_000,
+            bytes_per_day: 1_000_000,
+            max_image_pixels: 1_000_000,
+            image_concurrency: 1,
+        },
+        store.clone(),
+    );
+    // Two blobs on disk, written two hours ago: one an unsent upload of two days ago,
+    // one a sent file's.
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7_200);
+    for hash in ["aa11", "bb22"] {
+        let path = dir.path().join("blobs").join(&hash[..2]).join(hash);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&path, hash).expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("set mtime");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let record = |id: &str, blob: &str, created_at: i64| FileRecord {
+        id: FileId(id.into()),
+        uploader: UserId("ann".into()),
+        blob: blob.into(),
+        thumb: None,
+        name: "x.txt".into(),
+        mime: "text/plain; charset=utf-8".into(),
+        size: 4,
+        width: None,
+        height: None,
+        created_at,
+        room: None,
+    };
+    store
+        .create_file(&record(
+            "unsentaaaaaaaaaaaaaaaaaaaa",
+            "aa11",
+            now - 2 * 86_400_000,
+        ))
+        .await
+        .expect("stored");
+    let mut sent = record("sentbbbbbbbbbbbbbbbbbbbbbb", "bb22", now - 2 * 86_400_000);
+    sent.room = Some(RoomId(1));
+    store.create_file(&sent).await.expect("stored");
+
+    assert_eq!(files.sweep().await.expect("swept"), 1);
+    assert!(
+        !dir.path().join("blobs/aa/aa11").exists(),
+        "the unsent file's bytes went"
+    );
+    assert!(
+        dir.path().join("blobs/bb/bb22").exists(),
+        "a sent file's bytes stay"
+    );
+    assert!(store
+        .file(&FileId("unsentaaaaaaaaaaaaaaaaaaaa".into()))
+        .await
+        .expect("read")
+        .is_none());
 }

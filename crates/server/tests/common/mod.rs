@@ -388,11 +388,22 @@ impl Client {
 
     /// Sends text and waits for its ack; returns the seq.
     pub async fn say(&mut self, room: RoomId, client_id: &str, text: &str) -> Seq {
+        self.say_with(room, client_id, text, Vec::new()).await
+    }
+
+    /// Sends a message with files and waits for its ack; returns its seq.
+    pub async fn say_with(
+        &mut self,
+        room: RoomId,
+        client_id: &str,
+        text: &str,
+        attachments: Vec<FileId>,
+    ) -> Seq {
         self.send(ClientMsg::Send {
             room,
             client_id: client_id.into(),
             text: text.into(),
-            attachments: Vec::new(),
+            attachments,
         })
         .await;
         self.recv_until(|m| match m {
