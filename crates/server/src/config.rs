@@ -202,6 +202,22 @@ pub struct Config {
     #[arg(long, env = "NATTER_FILES_DIR", default_value = "data/files")]
     pub files_dir: PathBuf,
 
+    /// An S3-compatible object store for the files, shared by the nodes of a cluster:
+    /// `s3://bucket` or `s3://bucket/prefix`. Credentials come from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); `--files-dir` is then each
+    /// node's cache. Without it, files stay in `--files-dir` (one node).
+    #[arg(long, env = "NATTER_FILES_URL")]
+    pub files_url: Option<String>,
+
+    /// The object store's S3 API address, for a store other than AWS (MinIO, Garage,
+    /// s3s-fs, …); an `http://` address allows plain HTTP.
+    #[arg(long, env = "NATTER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// The region S3 requests are signed for.
+    #[arg(long, env = "NATTER_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
     /// Largest file one upload may be, in bytes (refused with `413 too_large`, while
     /// it streams in — never held in memory).
     #[arg(long, env = "NATTER_MAX_UPLOAD_BYTES", default_value_t = 25_000_000)]
@@ -304,6 +320,9 @@ impl Config {
             guest_expiry_days: 30,
             hash_concurrency: None,
             files_dir: std::env::temp_dir().join("natter-test-files"),
+            files_url: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
             max_upload_bytes: 25_000_000,
             upload_bytes_per_day: 500_000_000,
             uploads_per_minute: 10_000,
@@ -333,6 +352,14 @@ impl Config {
             image_concurrency: self.image_concurrency.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
             }),
+            remote: self
+                .files_url
+                .as_ref()
+                .map(|url| crate::files::storage::RemoteSettings {
+                    url: url.clone(),
+                    endpoint: self.s3_endpoint.clone(),
+                    region: self.s3_region.clone(),
+                }),
         }
     }
 

@@ -87,6 +87,9 @@ pub enum ServerError {
     /// The listening socket has no address.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// The file storage settings are unusable (`--files-url`).
+    #[error("files: {0}")]
+    Files(String),
 }
 
 /// What every request handler can reach.
@@ -173,7 +176,7 @@ pub async fn run(
             format!("http://{local}")
         }
     };
-    let files = Files::new(config.file_settings(), store.clone());
+    let files = Files::new(config.file_settings(), store.clone()).map_err(ServerError::Files)?;
     let auth = Auth::new(
         store,
         hub.clone(),

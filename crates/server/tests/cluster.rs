@@ -6,7 +6,8 @@
 //! `NATTER_TEST_REDIS_URL` (the machine's services by default); when one is missing
 //! the tests say so and are counted as skipped, except with `CI=true`. The Redis
 //! restart test runs a `redis-server` of its own, so that restarting it disturbs
-//! nobody else's Redis.
+//! nobody else's Redis. The file test keeps files in the S3-compatible store
+//! `cargo xtask test` starts (s3s-fs), as a cluster must.
 //!
 //! Why one long file: every test starts the same kind of node processes on PostgreSQL
 //! and Redis; they share that setup.
@@ -17,9 +18,10 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::request_bytes;
 use common::process::{free_addr, ServerProcess};
 use common::resuming::{chatters, check_logs};
-use common::services::{hex_id, redis_available, redis_url, skip, PgSchema};
+use common::services::{hex_id, redis_available, redis_url, s3_store, skip, PgSchema};
 use common::*;
 use natter_protocol::*;
 
@@ -36,12 +38,28 @@ struct Cluster {
     prefix: String,
     /// Where every node writes emails (no SMTP server in these tests).
     outbox: tempfile::TempDir,
+    /// Each node's `--files-dir` (its cache when files live in the object store).
+    files: tempfile::TempDir,
+    /// `--files-url` and `--s3-endpoint` for every node, when the test keeps files in
+    /// the object store.
+    object_store: Option<(String, String)>,
     _schema: PgSchema,
 }
 
 impl Cluster {
     /// `count` nodes, ready to serve; `None` (skipped) when a service is missing.
     async fn start(test: &str, redis_url: &str, count: usize) -> Option<Cluster> {
+        Self::start_with(test, redis_url, count, None).await
+    }
+
+    /// [`Cluster::start`], the nodes keeping files in the object store `(endpoint,
+    /// bucket)` when given.
+    async fn start_with(
+        test: &str,
+        redis_url: &str,
+        count: usize,
+        object_store: Option<(String, String)>,
+    ) -> Option<Cluster> {
         let schema = PgSchema::fresh(test).await?;
         if !redis_available(test, redis_url).await {
             return None;
@@ -53,6 +71,9 @@ impl Cluster {
             redis_url: redis_url.to_string(),
             prefix: format!("natter-test-{}", hex_id()),
             outbox: tempfile::tempdir().expect("tempdir"),
+            files: tempfile::tempdir().expect("tempdir"),
+            object_store: object_store
+                .map(|(endpoint, bucket)| (format!("s3://{bucket}/{}", hex_id()), endpoint)),
             _schema: schema,
         };
         for node in 0..count {
@@ -71,17 +92,25 @@ impl Cluster {
         let grace = GRACE.as_millis().to_string();
         let outbox = self.outbox.path().display().to_string();
         let metrics = self.metrics[node].to_string();
-        ServerProcess::spawn_with(
-            self.addrs[node],
-            &self._schema.url,
-            &[
-                ("NATTER_REDIS_URL", self.redis_url.as_str()),
-                ("NATTER_REDIS_PREFIX", self.prefix.as_str()),
-                ("NATTER_PRESENCE_GRACE_MS", grace.as_str()),
-                ("NATTER_OUTBOX_DIR", outbox.as_str()),
-                ("NATTER_METRICS_LISTEN", metrics.as_str()),
-            ],
-        )
+        let files = self
+            .files
+            .path()
+            .join(format!("node{node}"))
+            .display()
+            .to_string();
+        let mut env = vec![
+            ("NATTER_REDIS_URL", self.redis_url.as_str()),
+            ("NATTER_REDIS_PREFIX", self.prefix.as_str()),
+            ("NATTER_PRESENCE_GRACE_MS", grace.as_str()),
+            ("NATTER_OUTBOX_DIR", outbox.as_str()),
+            ("NATTER_METRICS_LISTEN", metrics.as_str()),
+            ("NATTER_FILES_DIR", files.as_str()),
+        ];
+        if let Some((url, endpoint)) = &self.object_store {
+            env.push(("NATTER_FILES_URL", url.as_str()));
+            env.push(("NATTER_S3_ENDPOINT", endpoint.as_str()));
+        }
+        ServerProcess::spawn_with(self.addrs[node], &self._schema.url, &env)
     }
 
     /// SIGKILLs a node: no goodbye to its clients, no flush, nothing.
@@ -580,4 +609,77 @@ async fn accounts_and_sign_out_span_nodes() {
         Some(CLOSE_SIGNED_OUT.into()),
         "signed out on node 0, closed on node 1"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_uploaded_on_one_node_is_seen_and_fetched_on_another() {
+    const TEST: &str = "cluster::a_picture_uploaded_on_one_node_is_seen_and_fetched_on_another";
+    let Some(store) = s3_store(TEST) else { return };
+    let Some(cluster) = Cluster::start_with(TEST, &redis_url(), 3, Some(store)).await else {
+        return;
+    };
+    let mut ann = cluster.client(0, "Ann").await;
+    let mut bo = cluster.client(2, "Bo").await;
+    let (room, _) = ann.join_channel(DEFAULT_CHANNEL).await;
+    bo.join_channel(DEFAULT_CHANNEL).await;
+
+    // A 1000 × 700 PNG: big enough for a thumbnail.
+    let picture = image::RgbImage::from_fn(1000, 700, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encodes");
+    let creds = ann.credentials.clone().expect("a guest");
+    let auth = format!("Guest {}:{}", creds.user_id.0, creds.secret);
+    let answer = request_bytes(
+        cluster.addrs[0],
+        "POST",
+        "/api/uploads?name=shared.png",
+        &[("Authorization", auth.as_str())],
+        png.get_ref(),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let file: Attachment = answer.json();
+    ann.say_with(room, "pic", "from node 0", vec![file.id.clone()])
+        .await;
+
+    let got = bo
+        .recv_until(|m| match m {
+            ServerMsg::Message { message } if !message.attachments.is_empty() => {
+                Some(message.attachments.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, std::slice::from_ref(&file));
+    // Node 2 never saw the upload: it fetches the bytes from the object store.
+    for suffix in ["", "/thumb"] {
+        let path = format!("/api/files/{}{suffix}", file.id.0);
+        let from_two = request_bytes(cluster.addrs[2], "GET", &path, &[], &[]).await;
+        assert_eq!(from_two.status, 200, "{path} on node 2");
+        let from_zero = request_bytes(cluster.addrs[0], "GET", &path, &[], &[]).await;
+        assert_eq!(
+            from_two.body, from_zero.body,
+            "{path}: the same bytes everywhere"
+        );
+    }
+    let shown = image::load_from_memory(
+        &request_bytes(
+            cluster.addrs[1],
+            "GET",
+            &format!("/api/files/{}", file.id.0),
+            &[],
+            &[],
+        )
+        .await
+        .body,
+    )
+    .expect("a picture from node 1");
+    assert_eq!((shown.width(), shown.height()), (1000, 700));
 }

@@ -531,7 +531,7 @@ async fn deleting_a_room_deletes_its_files() {
 #[tokio::test]
 async fn the_sweep_deletes_unsent_files_after_a_day_and_bytes_no_file_uses() {
     use natter_server::files::{FileSettings, Files};
-    use natter_server::store::files::{FileRecord, FileStore};
+    use natter_server::store::files::FileRecord;
     use natter_server::store::memory::MemoryStore;
     use natter_server::store::Store;
 
@@ -544,9 +544,11 @@ async fn the_sweep_deletes_unsent_files_after_a_day_and_bytes_no_file_uses() {
             bytes_per_day: 1_000_000,
             max_image_pixels: 1_000_000,
             image_concurrency: 1,
+            remote: None,
         },
         store.clone(),
-    );
+    )
+    .expect("local storage");
     // Two blobs on disk, written two hours ago: one an unsent upload of two days ago,
     // one a sent file's.
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7_200);

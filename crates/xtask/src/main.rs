@@ -12,6 +12,7 @@
 
 mod checks;
 mod compress;
+mod s3;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -230,11 +231,21 @@ fn test() -> Result<()> {
         Ok(())
     })?;
     let smtp_python = smtp_python.get().cloned().unwrap_or_default();
+    let s3 = std::cell::OnceCell::new();
+    timed("S3-compatible server for the file tests (s3s-fs)", &|| {
+        tools::ensure_s3_server()?;
+        let _ = s3.set(s3::S3Server::start()?);
+        Ok(())
+    })?;
     timed("cargo test (unit, integration, client logic)", &|| {
         let mut command = cmd(&cargo(), &["test", "--workspace"]);
         command.env("NATTER_TEST_SMTP_PYTHON", &smtp_python);
+        if let Some(s3) = s3.get() {
+            s3.configure(&mut command);
+        }
         exec(command)
     })?;
+    drop(s3);
     let skipped = skipped_tests(&skipped_dir);
     // What `cargo xtask run` does, minus serving: catches a server that cargo cannot
     // pick or that fails to parse its own configuration.

@@ -7,6 +7,8 @@
 //! - binaryen's `wasm-opt` 132 from npm (`wasm-opt/package.json`), which the release
 //!   build shrinks the `.wasm` with (Debian's binaryen 108 predates this wasm-bindgen's
 //!   reference-types output and produced a module that failed to load);
+//! - `s3s-fs` [`S3S_FS_VERSION`] from crates.io, the S3-compatible server the
+//!   object-store tests run against;
 //! - Debian's `chromium` and the Playwright npm package for the browser tests
 //!   (`npx playwright install` cannot work here; Playwright drives /usr/bin/chromium).
 
@@ -223,6 +225,22 @@ const SMTP_SINK_REQUIREMENTS: &str = "aiosmtpd==1.4.6\natpublic==9.0.0\nattrs==2
 pub fn ensure_smtp_sink() -> Result<PathBuf> {
     let venv = ensure_venv("smtp-sink", SMTP_SINK_REQUIREMENTS, "aiosmtpd 1.4.6")?;
     Ok(venv.join("bin/python"))
+}
+
+/// The s3s-fs release the object-store tests run against (0.15 and later need a newer
+/// rustc than these machines have).
+const S3S_FS_VERSION: &str = "0.14.1";
+
+/// `s3s-fs`, a real S3-compatible server over a directory, from crates.io: the cluster
+/// tests keep their files in it as several nodes would in S3.
+pub fn ensure_s3_server() -> Result<()> {
+    ensure_cargo_tool(
+        "s3s-fs",
+        "s3s-fs",
+        S3S_FS_VERSION,
+        &["--locked", "--features", "binary"],
+        "about 3 minutes on 2 cores",
+    )
 }
 
 /// Whether this process may install system packages.

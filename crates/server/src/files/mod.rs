@@ -5,6 +5,8 @@
 //! - [`picture`]: refuse by the header's pixel count, decode within bounds, turn
 //!   upright, re-encode without metadata, make a thumbnail;
 //! - [`blobs`]: the bytes on disk, one file per distinct SHA-256;
+//! - [`storage`]: that directory alone, or an S3-compatible bucket shared by a
+//!   cluster with the directory as each node's cache;
 //! - here: [`Files`], the upload path (quota, streaming to disk with the size limit,
 //!   sniffing, pictures on blocking threads under a concurrency cap, the row in the
 //!   store) and the hourly sweep.
@@ -15,6 +17,7 @@
 pub mod blobs;
 pub mod picture;
 pub mod sniff;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,9 +31,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use self::blobs::BlobDir;
 use self::picture::PictureError;
 use self::sniff::{Sniffed, SNIFF_BYTES};
+use self::storage::{RemoteSettings, Storage};
 use crate::clock::now_ms;
 use crate::store::files::FileRecord;
 use crate::store::{Store, StoreError};
@@ -57,6 +60,8 @@ pub struct FileSettings {
     pub max_image_pixels: u64,
     /// Pictures processed at once.
     pub image_concurrency: usize,
+    /// The object store shared by a cluster's nodes, if any (else `dir` alone).
+    pub remote: Option<RemoteSettings>,
 }
 
 /// Why an upload was refused.
@@ -97,7 +102,7 @@ pub struct Files {
 struct FilesInner {
     settings: FileSettings,
     store: Arc<dyn Store>,
-    blobs: BlobDir,
+    blobs: Storage,
     /// Pictures decoded at once.
     pictures: Semaphore,
 }
@@ -114,18 +119,19 @@ pub struct Served {
 }
 
 impl Files {
-    /// Uploads into `settings.dir`, recorded in `store`.
-    pub fn new(settings: FileSettings, store: Arc<dyn Store>) -> Self {
-        let blobs = BlobDir::new(settings.dir.clone());
+    /// Uploads into `settings.dir` (or the object store of `settings.remote`),
+    /// recorded in `store`. Fails only on an unusable `--files-url`.
+    pub fn new(settings: FileSettings, store: Arc<dyn Store>) -> Result<Self, String> {
+        let blobs = Storage::open(settings.dir.clone(), settings.remote.as_ref())?;
         let pictures = Semaphore::new(settings.image_concurrency.max(1));
-        Files {
+        Ok(Files {
             inner: Arc::new(FilesInner {
                 settings,
                 store,
                 blobs,
                 pictures,
             }),
-        }
+        })
     }
 
     /// The settings.
@@ -286,8 +292,13 @@ impl Files {
     }
 
     /// The file `id` to serve (its thumbnail with `thumbnail`: a picture's smaller copy,
-    /// or the picture itself when it is small); `None` when there is no such file.
-    pub async fn served(&self, id: &FileId, thumbnail: bool) -> Result<Option<Served>, StoreError> {
+    /// or the picture itself when it is small), fetched into this node's cache first
+    /// when its bytes are in the object store; `None` when there is no such file.
+    pub async fn served(
+        &self,
+        id: &FileId,
+        thumbnail: bool,
+    ) -> Result<Option<Served>, UploadError> {
         let Some(file) = self.inner.store.file(id).await? else {
             return Ok(None);
         };
@@ -297,8 +308,12 @@ impl Files {
             (true, None) if file.width.is_some() => file.blob.clone(),
             (true, None) => return Ok(None),
         };
+        let Some(path) = self.inner.blobs.local_path(&blob).await? else {
+            tracing::error!(file = %id.0, %blob, "a file's bytes are missing");
+            return Ok(None);
+        };
         Ok(Some(Served {
-            path: self.inner.blobs.path(&blob),
+            path,
             thumbnail: thumbnail && file.thumb.is_some(),
             file,
         }))

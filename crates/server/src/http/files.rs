@@ -245,7 +245,7 @@ async fn serve(
         Err(never) => match never {},
     };
     if response.status() == StatusCode::NOT_FOUND {
-        tracing::error!(file = %id, path = %served.path.display(), "a file's bytes are missing");
+        tracing::error!(file = %id, path = %served.path.display(), "a file's bytes went missing");
         return Err(missing());
     }
     let mut response = response.into_response();

@@ -1,4 +1,5 @@
-//! The machine's PostgreSQL and Redis for tests that are about them.
+//! The machine's PostgreSQL and Redis, and the S3-compatible store `cargo xtask test`
+//! starts, for tests that are about them.
 //!
 //! Their addresses come from `NATTER_TEST_DATABASE_URL` (default
 //! `postgres://127.0.0.1:5432/test`) and `NATTER_TEST_REDIS_URL` (default
@@ -19,6 +20,25 @@ pub fn postgres_url() -> String {
 /// Where the tests find Redis.
 pub fn redis_url() -> String {
     std::env::var("NATTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The S3-compatible object store `cargo xtask test` starts (s3s-fs): its endpoint and
+/// bucket, from `NATTER_TEST_S3_ENDPOINT` and `NATTER_TEST_S3_BUCKET` (credentials in
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, which started nodes inherit) — or
+/// `None` after [`skip`] when it is not there.
+pub fn s3_store(test: &str) -> Option<(String, String)> {
+    let endpoint = std::env::var("NATTER_TEST_S3_ENDPOINT").ok();
+    let bucket = std::env::var("NATTER_TEST_S3_BUCKET").ok();
+    match endpoint.zip(bucket) {
+        Some(found) => Some(found),
+        None => {
+            skip(
+                test,
+                "no S3-compatible store (NATTER_TEST_S3_ENDPOINT; `cargo xtask test` starts s3s-fs)",
+            );
+            None
+        }
+    }
 }
 
 /// Gives up on a test whose service is missing: fails in CI, skips loudly elsewhere.
