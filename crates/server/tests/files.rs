@@ -606,3 +606,54 @@ async fn the_sweep_deletes_unsent_files_after_a_day_and_bytes_no_file_uses() {
         .expect("read")
         .is_none());
 }
+
+#[tokio::test]
+async fn an_animation_stays_animated_and_a_webp_becomes_a_picture_every_program_opens() {
+    use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
+    use image::{AnimationDecoder, Delay, Frame};
+
+    let (server, _db, _files) = server_with(|_| {}).await;
+    let ann = server.user("Ann").await;
+
+    // Three frames of 30 × 20.
+    let mut gif = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut gif);
+        encoder.set_repeat(Repeat::Infinite).expect("repeat");
+        let frames = (0..3u8).map(|i| {
+            Frame::from_parts(
+                RgbaImage::from_pixel(30, 20, Rgba([i * 80, 40, 200, 255])),
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            )
+        });
+        encoder.encode_frames(frames).expect("encodes");
+    }
+    let animation = uploaded(&server, &ann, "wave.gif", &gif).await;
+    assert_eq!(animation.mime, "image/gif");
+    assert_eq!((animation.width, animation.height), (Some(30), Some(20)));
+    let served = fetch(&server, &format!("/api/files/{}", animation.id.0), &[]).await;
+    let frames = GifDecoder::new(Cursor::new(served.body))
+        .expect("a GIF")
+        .into_frames()
+        .collect_frames()
+        .expect("frames");
+    assert_eq!(frames.len(), 3, "every frame kept");
+
+    // A lossless WebP with transparency comes back as a PNG of the same size.
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .write_image(
+            RgbaImage::from_pixel(24, 16, Rgba([200, 10, 10, 120])).as_raw(),
+            24,
+            16,
+            image::ExtendedColorType::Rgba8,
+        )
+        .expect("encodes");
+    let converted = uploaded(&server, &ann, "sticker.webp", &webp).await;
+    assert_eq!(converted.mime, "image/png");
+    assert_eq!(converted.name, "sticker.png");
+    assert_eq!((converted.width, converted.height), (Some(24), Some(16)));
+    server.stop().await;
+}

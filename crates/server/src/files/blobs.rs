@@ -48,13 +48,6 @@ impl BlobDir {
         tokio::fs::rename(source, &target).await
     }
 
-    /// Writes `bytes` as blob `hash`, unless it exists.
-    pub async fn keep_bytes(&self, hash: &str, bytes: &[u8]) -> io::Result<()> {
-        let temp = self.temp_path().await?;
-        tokio::fs::write(&temp, bytes).await?;
-        self.keep(hash, &temp).await
-    }
-
     /// Deletes blob `hash` (gone already is fine).
     pub async fn remove(&self, hash: &str) -> io::Result<()> {
         match tokio::fs::remove_file(self.path(hash)).await {
