@@ -1,6 +1,9 @@
 //! Golden JSON: pins the exact wire form of every message. If one of these fails, the
 //! wire changed — bump `PROTOCOL_VERSION` or make the change compatible, and update
 //! docs/protocol.md in the same commit.
+//!
+//! Why one long file: it is the wire's whole reference, one golden per frame; split,
+//! a frame could slip through without one.
 
 use natter_protocol::*;
 use serde_json::{json, Value};

@@ -3,6 +3,9 @@
 //! what pictures lose on the way (EXIF, GPS) and how they turn upright; what is
 //! refused (huge declared pixels, size, quotas, strangers' files); and how every
 //! file is served (type by bytes, sandbox, inline only for pictures, ranges).
+//!
+//! Why one long file: every test uploads real pictures through the same helpers (the
+//! JPEG with EXIF, the PNG bomb, the guest's `Authorization`) against a real server.
 
 mod common;
 
