@@ -58,14 +58,24 @@ impl Default for Uploads {
 }
 
 impl Uploads {
-    /// No files yet.
+    /// No files yet. Uploads still going when the room or popup that owns them goes
+    /// away are cancelled.
     pub fn new() -> Self {
-        Uploads {
+        let uploads = Uploads {
             items: RwSignal::new(Vec::new()),
             notice: RwSignal::new(None),
             requests: StoredValue::new_local(HashMap::new()),
             next_key: StoredValue::new(1),
-        }
+        };
+        let requests = uploads.requests;
+        on_cleanup(move || {
+            if let Some(going) = requests.try_update_value(std::mem::take) {
+                for request in going.into_values() {
+                    let _ = request.abort();
+                }
+            }
+        });
+        uploads
     }
 
     /// The files, for the composer to show (reactive).
@@ -76,6 +86,21 @@ impl Uploads {
     /// Whether there are no files (reactive).
     pub fn is_empty(&self) -> bool {
         self.items.with(Vec::is_empty)
+    }
+
+    /// Where the file `key` is (reactive; `None` once removed).
+    pub fn state(&self, key: u64) -> Option<UploadState> {
+        self.items
+            .with(|items| items.iter().find(|i| i.key == key).map(|i| i.state.clone()))
+    }
+
+    /// Whether a file was refused and still waits in the composer (reactive).
+    pub fn has_failed(&self) -> bool {
+        self.items.with(|items| {
+            items
+                .iter()
+                .any(|i| matches!(i.state, UploadState::Failed(_)))
+        })
     }
 
     /// Whether any file is still going up (reactive).
@@ -127,8 +152,10 @@ impl Uploads {
         self.notice.set(None);
     }
 
+    /// Moves file `key` on (nothing, once the composer is gone: a request can end after
+    /// its room or popup closed).
     fn set_state(&self, key: u64, state: UploadState) {
-        self.items.update(|items| {
+        self.items.try_update(|items| {
             if let Some(item) = items.iter_mut().find(|i| i.key == key) {
                 item.state = state;
             }
@@ -182,9 +209,7 @@ impl Uploads {
         progress.forget();
         let finished = request.clone();
         let done = Closure::<dyn FnMut()>::new(move || {
-            uploads.requests.update_value(|r| {
-                r.remove(&key);
-            });
+            uploads.requests.try_update_value(|r| r.remove(&key));
             let body = finished.response_text().ok().flatten().unwrap_or_default();
             let state = match finished.status().unwrap_or(0) {
                 201 => serde_json::from_str::<Attachment>(&body)

@@ -50,7 +50,8 @@ pub enum ErrorCode {
     UserBlocked,
     /// The message text is empty or too long.
     InvalidText,
-    /// A send names a file that is unknown or was uploaded by someone else.
+    /// A send names a file that is unknown, was uploaded by someone else, or was
+    /// already sent in another room.
     NoSuchFile,
     /// A send carries more than [`crate::MAX_ATTACHMENTS`] files.
     TooManyFiles,

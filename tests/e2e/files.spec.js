@@ -110,6 +110,10 @@ test('a pasted screenshot and a dropped file are uploaded; a broken picture is r
   await expect(broken).toContainText('cannot be read');
   // A refused file holds nothing up (Send is hidden on a desktop, but not disabled).
   await expect(main.locator('button.send')).toBeEnabled();
+  // Sending now would lose it without a word: the composer says so instead.
+  await composer(kai.page).press('Enter');
+  await expect(main.getByRole('alert').filter({ hasText: 'Remove the files that could not be uploaded' })).toBeVisible();
+  await expect(files.locator('.upload')).toHaveCount(3);
   await broken.getByRole('button', { name: 'Remove broken.png' }).click();
   await expect(broken).toHaveCount(0);
 

@@ -395,6 +395,21 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
         })
         .await;
     assert_eq!(first, again);
+    // Once sent here, the file cannot go to another room (it lives as long as this one).
+    ann.send(ClientMsg::CreateChannel {
+        name: "elsewhere".into(),
+        delete_when_empty: false,
+    })
+    .await;
+    let (elsewhere, _) = ann.expect_joined().await;
+    ann.send(ClientMsg::Send {
+        room: elsewhere,
+        client_id: "forward".into(),
+        text: "again".into(),
+        attachments: vec![file.id.clone()],
+    })
+    .await;
+    assert_eq!(ann.expect_error().await.0, ErrorCode::NoSuchFile);
 
     // Someone without the message has no id to ask for; guessing finds nothing.
     for path in [
@@ -454,6 +469,27 @@ async fn uploads_say_who_they_are_and_meet_their_limits() {
     .await;
     assert_eq!(foreign.status, 403);
 
+    // The wrong method, and a name said twice: typed refusals, like every /api answer.
+    let listing = request_bytes(
+        server.addr,
+        "GET",
+        "/api/uploads",
+        &[("Authorization", &auth)],
+        &[],
+    )
+    .await;
+    assert_eq!(listing.status, 405);
+    assert_eq!(
+        listing.json::<account::ApiError>().code,
+        account::ApiErrorCode::MethodNotAllowed
+    );
+    let twice = upload(&server, &ann, "a.txt&name=b.txt", &text(10)).await;
+    assert_eq!(twice.status, 400);
+    assert_eq!(
+        twice.json::<account::ApiError>().code,
+        account::ApiErrorCode::BadRequest
+    );
+
     // Over the size limit: 413, said in its own words.
     let big = upload(&server, &ann, "big.txt", &text(2_001)).await;
     assert_eq!(big.status, 413);
@@ -462,15 +498,22 @@ async fn uploads_say_who_they_are_and_meet_their_limits() {
         account::ApiErrorCode::TooLarge
     );
 
-    // The day's bytes: 1,500 + 1,500 fit, the next is refused.
-    assert_eq!(
-        upload(&server, &ann, "1.txt", &text(1_500)).await.status,
-        201
-    );
-    assert_eq!(
-        upload(&server, &ann, "2.txt", &text(1_500)).await.status,
-        201
-    );
+    // The day's bytes: 1,500 + 1,500 fit, the next is refused — even after the files
+    // went with a room that deleted itself (their rows are gone, the log is not).
+    let mut ann = ann;
+    ann.send(ClientMsg::CreateChannel {
+        name: "shredder".into(),
+        delete_when_empty: true,
+    })
+    .await;
+    let (shredder, _) = ann.expect_joined().await;
+    let first = uploaded(&server, &ann, "1.txt", &text(1_500)).await;
+    let second = uploaded(&server, &ann, "2.txt", &text(1_500)).await;
+    ann.say_with(shredder, "both", "", vec![first.id, second.id])
+        .await;
+    ann.send(ClientMsg::Leave { room: shredder }).await;
+    ann.recv_until(|m| matches!(m, ServerMsg::Left { .. }).then_some(()))
+        .await;
     let over = upload(&server, &ann, "3.txt", &text(10)).await;
     assert_eq!(over.status, 429);
     assert_eq!(

@@ -524,13 +524,19 @@ async fn files_are_sent_once_with_their_message_and_unsent_ones_expire(store: Ar
         store.create_file(&sent).await,
         Err(StoreError::Conflict)
     ));
+    for (at, bytes) in [(1, 700), (10_000, 1_000)] {
+        store
+            .log_upload(&ann, at, bytes)
+            .await
+            .expect("store call failed");
+    }
     assert_eq!(
         store
             .uploaded_bytes_since(&ann, 5)
             .await
             .expect("store call failed"),
         1_000,
-        "only the upload at or after the time counts"
+        "only the uploads at or after the time count"
     );
 
     let mut message = text(room, "ann", "c-1", "");
@@ -577,6 +583,14 @@ async fn files_are_sent_once_with_their_message_and_unsent_ones_expire(store: Ar
         .blob_in_use("blob-old")
         .await
         .expect("store call failed"));
+    // The log before the cut went too; what came after still counts.
+    assert_eq!(
+        store
+            .uploaded_bytes_since(&ann, 0)
+            .await
+            .expect("store call failed"),
+        1_000
+    );
 }
 
 async fn the_channel_directory_counts_members_busiest_first(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use natter_protocol::{validate, RoomId};
 
 use crate::chat::Chat;
-use crate::upload::{files_of, size_label, UploadItem, UploadState, Uploads};
+use crate::upload::{files_of, size_label, UploadState, Uploads};
 
 /// The box to write in. `uploads` are its files (the room or popup around it owns
 /// them, so a drop anywhere on it lands here).
@@ -49,6 +49,13 @@ pub fn Composer(
         if uploads.busy() {
             return;
         }
+        if uploads.has_failed() {
+            // Sending without them would leave the person believing they went.
+            uploads.notice.set(Some(
+                "Remove the files that could not be uploaded, then send.".into(),
+            ));
+            return;
+        }
         let files = uploads.attachments();
         if let Ok(text) = validate::message_with_files(&draft.get_untracked(), files.len()) {
             chat.post(room, text, files);
@@ -79,8 +86,10 @@ pub fn Composer(
         }>
             <Show when=move || !uploads.is_empty()>
                 <ul class="uploads" aria-label="Files to send">
-                    <For each=move || uploads.items() key=|i| (i.key, format!("{:?}", i.state)) children=move |item| {
-                        view! { <UploadRow item uploads/> }
+                    // Keyed by the file alone: progress updates the row in place, so its
+                    // Cancel button keeps the focus and takes the click.
+                    <For each=move || uploads.items() key=|i| i.key children=move |item| {
+                        view! { <UploadRow key=item.key name=item.name size=item.size uploads/> }
                     }/>
                 </ul>
             </Show>
@@ -135,38 +144,41 @@ pub fn Composer(
 }
 
 /// One file in the composer: name, size, progress or error, and a button to cancel
-/// or remove it.
+/// or remove it; its state is read from `uploads` as it changes.
 #[component]
-fn UploadRow(item: UploadItem, uploads: Uploads) -> impl IntoView {
-    let UploadItem {
-        key,
-        name,
-        size,
-        state,
-    } = item;
-    let (status, failed) = match &state {
-        UploadState::Sending(done) => (format!("{}%", (done * 100.0).round() as u32), false),
-        UploadState::Done(_) => ("ready".to_string(), false),
-        UploadState::Failed(why) => (why.clone(), true),
-    };
-    let progress = match state {
-        UploadState::Sending(done) => Some(view! {
-            <progress max="1" value=done aria-label=format!("Uploading {name}")></progress>
-        }),
+fn UploadRow(key: u64, name: String, size: u64, uploads: Uploads) -> impl IntoView {
+    let state = move || uploads.state(key);
+    let failed = move || matches!(state(), Some(UploadState::Failed(_)));
+    let sending = move || match state() {
+        Some(UploadState::Sending(done)) => Some(done),
         _ => None,
     };
-    let action = if matches!(status.as_str(), "ready") || failed {
-        format!("Remove {name}")
-    } else {
-        format!("Cancel {name}")
+    let status = move || match state() {
+        Some(UploadState::Sending(done)) => format!("{}%", (done * 100.0).round() as u32),
+        Some(UploadState::Done(_)) => "ready".to_string(),
+        Some(UploadState::Failed(why)) => why,
+        None => String::new(),
     };
+    let label = {
+        let name = name.clone();
+        move || {
+            if sending().is_some() {
+                format!("Cancel {name}")
+            } else {
+                format!("Remove {name}")
+            }
+        }
+    };
+    let progress_label = format!("Uploading {name}");
     view! {
         <li class="upload" class=("failed", failed)>
             <span class="upload-name">{name.clone()}</span>
             <span class="upload-size">{size_label(size)}</span>
-            {progress}
-            <span class="upload-status" role=failed.then_some("alert")>{status}</span>
-            <button type="button" class="close" aria-label=action on:click=move |_| uploads.remove(key)>"✕"</button>
+            {move || sending().map(|done| view! {
+                <progress max="1" value=done aria-label=progress_label.clone()></progress>
+            })}
+            <span class="upload-status" role=move || failed().then_some("alert")>{status}</span>
+            <button type="button" class="close" aria-label=label on:click=move |_| uploads.remove(key)>"✕"</button>
         </li>
     }
 }

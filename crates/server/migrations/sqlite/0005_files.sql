@@ -22,6 +22,16 @@ CREATE INDEX files_unsent ON files (created_at) WHERE room_id IS NULL;
 CREATE INDEX files_by_blob ON files (blob);
 CREATE INDEX files_by_thumb ON files (thumb);
 
+-- Bytes each person uploaded, whatever became of the files (a room deleted with its
+-- files takes their rows, not these): the daily upload quota is counted from here.
+-- Rows older than a day are deleted by the hourly sweep.
+CREATE TABLE upload_log (
+    user_id TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    bytes   INTEGER NOT NULL
+);
+CREATE INDEX upload_log_by_user ON upload_log (user_id, at);
+
 -- A message's files as it shows them (a JSON array of attachments), NULL when none:
 -- history is read without a join.
 ALTER TABLE messages ADD COLUMN attachments TEXT;

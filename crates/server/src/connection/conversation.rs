@@ -299,7 +299,7 @@ impl Conversation {
                 let text = validate::message_with_files(&text, attachments.len())
                     .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
                 self.require_member(&user, room)?;
-                let files = self.own_files(&user, attachments).await?;
+                let files = self.own_files(&user, room, attachments).await?;
                 let mut message = self.new_message(
                     &user,
                     room,
@@ -744,9 +744,15 @@ impl Conversation {
     }
 
     /// The attachments of files `user` uploaded, in the order named (each once); an
-    /// unknown file, or someone else's, refuses the send. A file sent before may be
-    /// named again — a resend must stay idempotent, and the file is the sender's own.
-    async fn own_files(&self, user: &UserId, ids: Vec<FileId>) -> Result<Vec<Attachment>, Reject> {
+    /// unknown file, someone else's, or one already sent in another room refuses the
+    /// send. A file sent before in this same room may be named again: a resend must
+    /// stay idempotent (and a file lives as long as the room it was first sent in).
+    async fn own_files(
+        &self,
+        user: &UserId,
+        room: RoomId,
+        ids: Vec<FileId>,
+    ) -> Result<Vec<Attachment>, Reject> {
         let mut files: Vec<Attachment> = Vec::with_capacity(ids.len());
         for id in ids {
             if files.iter().any(|f| f.id == id) {
@@ -755,14 +761,19 @@ impl Conversation {
             let no_such_file = || {
                 Reject::new(
                     ErrorCode::NoSuchFile,
-                    "One of the files is not one you uploaded; upload it again.".into(),
+                    "One of the files is not one you uploaded for this room; upload it again."
+                        .into(),
                 )
             };
             if !crate::files::is_file_id(&id.0) {
                 return Err(no_such_file());
             }
             match self.hub.store().file(&id).await? {
-                Some(file) if &file.uploader == user => files.push(file.attachment()),
+                Some(file)
+                    if &file.uploader == user && file.room.is_none_or(|sent| sent == room) =>
+                {
+                    files.push(file.attachment())
+                }
                 _ => return Err(no_such_file()),
             }
         }

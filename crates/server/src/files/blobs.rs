@@ -40,6 +40,15 @@ impl BlobDir {
     pub async fn keep(&self, hash: &str, source: &Path) -> io::Result<()> {
         let target = self.path(hash);
         if tokio::fs::try_exists(&target).await? {
+            // Reused: its time is refreshed, so the sweep leaves it to the new file.
+            let touched = target.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&touched)
+                    .and_then(|f| f.set_modified(SystemTime::now()))
+            })
+            .await;
             return tokio::fs::remove_file(source).await;
         }
         if let Some(dir) = target.parent() {
@@ -53,6 +62,19 @@ impl BlobDir {
         match tokio::fs::remove_file(self.path(hash)).await {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether blob `hash` was still last written more than `settled` ago (a missing
+    /// one counts as settled: there is nothing left to keep).
+    pub async fn still_settled(&self, hash: &str, settled: Duration) -> bool {
+        match tokio::fs::metadata(self.path(hash)).await {
+            Ok(meta) => meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > settled),
+            Err(_) => true,
         }
     }
 

@@ -44,6 +44,9 @@ pub const UNSENT_KEPT: Duration = Duration::from_secs(24 * 3600);
 const QUOTA_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Longest pause between two pieces of an upload's body before it is given up.
 pub const BODY_IDLE: Duration = Duration::from_secs(30);
+/// Longest an upload may take in all (25 MB at about 30 KB/s): a trickle of a byte
+/// every few seconds cannot hold a connection and a temporary file for ever.
+pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// Most characters of a file name kept.
 const MAX_NAME_CHARS: usize = 120;
 
@@ -103,8 +106,9 @@ struct FilesInner {
     settings: FileSettings,
     store: Arc<dyn Store>,
     blobs: Storage,
-    /// Pictures decoded at once.
-    pictures: Semaphore,
+    /// Pictures decoded at once. A permit travels with the blocking job: a client that
+    /// goes away mid-decode frees nothing until the decode ends.
+    pictures: Arc<Semaphore>,
 }
 
 /// A file ready to be served: where its bytes are and how to present them.
@@ -123,7 +127,7 @@ impl Files {
     /// recorded in `store`. Fails only on an unusable `--files-url`.
     pub fn new(settings: FileSettings, store: Arc<dyn Store>) -> Result<Self, String> {
         let blobs = Storage::open(settings.dir.clone(), settings.remote.as_ref())?;
-        let pictures = Semaphore::new(settings.image_concurrency.max(1));
+        let pictures = Arc::new(Semaphore::new(settings.image_concurrency.max(1)));
         Ok(Files {
             inner: Arc::new(FilesInner {
                 settings,
@@ -161,17 +165,17 @@ impl Files {
             });
         }
         let room_today = settings.bytes_per_day - used;
-        let temp = self.inner.blobs.temp_path().await?;
-        let received = match self.receive(body, &temp, room_today).await {
-            Ok(received) => received,
-            Err(err) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                return Err(err);
-            }
-        };
-        let stored = self.store_bytes(&temp, &received).await;
-        let _ = tokio::fs::remove_file(&temp).await;
-        let stored = stored?;
+        // Removed however this ends — an error, or the client going away mid-body,
+        // which drops this future.
+        let temp = TempFile(self.inner.blobs.temp_path().await?);
+        let received = self.receive(body, &temp.0, room_today).await?;
+        // Counted as soon as it arrived, whatever becomes of the file.
+        self.inner
+            .store
+            .log_upload(uploader, now_ms(), received.size)
+            .await?;
+        let stored = self.store_bytes(&temp.0, &received).await?;
+        drop(temp);
         let file = FileRecord {
             id: new_file_id(),
             uploader: uploader.clone(),
@@ -203,12 +207,19 @@ impl Files {
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
         let mut stream = body.into_data_stream();
+        let deadline = tokio::time::Instant::now() + UPLOAD_DEADLINE;
         loop {
-            let piece = match tokio::time::timeout(BODY_IDLE, stream.next()).await {
+            let wait =
+                BODY_IDLE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let piece = match tokio::time::timeout(wait, stream.next()).await {
                 Ok(Some(Ok(piece))) => piece,
                 Ok(None) => break,
                 Ok(Some(Err(err))) => return Err(UploadError::Interrupted(err.to_string())),
-                Err(_) => return Err(UploadError::Interrupted("nothing arrived for 30 s".into())),
+                Err(_) => {
+                    return Err(UploadError::Interrupted(
+                        "it stalled for 30 s, or took longer than 15 minutes".into(),
+                    ))
+                }
             };
             size += piece.len() as u64;
             if size > limit {
@@ -256,19 +267,23 @@ impl Files {
                 })
             }
             Sniffed::Picture(format) => {
-                let processed = {
-                    let _turn = self
-                        .inner
-                        .pictures
-                        .acquire()
-                        .await
-                        .map_err(|_| UploadError::Interrupted("shutting down".into()))?;
-                    let path = temp.to_path_buf();
-                    let max_pixels = self.inner.settings.max_image_pixels;
-                    tokio::task::spawn_blocking(move || picture::process(&path, format, max_pixels))
-                        .await
-                        .map_err(|err| UploadError::Interrupted(err.to_string()))??
-                };
+                let turn = self
+                    .inner
+                    .pictures
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| UploadError::Interrupted("shutting down".into()))?;
+                let path = temp.to_path_buf();
+                let max_pixels = self.inner.settings.max_image_pixels;
+                let processed = tokio::task::spawn_blocking(move || {
+                    let _turn = turn;
+                    picture::process(&path, format, max_pixels)
+                })
+                .await
+                .map_err(|_| {
+                    UploadError::Picture(PictureError::Unreadable("its decoder failed".into()))
+                })??;
                 let blob = hex::encode(Sha256::digest(&processed.bytes));
                 blobs.keep_bytes(&blob, &processed.bytes).await?;
                 let thumb = match &processed.thumbnail {
@@ -328,13 +343,28 @@ impl Files {
         let mut removed = 0;
         // An hour's margin: a blob that new may belong to an upload still on its way
         // to the database.
-        for hash in self.inner.blobs.settled(Duration::from_secs(3600)).await? {
-            if !self.inner.store.blob_in_use(&hash).await? {
+        let margin = Duration::from_secs(3600);
+        for hash in self.inner.blobs.settled(margin).await? {
+            // Checked again just before: an upload of the same bytes refreshes the
+            // blob's time when it reuses it, before its row is stored.
+            if !self.inner.store.blob_in_use(&hash).await?
+                && self.inner.blobs.still_settled(&hash, margin).await
+            {
                 self.inner.blobs.remove(&hash).await?;
                 removed += 1;
             }
         }
         Ok(removed)
+    }
+}
+
+/// An upload's file under `tmp/`, deleted when dropped (it may have been moved into
+/// place already: then there is nothing left to delete).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

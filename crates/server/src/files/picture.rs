@@ -79,24 +79,33 @@ pub fn process(
     format: PictureFormat,
     max_pixels: u64,
 ) -> Result<Processed, PictureError> {
+    // The size from the header alone (imagesize reads a few bytes and decompresses
+    // nothing), so a picture declaring too many pixels is refused as that, before any
+    // decoder — whose own header reading may inflate chunks — sees it.
+    let declared =
+        imagesize::size(path).map_err(|err| PictureError::Unreadable(err.to_string()))?;
+    let width = u32::try_from(declared.width).unwrap_or(u32::MAX);
+    let height = u32::try_from(declared.height).unwrap_or(u32::MAX);
+    check_pixels(width, height, 1, max_pixels)?;
     let open =
         || -> Result<BufReader<File>, PictureError> { Ok(BufReader::new(File::open(path)?)) };
     if format == PictureFormat::Gif {
-        return animation(GifDecoder::new(open()?)?, max_pixels);
+        let mut decoder = GifDecoder::new(open()?)?;
+        decoder.set_limits(limits(max_pixels))?;
+        return animation(decoder, max_pixels);
     }
     let image_format = match format {
         PictureFormat::Jpeg => ImageFormat::Jpeg,
         PictureFormat::Png => ImageFormat::Png,
         PictureFormat::WebP | PictureFormat::Gif => ImageFormat::WebP,
     };
-    // The header first, unbounded (it is a few bytes), so a picture declaring too
-    // many pixels is refused as that, not as a decoder's failed allocation.
+    // Every decoder is bounded from its construction (some read ahead while making
+    // sense of the header, and not all take limits set later).
     let mut reader = ImageReader::with_format(open()?, image_format);
-    reader.no_limits();
+    reader.limits(limits(max_pixels));
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, 1, max_pixels)?;
-    decoder.set_limits(limits(max_pixels))?;
     let orientation = decoder.orientation()?;
     let mut picture = DynamicImage::from_decoder(decoder)?;
     picture.apply_orientation(orientation);
@@ -120,8 +129,8 @@ pub fn process(
     })
 }
 
-/// A GIF, frame by frame, so an animation stays one; every frame counts against the
-/// pixel limit.
+/// A GIF, frame by frame, so an animation stays one. Each frame's own pixels count
+/// against the limit, and no frame may be larger than the picture.
 fn animation(
     decoder: GifDecoder<BufReader<File>>,
     max_pixels: u64,
@@ -129,9 +138,24 @@ fn animation(
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, 1, max_pixels)?;
     let mut frames: Vec<Frame> = Vec::new();
+    let mut pixels: u64 = 0;
     for frame in decoder.into_frames() {
-        frames.push(frame?);
-        check_pixels(width, height, frames.len() as u64, max_pixels)?;
+        let frame = frame?;
+        let (w, h) = frame.buffer().dimensions();
+        if w > width || h > height {
+            return Err(PictureError::Unreadable(format!(
+                "a {w} × {h} frame in a {width} × {height} picture"
+            )));
+        }
+        pixels = pixels.saturating_add(u64::from(w) * u64::from(h));
+        if pixels > max_pixels {
+            return Err(PictureError::TooManyPixels {
+                width,
+                height,
+                limit: max_pixels,
+            });
+        }
+        frames.push(frame);
     }
     let Some(first) = frames.first() else {
         return Err(PictureError::Unreadable("the GIF has no frames".into()));
@@ -140,7 +164,8 @@ fn animation(
     let thumbnail = thumbnail(&still, false)?;
     let mut bytes = Vec::new();
     {
-        let mut encoder = GifEncoder::new(&mut bytes);
+        // Speed 10 of 30: quantising at speed 1 takes seconds a frame on big pictures.
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
         encoder.set_repeat(Repeat::Infinite)?;
         encoder.encode_frames(frames)?;
     }

@@ -125,20 +125,21 @@ impl Storage {
             if store.head(&key).await.is_err() {
                 let upload = store.put_multipart(&key).await.map_err(other)?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-                let mut file = tokio::fs::File::open(source).await?;
-                let mut part = vec![0u8; PART_BYTES];
-                loop {
-                    let read = file.read(&mut part).await?;
-                    if read == 0 {
-                        break;
-                    }
-                    writer.wait_for_capacity(4).await.map_err(other)?;
-                    writer.write(&part[..read]);
+                if let Err(err) = send_parts(&mut writer, source).await {
+                    // No half-sent parts left to be billed in the bucket.
+                    let _ = writer.abort().await;
+                    return Err(err);
                 }
                 writer.finish().await.map_err(other)?;
             }
         }
         self.dir().keep(hash, source).await
+    }
+
+    /// Whether blob `hash` still looks unused for `settled` (see [`BlobDir`]; in the
+    /// bucket, a blob's time is its upload's).
+    pub async fn still_settled(&self, hash: &str, settled: Duration) -> bool {
+        self.dir().still_settled(hash, settled).await
     }
 
     /// Writes `bytes` as blob `hash`, unless it exists.
@@ -214,6 +215,20 @@ impl Storage {
             hashes.dedup();
         }
         Ok(hashes)
+    }
+}
+
+/// Reads `source` from disk part by part into a multipart upload.
+async fn send_parts(writer: &mut WriteMultipart, source: &Path) -> io::Result<()> {
+    let mut file = tokio::fs::File::open(source).await?;
+    let mut part = vec![0u8; PART_BYTES];
+    loop {
+        let read = file.read(&mut part).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        writer.wait_for_capacity(4).await.map_err(other)?;
+        writer.write(&part[..read]);
     }
 }
 

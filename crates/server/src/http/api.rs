@@ -414,7 +414,7 @@ async fn unknown_endpoint() -> Refusal {
 }
 
 /// An endpoint called with the wrong method: a JSON 405 (axum's own is empty).
-async fn wrong_method() -> Refusal {
+pub(super) async fn wrong_method() -> Refusal {
     Refusal::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ApiErrorCode::MethodNotAllowed,

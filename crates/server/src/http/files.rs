@@ -25,6 +25,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
@@ -58,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/uploads", post(upload))
         .route("/api/files/{id}", get(original))
         .route("/api/files/{id}/thumb", get(thumbnail))
+        .method_not_allowed_fallback(super::api::wrong_method)
 }
 
 /// `?name=` of an upload.
@@ -71,11 +73,18 @@ struct UploadQuery {
 async fn upload(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<UploadQuery>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
     admit(&app, peer, &headers, None)?;
+    let Query(query) = query.map_err(|err| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ApiErrorCode::BadRequest,
+            format!("Say the file's name once, as ?name=…: {err}"),
+        )
+    })?;
     let uploader = uploader(&app, &headers).await?;
     let limit = app.files.settings().max_upload_bytes;
     let declared = headers

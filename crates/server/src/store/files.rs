@@ -59,11 +59,14 @@ pub trait FileStore {
     async fn create_file(&self, file: &FileRecord) -> StoreResult<()>;
     /// A file by id.
     async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>>;
-    /// Bytes `user` uploaded at or after `since` (ms), for the daily quota.
+    /// Notes that `user` uploaded `bytes` at `at` (ms), whatever becomes of the file.
+    async fn log_upload(&self, user: &UserId, at: i64, bytes: u64) -> StoreResult<()>;
+    /// Bytes `user` uploaded at or after `since` (ms), for the daily quota — from the
+    /// upload log, so deleting the files does not give the bytes back.
     async fn uploaded_bytes_since(&self, user: &UserId, since: i64) -> StoreResult<u64>;
-    /// Deletes the files never sent that were uploaded before `before`, and returns
-    /// the blobs they used (bytes and thumbnails) for the storage to drop those no
-    /// other file uses.
+    /// Deletes the files never sent that were uploaded before `before` (and the upload
+    /// log from before then), and returns the blobs those files used (bytes and
+    /// thumbnails) for the storage to drop those no other file uses.
     async fn delete_unsent_files(&self, before: i64) -> StoreResult<Vec<String>>;
     /// Whether any file still uses `blob`, as its bytes or its thumbnail.
     async fn blob_in_use(&self, blob: &str) -> StoreResult<bool>;
@@ -162,13 +165,28 @@ macro_rules! sql_file_store {
                     .transpose()
             }
 
+            async fn log_upload(
+                &self,
+                user: &natter_protocol::UserId,
+                at: i64,
+                bytes: u64,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("INSERT INTO upload_log (user_id, at, bytes) VALUES ($1, $2, $3)")
+                    .bind(&user.0)
+                    .bind(at)
+                    .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
             async fn uploaded_bytes_since(
                 &self,
                 user: &natter_protocol::UserId,
                 since: i64,
             ) -> $crate::store::StoreResult<u64> {
                 let (bytes,): (Option<i64>,) = sqlx::query_as(
-                    "SELECT CAST(SUM(size) AS BIGINT) FROM files WHERE uploader = $1 AND created_at >= $2",
+                    "SELECT CAST(SUM(bytes) AS BIGINT) FROM upload_log WHERE user_id = $1 AND at >= $2",
                 )
                 .bind(&user.0)
                 .bind(since)
@@ -188,6 +206,10 @@ macro_rules! sql_file_store {
                 .bind(before)
                 .fetch_all(self.writer())
                 .await?;
+                sqlx::query("DELETE FROM upload_log WHERE at < $1")
+                    .bind(before)
+                    .execute(self.writer())
+                    .await?;
                 Ok(rows
                     .into_iter()
                     .flat_map(|(blob, thumb)| std::iter::once(blob).chain(thumb))

@@ -62,6 +62,8 @@ struct State {
     tokens: HashMap<String, MemoryToken>,
     /// Uploads by id.
     files: HashMap<FileId, FileRecord>,
+    /// `(user, at, bytes)` of every upload, for the daily quota.
+    upload_log: Vec<(UserId, i64, u64)>,
     /// Queued email by id (ascending = oldest first).
     mail: BTreeMap<i64, QueuedMail>,
     /// The id the next queued email gets.
@@ -784,18 +786,24 @@ impl FileStore for MemoryStore {
         Ok(self.state().files.get(id).cloned())
     }
 
+    async fn log_upload(&self, user: &UserId, at: i64, bytes: u64) -> StoreResult<()> {
+        self.state().upload_log.push((user.clone(), at, bytes));
+        Ok(())
+    }
+
     async fn uploaded_bytes_since(&self, user: &UserId, since: i64) -> StoreResult<u64> {
         Ok(self
             .state()
-            .files
-            .values()
-            .filter(|f| &f.uploader == user && f.created_at >= since)
-            .map(|f| f.size)
+            .upload_log
+            .iter()
+            .filter(|(who, at, _)| who == user && *at >= since)
+            .map(|(_, _, bytes)| bytes)
             .sum())
     }
 
     async fn delete_unsent_files(&self, before: i64) -> StoreResult<Vec<String>> {
         let mut state = self.state();
+        state.upload_log.retain(|(_, at, _)| *at >= before);
         let mut blobs = Vec::new();
         state.files.retain(|_, file| {
             let expired = file.room.is_none() && file.created_at < before;
