@@ -10,8 +10,8 @@
 //! - [`unread`]: unread counts from sequence numbers.
 //! - The bounds the client keeps under load: [`HELD_PER_ROOM`], [`OFFLINE_PEOPLE`],
 //!   [`RESEND_AT_ONCE`], [`PACE_MS`].
-//! - [`room_title`]: a room's name; [`segments`]: web addresses in message text.
-//!   (A person's colour is [`crate::colour`]'s.)
+//! - [`room_title`]: a room's name. (A person's colour is [`crate::colour`]'s; message
+//!   formatting and links are `natter_protocol::format`'s.)
 
 use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 
@@ -181,54 +181,6 @@ pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
             .map(|m| m.name.clone())
             .unwrap_or_default(),
     }
-}
-
-/// A piece of message text: plain, or a web address to show as a link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment<'a> {
-    /// Shown as it is.
-    Text(&'a str),
-    /// An `http://` or `https://` address.
-    Link(&'a str),
-}
-
-/// Splits message text into plain runs and web addresses. An address starts with
-/// `http://` or `https://` and runs to the next whitespace, minus punctuation that
-/// usually ends the sentence around it ("see https://x.org/a." links `…/a`). Nothing
-/// else becomes a link: no `javascript:`, no bare domains.
-pub fn segments(text: &str) -> Vec<Segment<'_>> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = next_address(rest) {
-        let tail = &rest[start..];
-        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
-        let address =
-            tail[..end].trim_end_matches(['.', ',', '!', '?', ':', ';', ')', ']', '\'', '"']);
-        let scheme_only = address.ends_with("://");
-        if start > 0 {
-            out.push(Segment::Text(&rest[..start]));
-        }
-        if scheme_only {
-            out.push(Segment::Text(&tail[..end]));
-            rest = &tail[end..];
-            continue;
-        }
-        out.push(Segment::Link(address));
-        rest = &tail[address.len()..];
-    }
-    if !rest.is_empty() {
-        out.push(Segment::Text(rest));
-    }
-    out
-}
-
-/// Where the next `http://` or `https://` starts (any case), if anywhere.
-fn next_address(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    [lower.find("https://"), lower.find("http://")]
-        .into_iter()
-        .flatten()
-        .min()
 }
 
 #[cfg(test)]
@@ -405,33 +357,5 @@ mod tests {
             ..direct
         };
         assert_eq!(room_title(&code, None), "Room ABCDEFGH");
-    }
-
-    #[test]
-    fn addresses_become_links_and_nothing_else_does() {
-        use Segment::{Link, Text};
-        assert_eq!(
-            segments("see https://example.org/a?b=1. Or HTTP://x.io, ok"),
-            [
-                Text("see "),
-                Link("https://example.org/a?b=1"),
-                Text(". Or "),
-                Link("HTTP://x.io"),
-                Text(", ok")
-            ]
-        );
-        assert_eq!(
-            segments("(http://a.b/c)"),
-            [Text("("), Link("http://a.b/c"), Text(")")]
-        );
-        assert_eq!(
-            segments("javascript:alert(1) example.org"),
-            [Text("javascript:alert(1) example.org")]
-        );
-        assert_eq!(
-            segments("just http:// here"),
-            [Text("just "), Text("http://"), Text(" here")]
-        );
-        assert_eq!(segments(""), []);
     }
 }

@@ -12,6 +12,8 @@
 //! - [`error`]: [`ErrorCode`], the machine-readable half of every error frame.
 //! - [`account`]: the JSON bodies of the account endpoints under `/api` (sign-up,
 //!   verification, sign-in, recovery), which are HTTP rather than WebSocket frames.
+//! - [`format`]: the small Markdown subset of message text, parsed into data (never
+//!   HTML) for clients to render as elements.
 //! - [`validate`]: length and character rules for names, channel names, room codes and
 //!   message text, as plain functions so the client can check input before sending and
 //!   the server enforces exactly the same rules.
@@ -21,6 +23,7 @@
 
 pub mod account;
 pub mod error;
+pub mod format;
 pub mod messages;
 pub mod types;
 pub mod validate;

@@ -410,3 +410,28 @@ test('a conversation reads easily: days, messages grouped by sender, notices col
   await expect(groups.nth(1).locator('.sender')).toHaveText('Bea');
   await Promise.all([ann.context.close(), bob.context.close(), cy.context.close()]);
 });
+
+test('a small Markdown: emphasis, strong, code, quotes, code blocks, links — and markup stays text', async ({ browser }) => {
+  const ann = await register(browser, 'Tess');
+  const bob = await register(browser, 'Ugo');
+  const payload = '<img src=x onerror=alert(1)>';
+  await composer(ann.page).fill(
+    `**plan** and *maybe* \`npm ci\`\n> what Ugo said\n\`\`\`\n${payload}\n\`\`\`\n[the docs](https://example.org/docs) [bad](javascript:alert(1)) ${payload}`,
+  );
+  await composer(ann.page).press('Enter');
+  const line = bob.page.getByRole('main').locator('.message', { hasText: 'what Ugo said' });
+  await expect(line.locator('strong')).toHaveText('plan');
+  await expect(line.locator('em')).toHaveText('maybe');
+  await expect(line.locator('.para code')).toHaveText('npm ci');
+  await expect(line.locator('blockquote')).toHaveText('what Ugo said');
+  await expect(line.locator('pre.code-block code')).toHaveText(payload);
+  const link = line.getByRole('link', { name: 'the docs' });
+  await expect(link).toHaveAttribute('href', 'https://example.org/docs');
+  await expect(link).toHaveAttribute('rel', 'noopener noreferrer nofollow');
+  // Only the one safe link; the javascript: one and the payload stay text, nothing runs.
+  await expect(line.getByRole('link')).toHaveCount(1);
+  await expect(line).toContainText('[bad](javascript:alert(1))');
+  await expect(bob.page.locator('.messages img')).toHaveCount(0);
+  await expectNoPolicyViolations(bob.page);
+  await Promise.all([ann.context.close(), bob.context.close()]);
+});

@@ -16,10 +16,10 @@ use leptos::prelude::*;
 use natter_protocol::{ChatMessage, MessageKind, RoomId};
 
 use super::attachments::AttachmentList;
+use super::formatted::formatted;
 use crate::chat::Chat;
 use crate::colour::name_style;
 use crate::conversation::{self, Row};
-use crate::logic;
 
 /// Pixels from the bottom that still count as "at the bottom".
 const STICK_SLACK: i32 = 40;
@@ -149,7 +149,7 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
                     <li class="message pending" title="Sending…">
                         <time>"…"</time>
                         <div class="body">
-                            <span class="text">{p.text}</span>
+                            <div class="text">{formatted(&p.text)}</div>
                             {(!p.attachments.is_empty()).then(|| {
                                 let files = p.attachments.clone();
                                 view! { <AttachmentList files/> }
@@ -202,7 +202,7 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     let colour = name_style(&message.sender.id);
     let sender = message.sender.clone();
     let name = move || chat.name_of(&sender);
-    let text = linked(&message.text);
+    let text = formatted(&message.text);
     let files = (!message.attachments.is_empty()).then(|| {
         let files = message.attachments.clone();
         view! { <AttachmentList files/> }
@@ -221,7 +221,7 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                         <span class="sender" style=colour>{name}</span>
                         <time title=full_time>{time}</time>
                     </div>
-                    <span class="text">{text}</span>
+                    <div class="text">{text}</div>
                     {files}
                 </div>
             </li>
@@ -233,28 +233,13 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                 <time class="gutter-time" title=full_time>{time}</time>
                 <div class="body">
                     <span class="sender sr-only" style=colour>{name}</span>
-                    <span class="text">{text}</span>
+                    <div class="text">{text}</div>
                     {files}
                 </div>
             </li>
         }
         .into_any()
     }
-}
-
-/// Message text with its web addresses as links that open in a new tab and tell the
-/// other site nothing (no opener, no referrer) and vouch for nothing (`nofollow`).
-fn linked(text: &str) -> Vec<AnyView> {
-    logic::segments(text)
-        .into_iter()
-        .map(|segment| match segment {
-            logic::Segment::Text(text) => text.to_string().into_any(),
-            logic::Segment::Link(address) => view! {
-                <a href=address.to_string() target="_blank" rel="noopener noreferrer nofollow">{address.to_string()}</a>
-            }
-            .into_any(),
-        })
-        .collect()
 }
 
 /// The local day of a time: days since the epoch in the browser's time zone.

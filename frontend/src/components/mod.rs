@@ -3,6 +3,7 @@
 mod attachments;
 mod composer;
 mod dialogs;
+mod formatted;
 mod header;
 mod message_list;
 mod name_prompt;
