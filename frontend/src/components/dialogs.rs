@@ -190,7 +190,8 @@ pub fn BrowseDialog(open: RwSignal<bool>) -> impl IntoView {
         },
         false,
     );
-    let entries = move || filter.with(|f| chat.channel_directory(f));
+    // Sorted once per change, shared by the list and its empty-state check.
+    let entries = Memo::new(move |_| filter.with(|f| chat.channel_directory(f)));
     view! {
         <Modal open title="Browse channels">
             <input
@@ -203,12 +204,12 @@ pub fn BrowseDialog(open: RwSignal<bool>) -> impl IntoView {
             />
             <ul class="directory">
                 <For
-                    each=entries
+                    each=move || entries.get()
                     key=|e| (e.channel.id, e.members, e.joined)
                     children=move |entry| view! { <DirectoryRow entry dialog=open/> }
                 />
             </ul>
-            <Show when=move || entries().is_empty()>
+            <Show when=move || entries.with(Vec::is_empty)>
                 <p class="hint">{move || if filter.with(String::is_empty) {
                     "No channels yet: create one with + beside Your rooms."
                 } else {
