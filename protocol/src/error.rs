@@ -55,6 +55,18 @@ pub enum ErrorCode {
     NoSuchFile,
     /// A send carries more than [`crate::MAX_ATTACHMENTS`] files.
     TooManyFiles,
+    /// The message to change or answer does not exist in that room (or is a join or
+    /// leave notice, or was deleted).
+    NoSuchMessage,
+    /// Only a message's author may edit or delete it.
+    NotAuthor,
+    /// The message is older than the server's edit window (`--edit-window-secs`).
+    EditWindowClosed,
+    /// The message already has [`crate::MAX_REACTION_KINDS`] different emoji; react
+    /// with one of those.
+    TooManyReactions,
+    /// A reaction must be a single emoji.
+    InvalidEmoji,
     /// The `client_id` of a send is empty or too long.
     InvalidClientId,
     /// Too many frames too fast; the error's `retry_after_ms` says when to try again.

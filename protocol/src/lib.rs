@@ -35,7 +35,10 @@ pub use types::*;
 /// The protocol version this build speaks. A client sends it in `hello`; the server
 /// refuses versions it does not know with [`ErrorCode::UnsupportedVersion`] instead of
 /// guessing, so old clients get a clear "please reload" rather than odd behaviour.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 made edits, deletions and reactions events in a room's sequence: seqs no
+/// longer all hold messages, so a version 1 client would see gaps everywhere.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest WebSocket message the server accepts, in bytes. Anything larger is closed
 /// with code 1009 (message too big). Message text is far smaller (see
@@ -56,6 +59,19 @@ pub const DEFAULT_CHANNEL: &str = "general";
 
 /// Most files one message carries.
 pub const MAX_ATTACHMENTS: usize = 10;
+
+/// Most different emoji one message can be reacted with.
+pub const MAX_REACTION_KINDS: usize = 20;
+
+/// How many of an emoji's reactors a message lists by name (the count says the rest).
+pub const REACTORS_LISTED: usize = 10;
+
+/// How much of the original's text a reply quotes, in characters.
+pub const REPLY_PREVIEW_CHARS: usize = 120;
+
+/// Most changed messages a resume sends back (the newest changes): about what a client
+/// keeps of a room.
+pub const CHANGED_ON_RESUME: u32 = 1000;
 
 /// Most entries in one snapshot frame after `ready` (users online, channels): about
 /// 5 KB of JSON, so no connection's write buffer has to hold the whole list.

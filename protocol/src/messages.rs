@@ -116,6 +116,65 @@ pub enum ClientMsg {
         /// [`crate::MAX_ATTACHMENTS`].
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<FileId>,
+        /// The seq of a message in the same room that this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Seq>,
+    },
+    /// Replace the text of my message `seq`. Like every change it is answered by
+    /// [`ServerMsg::Ack`] once stored, reaches every member (me included) as
+    /// [`ServerMsg::Changed`], and is stored once per `client_id`.
+    Edit {
+        /// The room.
+        room: RoomId,
+        /// Idempotency key, as for `send`.
+        client_id: String,
+        /// The message to edit: mine, not deleted, inside the server's edit window.
+        seq: Seq,
+        /// The new text (the same rules as for sending).
+        text: String,
+    },
+    /// Delete my message `seq`: its text and files are removed from the server, and
+    /// everyone sees a tombstone in its place.
+    Delete {
+        /// The room.
+        room: RoomId,
+        /// Idempotency key, as for `send`.
+        client_id: String,
+        /// The message to delete (mine).
+        seq: Seq,
+    },
+    /// Add my reaction with `emoji` to message `seq` (reacting twice with one emoji
+    /// changes nothing and is acknowledged all the same).
+    React {
+        /// The room.
+        room: RoomId,
+        /// Idempotency key, as for `send`.
+        client_id: String,
+        /// The message (anyone's, not deleted, not a notice).
+        seq: Seq,
+        /// One emoji (see [`crate::validate::emoji`]).
+        emoji: String,
+    },
+    /// Take my reaction with `emoji` back from message `seq` (taking back one I did
+    /// not give changes nothing and is acknowledged all the same).
+    Unreact {
+        /// The room.
+        room: RoomId,
+        /// Idempotency key, as for `send`.
+        client_id: String,
+        /// The message.
+        seq: Seq,
+        /// The emoji.
+        emoji: String,
+    },
+    /// Bring me up to date in a room after seq `after`, as a resume in `hello` does:
+    /// for a client that finds a gap in a room's seqs. Answered by a
+    /// [`ServerMsg::History`] with `through` set; the room's live events wait for it.
+    CatchUp {
+        /// The room.
+        room: RoomId,
+        /// The newest seq the client holds everything up to.
+        after: Seq,
     },
     /// Browse the public channels: answered by [`ServerMsg::ChannelDirectory`] frames
     /// listing every channel with its member count. The counts are at most a few seconds
@@ -214,24 +273,56 @@ pub enum ServerMsg {
         /// The room.
         room: RoomId,
     },
-    /// A batch of a room's history, oldest first: on join, on resume, or a requested
-    /// page.
+    /// A batch of a room's history, oldest first, every message in its current state
+    /// (edits, deletions and reactions applied): on join, on resume, or a requested
+    /// page. Seqs taken by changes ([`ServerMsg::Changed`]) hold no message, so the
+    /// messages' seqs can skip; every message between the first and the last is here.
     History {
         /// The room.
         room: RoomId,
-        /// Messages in ascending seq order, without gaps between them.
+        /// Messages in ascending seq order.
         messages: Vec<ChatMessage>,
         /// True when older messages exist before the first one here.
         more_before: bool,
+        /// Set on a catch-up (join, resume, `catch_up`): the client now holds the room
+        /// up to this seq, every change included — live events follow from the next
+        /// seq. Absent on a page of older messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<Seq>,
+        /// On a resume: messages at or before the resume point that changed after it,
+        /// in their current state, to replace the client's copies (at most
+        /// [`crate::CHANGED_ON_RESUME`], the newest). Absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<ChatMessage>,
     },
     /// A new message in a room I am in (including my own, from my other tabs).
     Message {
         /// The message.
         message: ChatMessage,
     },
-    /// My message is stored; it has this seq and time.
+    /// A message of a room I am in was changed (edited, deleted, reacted to): an event
+    /// with the room's next seq, like a message. Apply it to message `target` when
+    /// `seq` is above that message's `rev` (see [`ChatMessage::apply_change`]).
+    Changed {
+        /// The room.
+        room: RoomId,
+        /// The change's own seq.
+        seq: Seq,
+        /// Server time of the change.
+        ts: Timestamp,
+        /// Who changed it, with their current name.
+        by: UserSummary,
+        /// The seq of the message changed.
+        target: Seq,
+        /// What changed.
+        #[serde(flatten)]
+        change: Change,
+    },
+    /// My message or change is stored; it has this seq and time. (A change that
+    /// changed nothing — a reaction already given — is acknowledged with the seq of
+    /// its message's newest change.)
     Ack {
-        /// The `client_id` of the `send` being acknowledged.
+        /// The `client_id` of the `send` (or change) being acknowledged.
         client_id: String,
         /// The room.
         room: RoomId,

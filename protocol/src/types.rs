@@ -142,6 +142,167 @@ pub struct ChatMessage {
     /// Files sent with it (at most [`crate::MAX_ATTACHMENTS`]). Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The message this one answers, as it is now. Absent when it answers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// When its author last edited it. Absent when never edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// Its author deleted it: a tombstone, with no text, files or reactions left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Reactions, one entry per emoji (at most [`crate::MAX_REACTION_KINDS`]), in the
+    /// order they were first given. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The seq of the newest change ([`crate::Change`]) this state includes; 0 (absent)
+    /// when it was never changed. A client applies a live change only when its seq is
+    /// above this, so a change never counts twice.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rev: Seq,
+}
+
+fn is_zero(seq: &Seq) -> bool {
+    *seq == 0
+}
+
+impl ChatMessage {
+    /// A message as first stored: no reply, edit, reaction or change yet.
+    pub fn new(
+        room: RoomId,
+        seq: Seq,
+        sender: UserSummary,
+        ts: Timestamp,
+        kind: MessageKind,
+        text: String,
+    ) -> Self {
+        ChatMessage {
+            room,
+            seq,
+            sender,
+            ts,
+            kind,
+            text,
+            attachments: Vec::new(),
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+            rev: 0,
+        }
+    }
+
+    /// Folds a change into this message (the caller checked `change_seq > rev`):
+    /// what a client does with a live [`crate::ServerMsg::Changed`], and what the
+    /// server's memory store does when storing one. `me` decides [`Reaction::me`].
+    pub fn apply_change(
+        &mut self,
+        change: &Change,
+        by: &UserSummary,
+        ts: Timestamp,
+        change_seq: Seq,
+        me: Option<&UserId>,
+    ) {
+        self.rev = change_seq;
+        match change {
+            Change::Edit { text } => {
+                self.text = text.clone();
+                self.edited_at = Some(ts);
+            }
+            Change::Delete => {
+                self.text.clear();
+                self.attachments.clear();
+                self.reactions.clear();
+                self.edited_at = None;
+                self.deleted = true;
+            }
+            Change::React { emoji } => {
+                let mine = me == Some(&by.id);
+                match self.reactions.iter_mut().find(|r| &r.emoji == emoji) {
+                    Some(reaction) => {
+                        reaction.count += 1;
+                        reaction.me |= mine;
+                        if reaction.users.len() < crate::REACTORS_LISTED {
+                            reaction.users.push(by.clone());
+                        }
+                    }
+                    None => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        count: 1,
+                        users: vec![by.clone()],
+                        me: mine,
+                    }),
+                }
+            }
+            Change::Unreact { emoji } => {
+                if let Some(at) = self.reactions.iter().position(|r| &r.emoji == emoji) {
+                    let reaction = &mut self.reactions[at];
+                    reaction.count = reaction.count.saturating_sub(1);
+                    reaction.users.retain(|u| u.id != by.id);
+                    if me == Some(&by.id) {
+                        reaction.me = false;
+                    }
+                    if reaction.count == 0 {
+                        self.reactions.remove(at);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The message a reply answers, as a reply shows it: a one-line quote that leads to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyPreview {
+    /// The original's seq (in the same room).
+    pub seq: Seq,
+    /// Who wrote the original.
+    pub sender: UserSummary,
+    /// The start of its text now (at most [`crate::REPLY_PREVIEW_CHARS`] characters);
+    /// empty when it only carries files or was deleted.
+    pub text: String,
+    /// The original was deleted since; the reply stays.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// How many people reacted with it.
+    pub count: u32,
+    /// The first of them (at most [`crate::REACTORS_LISTED`]), earliest first, with
+    /// the name each had when reacting: who a hover shows.
+    pub users: Vec<UserSummary>,
+    /// I am one of them. Set in history pages (which are read for one person); a live
+    /// change says who reacted, so a client updates it itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub me: bool,
+}
+
+/// What a change does to the message it targets (see [`crate::ServerMsg::Changed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// Its author replaced the text.
+    Edit {
+        /// The new text.
+        text: String,
+    },
+    /// Its author deleted it: text, files and reactions are gone.
+    Delete,
+    /// Someone reacted with an emoji.
+    React {
+        /// The emoji.
+        emoji: String,
+    },
+    /// Someone took their reaction back.
+    Unreact {
+        /// The emoji.
+        emoji: String,
+    },
 }
 
 /// An uploaded file's id: 26 characters of lowercase base32 holding 128 random bits,

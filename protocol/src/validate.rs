@@ -178,6 +178,41 @@ pub fn message_with_files(raw: &str, files: usize) -> Result<String, String> {
     message_text(raw)
 }
 
+/// Most characters (code points) in one emoji: a family or a flag with modifiers is
+/// a sequence of several joined by zero-width joiners.
+pub const MAX_EMOJI_CHARS: usize = 10;
+
+/// Checks a reaction: one emoji, not text. It starts with a pictograph (U+2000 and
+/// up) or is a keycap (`1️⃣`); the rest may only be further pictographs, the joiners,
+/// variation selectors, skin tones and tags emoji sequences are made of; no letters,
+/// digits, spaces or controls anywhere, at most [`MAX_EMOJI_CHARS`] code points.
+pub fn emoji(raw: &str) -> Result<(), String> {
+    let refuse = || Err("A reaction is one emoji.".to_string());
+    let chars: Vec<char> = raw.chars().collect();
+    let Some(&first) = chars.first() else {
+        return refuse();
+    };
+    if chars.len() > MAX_EMOJI_CHARS {
+        return refuse();
+    }
+    let keycap = matches!(first, '0'..='9' | '#' | '*') && chars[1..] == ['\u{FE0F}', '\u{20E3}'];
+    if keycap {
+        return Ok(());
+    }
+    let joiner = |c: char| matches!(c, '\u{200D}' | '\u{FE0E}' | '\u{FE0F}' | '\u{20E3}');
+    let pictograph = |c: char| {
+        (c as u32) >= 0x2000
+            && !c.is_alphanumeric()
+            && !c.is_whitespace()
+            && !c.is_control()
+            && !is_invisible(c)
+    };
+    if !pictograph(first) || !chars[1..].iter().all(|&c| joiner(c) || pictograph(c)) {
+        return refuse();
+    }
+    Ok(())
+}
+
 /// Checks a send's `client_id`: 1–64 bytes of printable ASCII.
 pub fn client_id(raw: &str) -> Result<(), String> {
     if raw.is_empty()
@@ -194,6 +229,31 @@ pub fn client_id(raw: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emoji_are_single_emoji_and_never_text() {
+        for ok in ["👍", "❤️", "🎉", "👩‍👩‍👧‍👦", "👍🏽", "🇳🇴", "1️⃣", "🏳️‍🌈", "✅"]
+        {
+            assert_eq!(emoji(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "ok",
+            "👍 ",
+            " 👍",
+            "👍a",
+            "日",
+            "1",
+            "<b>",
+            "\u{200B}",
+            "👍\u{202E}",
+            "👍👍👍👍👍👍👍👍👍👍👍",
+            "\n",
+        ] {
+            assert!(emoji(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn display_names() {

@@ -16,15 +16,14 @@ fn user(id: &str, name: &str) -> UserSummary {
 }
 
 fn message() -> ChatMessage {
-    ChatMessage {
-        room: RoomId(1),
-        seq: 42,
-        sender: user("u1", "Ann"),
-        ts: 1_700_000_000_000,
-        kind: MessageKind::Text,
-        text: "hi".into(),
-        attachments: vec![],
-    }
+    ChatMessage::new(
+        RoomId(1),
+        42,
+        user("u1", "Ann"),
+        1_700_000_000_000,
+        MessageKind::Text,
+        "hi".into(),
+    )
 }
 
 /// Asserts `frame` serializes to `expected` and parses back to itself.
@@ -127,6 +126,7 @@ fn client_messages() {
     );
     client_golden(
         ClientMsg::Send {
+            reply_to: None,
             room: RoomId(1),
             client_id: "c-7".into(),
             text: "hi".into(),
@@ -160,6 +160,7 @@ fn client_messages() {
     );
     client_golden(
         ClientMsg::Send {
+            reply_to: None,
             room: RoomId(1),
             client_id: "c-8".into(),
             text: String::new(),
@@ -167,6 +168,64 @@ fn client_messages() {
         }
         .into(),
         json!({"type":"send","room":1,"client_id":"c-8","text":"","attachments":["k4xq2m7d9s0a1b2c3d4e5f6g7h"]}),
+    );
+    client_golden(
+        ClientMsg::Send {
+            room: RoomId(1),
+            client_id: "c-9".into(),
+            text: "agreed".into(),
+            attachments: vec![],
+            reply_to: Some(41),
+        }
+        .into(),
+        json!({"type":"send","room":1,"client_id":"c-9","text":"agreed","reply_to":41}),
+    );
+    client_golden(
+        ClientMsg::Edit {
+            room: RoomId(1),
+            client_id: "e-1".into(),
+            seq: 42,
+            text: "hello".into(),
+        }
+        .into(),
+        json!({"type":"edit","room":1,"client_id":"e-1","seq":42,"text":"hello"}),
+    );
+    client_golden(
+        ClientMsg::Delete {
+            room: RoomId(1),
+            client_id: "d-1".into(),
+            seq: 42,
+        }
+        .into(),
+        json!({"type":"delete","room":1,"client_id":"d-1","seq":42}),
+    );
+    client_golden(
+        ClientMsg::React {
+            room: RoomId(1),
+            client_id: "r-1".into(),
+            seq: 42,
+            emoji: "👍".into(),
+        }
+        .into(),
+        json!({"type":"react","room":1,"client_id":"r-1","seq":42,"emoji":"👍"}),
+    );
+    client_golden(
+        ClientMsg::Unreact {
+            room: RoomId(1),
+            client_id: "r-2".into(),
+            seq: 42,
+            emoji: "👍".into(),
+        }
+        .into(),
+        json!({"type":"unreact","room":1,"client_id":"r-2","seq":42,"emoji":"👍"}),
+    );
+    client_golden(
+        ClientMsg::CatchUp {
+            room: RoomId(1),
+            after: 40,
+        }
+        .into(),
+        json!({"type":"catch_up","room":1,"after":40}),
     );
     client_golden(
         ClientMsg::BrowseChannels.into(),
@@ -346,6 +405,8 @@ fn server_messages() {
             room: RoomId(1),
             messages: vec![message()],
             more_before: true,
+            through: None,
+            changed: vec![],
         },
         json!({"type":"history","room":1,"more_before":true,"messages":[
             {"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hi"}]}),
@@ -386,6 +447,92 @@ fn server_messages() {
                 {"id":"k4xq2m7d9s0a1b2c3d4e5f6g7h","name":"beach.jpg","mime":"image/jpeg","size":183_204,"width":1600,"height":1200},
                 {"id":"p0q1r2s3t4u5v6w7x8y9z0a1b2","name":"notes.pdf","mime":"application/pdf","size":52_113}]}}),
     );
+    let mut changed = message();
+    changed.seq = 40;
+    changed.text = "hello".into();
+    changed.edited_at = Some(1_700_000_060_000);
+    changed.reply_to = Some(ReplyPreview {
+        seq: 39,
+        sender: user("u2", "Bo"),
+        text: "what now?".into(),
+        deleted: false,
+    });
+    changed.reactions = vec![Reaction {
+        emoji: "👍".into(),
+        count: 12,
+        users: vec![user("u2", "Bo")],
+        me: true,
+    }];
+    changed.rev = 47;
+    let mut tombstone = message();
+    tombstone.seq = 41;
+    tombstone.text = String::new();
+    tombstone.deleted = true;
+    tombstone.rev = 45;
+    tombstone.reply_to = Some(ReplyPreview {
+        seq: 38,
+        sender: user("u2", "Bo"),
+        text: String::new(),
+        deleted: true,
+    });
+    server_golden(
+        ServerMsg::History {
+            room: RoomId(1),
+            messages: vec![message()],
+            more_before: false,
+            through: Some(47),
+            changed: vec![changed, tombstone],
+        },
+        json!({"type":"history","room":1,"more_before":false,"through":47,
+            "messages":[{"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hi"}],
+            "changed":[
+                {"room":1,"seq":40,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"hello",
+                 "reply_to":{"seq":39,"sender":{"id":"u2","name":"Bo"},"text":"what now?"},
+                 "edited_at":1_700_000_060_000_i64,
+                 "reactions":[{"emoji":"👍","count":12,"users":[{"id":"u2","name":"Bo"}],"me":true}],
+                 "rev":47},
+                {"room":1,"seq":41,"sender":{"id":"u1","name":"Ann"},"ts":1_700_000_000_000_i64,"kind":"text","text":"",
+                 "reply_to":{"seq":38,"sender":{"id":"u2","name":"Bo"},"text":"","deleted":true},
+                 "deleted":true,"rev":45}]}),
+    );
+    for (change, fields) in [
+        (
+            Change::Edit {
+                text: "hello".into(),
+            },
+            json!({"change":"edit","text":"hello"}),
+        ),
+        (Change::Delete, json!({"change":"delete"})),
+        (
+            Change::React {
+                emoji: "🎉".into()
+            },
+            json!({"change":"react","emoji":"🎉"}),
+        ),
+        (
+            Change::Unreact {
+                emoji: "🎉".into()
+            },
+            json!({"change":"unreact","emoji":"🎉"}),
+        ),
+    ] {
+        let mut expected = json!({"type":"changed","room":1,"seq":48,"ts":1_700_000_090_000_i64,
+            "by":{"id":"u2","name":"Bo"},"target":42});
+        for (key, value) in fields.as_object().expect("an object") {
+            expected[key] = value.clone();
+        }
+        server_golden(
+            ServerMsg::Changed {
+                room: RoomId(1),
+                seq: 48,
+                ts: 1_700_000_090_000,
+                by: user("u2", "Bo"),
+                target: 42,
+                change,
+            },
+            expected,
+        );
+    }
     server_golden(
         ServerMsg::Ack {
             client_id: "c-7".into(),
@@ -440,6 +587,11 @@ fn error_codes() {
         (ErrorCode::InvalidText, "invalid_text"),
         (ErrorCode::NoSuchFile, "no_such_file"),
         (ErrorCode::TooManyFiles, "too_many_files"),
+        (ErrorCode::NoSuchMessage, "no_such_message"),
+        (ErrorCode::NotAuthor, "not_author"),
+        (ErrorCode::EditWindowClosed, "edit_window_closed"),
+        (ErrorCode::TooManyReactions, "too_many_reactions"),
+        (ErrorCode::InvalidEmoji, "invalid_emoji"),
         (ErrorCode::InvalidClientId, "invalid_client_id"),
         (ErrorCode::RateLimited, "rate_limited"),
         (ErrorCode::TooManyRooms, "too_many_rooms"),

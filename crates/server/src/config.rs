@@ -141,6 +141,12 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_BLOCKS_PER_USER", default_value_t = 1000)]
     pub max_blocks_per_user: usize,
 
+    /// How long after sending a message its author may still edit it, in seconds
+    /// (0: always). Editing later is refused with `edit_window_closed`; deleting is
+    /// always allowed.
+    #[arg(long, env = "NATTER_EDIT_WINDOW_SECS", default_value_t = 0)]
+    pub edit_window_secs: u64,
+
     /// Channels and code rooms one user, and one IP, may create per hour (all at once,
     /// then evenly spread).
     #[arg(long, env = "NATTER_ROOMS_CREATED_PER_HOUR", default_value_t = 20)]
@@ -306,6 +312,7 @@ impl Config {
             max_rooms_per_user: 500,
             max_channels: 1000,
             max_blocks_per_user: 1000,
+            edit_window_secs: 0,
             rooms_created_per_hour: 10_000,
             directs_opened_per_hour: 10_000,
             failed_codes_per_hour: 10_000,
@@ -373,6 +380,8 @@ impl Config {
             max_rooms_per_user: self.max_rooms_per_user,
             max_channels: self.max_channels,
             max_blocks_per_user: self.max_blocks_per_user,
+            edit_window: (self.edit_window_secs > 0)
+                .then(|| Duration::from_secs(self.edit_window_secs)),
             rooms_created: per_hour(self.rooms_created_per_hour),
             directs_opened: per_hour(self.directs_opened_per_hour),
             failed_codes: per_hour(self.failed_codes_per_hour),

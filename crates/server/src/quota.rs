@@ -87,6 +87,8 @@ pub struct QuotaSettings {
     pub max_channels: usize,
     /// People one user may block.
     pub max_blocks_per_user: usize,
+    /// How long after sending a message its author may edit it (`None`: always).
+    pub edit_window: Option<Duration>,
     /// Channels and code rooms one user (and one IP) may create.
     pub rooms_created: Allowance,
     /// New direct rooms one user (and one IP) may open.
@@ -169,6 +171,7 @@ mod tests {
             max_rooms_per_user: 10,
             max_channels: 10,
             max_blocks_per_user: 10,
+            edit_window: None,
             rooms_created: two,
             directs_opened: two,
             failed_codes: two,

@@ -115,6 +115,7 @@ async fn blocking_takes_an_open_direct_room_from_every_tab() {
     }
     // The room is not Ann's to write in while she blocks Bo.
     ann.send(ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "a1".into(),
         text: "hm".into(),

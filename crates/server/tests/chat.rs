@@ -128,6 +128,7 @@ async fn invalid_input_gets_typed_errors() {
     for (msg, code) in [
         (
             ClientMsg::Send {
+                reply_to: None,
                 room,
                 client_id: "c".into(),
                 text: "   ".into(),
@@ -137,6 +138,7 @@ async fn invalid_input_gets_typed_errors() {
         ),
         (
             ClientMsg::Send {
+                reply_to: None,
                 room,
                 client_id: "".into(),
                 text: "hi".into(),
@@ -146,6 +148,7 @@ async fn invalid_input_gets_typed_errors() {
         ),
         (
             ClientMsg::Send {
+                reply_to: None,
                 room: RoomId(999),
                 client_id: "c".into(),
                 text: "hi".into(),
@@ -328,6 +331,7 @@ async fn history_pages_go_back_a_hundred_at_a_time() {
     let mut last = 0;
     for i in 0..150 {
         ann.send(ClientMsg::Send {
+            reply_to: None,
             room,
             client_id: format!("p{i}"),
             text: format!("n{i}"),

@@ -683,3 +683,95 @@ async fn a_picture_uploaded_on_one_node_is_seen_and_fetched_on_another() {
     .expect("a picture from node 1");
     assert_eq!((shown.width(), shown.height()), (1000, 700));
 }
+
+/// Edits, deletions and reactions are room events like messages: made on any node,
+/// they reach every node's members in the same order, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_deletes_and_reactions_cross_nodes_in_order() {
+    let test = "cluster::edits_deletes_and_reactions_cross_nodes_in_order";
+    let Some(cluster) = Cluster::start(test, &redis_url(), 3).await else {
+        return;
+    };
+    let mut ann = cluster.client(0, "Ann").await;
+    let mut bob = cluster.client(1, "Bob").await;
+    let mut cy = cluster.client(2, "Cy").await;
+    ann.send(ClientMsg::CreateChannel {
+        name: "across".into(),
+        delete_when_empty: false,
+    })
+    .await;
+    let (room, _) = ann.expect_joined().await;
+    bob.join_channel("across").await;
+    cy.join_channel("across").await;
+    let first = ann.say(room, "a-1", "typo hre").await;
+    let second = ann.say(room, "a-2", "to be deleted").await;
+    let edit = ann
+        .change(ClientMsg::Edit {
+            room,
+            client_id: "e".into(),
+            seq: first,
+            text: "typo here".into(),
+        })
+        .await;
+    let react_bob = bob
+        .change(ClientMsg::React {
+            room,
+            client_id: "rb".into(),
+            seq: first,
+            emoji: "👍".into(),
+        })
+        .await;
+    // Cy, on node 2, hears the edit from node 0 and Bob's reaction from node 1, in
+    // seq order.
+    assert_eq!(
+        cy.next_change(room).await,
+        (
+            edit,
+            first,
+            Change::Edit {
+                text: "typo here".into()
+            }
+        )
+    );
+    assert_eq!(
+        cy.next_change(room).await,
+        (
+            react_bob,
+            first,
+            Change::React {
+                emoji: "👍".into()
+            }
+        )
+    );
+    let react_cy = cy
+        .change(ClientMsg::React {
+            room,
+            client_id: "rc".into(),
+            seq: first,
+            emoji: "👍".into(),
+        })
+        .await;
+    let delete = ann
+        .change(ClientMsg::Delete {
+            room,
+            client_id: "d".into(),
+            seq: second,
+        })
+        .await;
+    // (Cy's own reaction may reach Cy after its ack: through Redis, like the others.)
+    let mut next = cy.next_change(room).await;
+    if next.0 == react_cy {
+        next = cy.next_change(room).await;
+    }
+    assert_eq!(next, (delete, second, Change::Delete));
+    // And a page read on node 1 shows the current state made on all three.
+    let (page, _) = bob.history_page(room, delete + 1).await;
+    let first_now = page
+        .iter()
+        .find(|m| m.seq == first)
+        .expect("the first message");
+    assert_eq!(first_now.text, "typo here");
+    assert_eq!(first_now.reactions[0].count, 2);
+    assert!(page.iter().any(|m| m.seq == second && m.deleted));
+    cy.expect_no_messages(Duration::from_millis(300)).await;
+}

@@ -52,6 +52,7 @@ async fn burst(
     for i in 0..count {
         client
             .send(ClientMsg::Send {
+                reply_to: None,
                 room: RoomId(1),
                 client_id: format!("r{round}-{i}"),
                 text: format!("round {round} message {i}"),

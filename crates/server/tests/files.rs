@@ -151,6 +151,7 @@ async fn a_picture_goes_up_rides_a_message_and_comes_back_upright_without_its_me
     assert_eq!((photo.width, photo.height), (Some(900), Some(1200)));
 
     ann.send(ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "with-photo".into(),
         text: String::new(),
@@ -347,6 +348,7 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
 
     // Bo names Ann's file: refused.
     bo.send(ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "steal".into(),
         text: "mine now".into(),
@@ -356,6 +358,7 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
     assert_eq!(bo.expect_error().await.0, ErrorCode::NoSuchFile);
     // Eleven files: refused.
     ann.send(ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "many".into(),
         text: String::new(),
@@ -365,6 +368,7 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
     assert_eq!(ann.expect_error().await.0, ErrorCode::TooManyFiles);
     // No text and no file: still refused.
     ann.send(ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "empty".into(),
         text: " ".into(),
@@ -375,6 +379,7 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
 
     // A resend with the same client_id is acknowledged with the same seq, once.
     let send = ClientMsg::Send {
+        reply_to: None,
         room,
         client_id: "once".into(),
         text: "look".into(),
@@ -403,6 +408,7 @@ async fn only_the_uploader_sends_a_file_and_ids_cannot_be_guessed() {
     .await;
     let (elsewhere, _) = ann.expect_joined().await;
     ann.send(ClientMsg::Send {
+        reply_to: None,
         room: elsewhere,
         client_id: "forward".into(),
         text: "again".into(),

@@ -259,6 +259,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_get_everything() {
             for i in window {
                 sender
                     .send(ClientMsg::Send {
+                        reply_to: None,
                         room,
                         client_id: format!("m{i}"),
                         text: text.clone(),

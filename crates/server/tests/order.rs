@@ -77,6 +77,7 @@ async fn resumers_and_joiners_are_given_each_message_once_in_order() {
             while Instant::now() < end {
                 sender
                     .send(ClientMsg::Send {
+                        reply_to: None,
                         room: general,
                         client_id: format!("s{s}-{i}"),
                         text: format!("sender {s} message {i}"),
@@ -229,6 +230,7 @@ async fn a_peer_that_stops_reading_is_cut_off_while_the_others_carry_on() {
     for i in 0..MESSAGES {
         poster
             .send(ClientMsg::Send {
+                reply_to: None,
                 room: general,
                 client_id: format!("p{i}"),
                 text: text.clone(),
@@ -286,6 +288,7 @@ async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
         let news = rooms[..WITH_NEWS]
             .iter()
             .map(|room| NewMessage {
+                reply_to: None,
                 room: *room,
                 sender: UserSummary {
                     id: user.id.clone(),
@@ -318,6 +321,7 @@ async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
     // Something to do right after `hello`: its ack comes with the snapshot.
     client
         .send(ClientMsg::Send {
+            reply_to: None,
             room: first_room,
             client_id: "after-hello".into(),
             text: "hello".into(),

@@ -4,9 +4,13 @@
 //! the store, and instantiated per store by `contract_tests!`.
 //!
 //! Why one long file: the contract is written once and run against every store;
-//! splitting it would split the contract.
+//! splitting it would split the contract. (Changes to messages, a contract of their
+//! own, are in `store/changes.rs`.)
 
+#[path = "store/changes.rs"]
+mod changes;
 mod common;
+use changes::*;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -32,6 +36,11 @@ fn user(id: &str) -> UserSummary {
     }
 }
 
+/// Whose history is read (reactions say whether they are theirs).
+fn viewer() -> UserId {
+    UserId("viewer".into())
+}
+
 fn text(room: RoomId, sender: &str, client_id: &str, text: &str) -> NewMessage {
     NewMessage {
         room,
@@ -41,6 +50,7 @@ fn text(room: RoomId, sender: &str, client_id: &str, text: &str) -> NewMessage {
         text: text.into(),
         client_id: Some(client_id.into()),
         attachments: Vec::new(),
+        reply_to: None,
     }
 }
 
@@ -116,7 +126,7 @@ async fn seqs_are_gap_free_per_room_across_batches(store: Arc<dyn Store>) {
         3
     );
     let history = store
-        .history_before(a, 100, 10)
+        .history_before(a, 100, 10, &viewer())
         .await
         .expect("store call failed");
     let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
@@ -197,7 +207,7 @@ async fn a_deleted_room_refuses_messages_and_forgets_history(store: Arc<dyn Stor
         .expect("store call failed")
         .is_none());
     assert!(store
-        .history_before(room.id, 100, 10)
+        .history_before(room.id, 100, 10, &viewer())
         .await
         .expect("store call failed")
         .is_empty());
@@ -217,16 +227,28 @@ async fn history_pages_from_either_end(store: Arc<dyn Store>) {
         let page = page.expect("store call failed");
         page.iter().map(|m| m.seq).collect()
     };
-    assert_eq!(seqs(store.history_before(room, 26, 3).await), [23, 24, 25]);
-    assert_eq!(seqs(store.history_before(room, 3, 10).await), [1, 2]);
     assert_eq!(
-        seqs(store.history_before(room, 1, 10).await),
+        seqs(store.history_before(room, 26, 3, &viewer()).await),
+        [23, 24, 25]
+    );
+    assert_eq!(
+        seqs(store.history_before(room, 3, 10, &viewer()).await),
+        [1, 2]
+    );
+    assert_eq!(
+        seqs(store.history_before(room, 1, 10, &viewer()).await),
         Vec::<u64>::new()
     );
-    assert_eq!(seqs(store.latest_after(room, 20, 3).await), [23, 24, 25]);
-    assert_eq!(seqs(store.latest_after(room, 23, 10).await), [24, 25]);
     assert_eq!(
-        seqs(store.latest_after(room, 25, 10).await),
+        seqs(store.latest_after(room, 20, 3, &viewer()).await),
+        [23, 24, 25]
+    );
+    assert_eq!(
+        seqs(store.latest_after(room, 23, 10, &viewer()).await),
+        [24, 25]
+    );
+    assert_eq!(
+        seqs(store.latest_after(room, 25, 10, &viewer()).await),
         Vec::<u64>::new()
     );
 }
@@ -547,7 +569,7 @@ async fn files_are_sent_once_with_their_message_and_unsent_ones_expire(store: Ar
         .expect("store call failed");
     let seq = stored_seq(&stored[0]);
     let history = store
-        .history_before(room, seq + 1, 10)
+        .history_before(room, seq + 1, 10, &viewer())
         .await
         .expect("store call failed");
     assert_eq!(history[0].attachments, [sent.attachment()]);
@@ -1121,6 +1143,10 @@ macro_rules! all_contract_tests {
                 sessions_end_alone_or_all_at_once,
                 tokens_work_once_for_their_purpose_until_they_expire,
                 queued_mail_is_claimed_once_and_retried,
+                changes_take_seqs_and_history_shows_the_current_state,
+                changes_are_refused_without_taking_a_seq,
+                a_resent_change_is_stored_once,
+                a_deleted_message_takes_its_files_and_replies_keep_their_place,
             ]
         );
     };
@@ -1264,7 +1290,7 @@ async fn postgres_nodes_share_gap_free_seqs() {
         let mut before = u64::MAX;
         loop {
             let page = node_a
-                .history_before(room, before, 100)
+                .history_before(room, before, 100, &viewer())
                 .await
                 .expect("store call failed");
             let Some(first) = page.first() else { break };

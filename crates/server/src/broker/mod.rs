@@ -121,16 +121,27 @@ impl Delivery {
     /// skipping the sending connection `except`.
     pub fn room_message(message: &ChatMessage, except: Option<ConnId>) -> Self {
         Delivery {
-            target: Target::Room(message.room),
             except,
-            seq: Some(message.seq),
+            ..Delivery::room_event(
+                message.room,
+                message.seq,
+                &ServerMsg::Message {
+                    message: message.clone(),
+                },
+            )
+        }
+    }
+
+    /// An event with a seq (a message, a change) for its room on every node, handed
+    /// out in seq order there, to every member's connection.
+    pub fn room_event(room: RoomId, seq: Seq, msg: &ServerMsg) -> Self {
+        Delivery {
+            target: Target::Room(room),
+            except: None,
+            seq: Some(seq),
             effect: None,
             catch_up: None,
-            frame: ServerMsg::Message {
-                message: message.clone(),
-            }
-            .to_json()
-            .into(),
+            frame: msg.to_json().into(),
         }
     }
 }

@@ -7,17 +7,19 @@
 //! Why one long file: it is one `match` over every request a client can send, each arm
 //! a short method with its checks; kept together, a reader sees every request's
 //! validation and error codes in one place. Blocking, with its own rules about who sees
-//! what, is in `blocking.rs`.
+//! what, is in `blocking.rs`; changes to messages and the history reads around them in
+//! `changes.rs`.
 
 mod blocking;
+mod changes;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use natter_protocol::{
-    validate, Attachment, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId, GuestCredentials,
-    MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE,
+    validate, Attachment, Change, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId,
+    GuestCredentials, MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary,
     MAX_ATTACHMENTS, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
 };
 use rand::distributions::{Alphanumeric, Uniform};
@@ -25,11 +27,13 @@ use rand::Rng;
 
 use crate::broker::{CatchUp, Effect, Target};
 use crate::hub::appender::{AppendError, AppendReply};
+use crate::hub::history::catch_up;
 use crate::hub::{Outbox, Outgoing, RoomCatchUp, RoomHub};
 use crate::quota::{Quota, Quotas};
 use crate::secret::digest;
 use crate::store::{NewMessage, RoomRecord, RoomRecordKind, StoreError, UserRecord};
 use crate::telemetry;
+use changes::ChangeRequest;
 
 /// A refused request: the error frame's code and message, and for a quota, when the
 /// next attempt is allowed.
@@ -80,6 +84,12 @@ impl From<AppendError> for Reject {
                 ErrorCode::Internal,
                 "The server could not store that; try again.".into(),
             ),
+            // Changes are refused by the append queue itself, not through here.
+            AppendError::NoSuchMessage => Reject::new(ErrorCode::NoSuchMessage, err.to_string()),
+            AppendError::NotAuthor => Reject::new(ErrorCode::NotAuthor, err.to_string()),
+            AppendError::TooManyReactions => {
+                Reject::new(ErrorCode::TooManyReactions, err.to_string())
+            }
         }
     }
 }
@@ -287,6 +297,7 @@ impl Conversation {
                 client_id,
                 text,
                 attachments,
+                reply_to,
             } => {
                 validate::client_id(&client_id)
                     .map_err(|m| Reject::new(ErrorCode::InvalidClientId, m))?;
@@ -299,6 +310,10 @@ impl Conversation {
                 let text = validate::message_with_files(&text, attachments.len())
                     .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
                 self.require_member(&user, room)?;
+                let reply_to = match reply_to {
+                    Some(seq) => Some(self.reply_preview(room, seq).await?),
+                    None => None,
+                };
                 let files = self.own_files(&user, room, attachments).await?;
                 let mut message = self.new_message(
                     &user,
@@ -308,6 +323,7 @@ impl Conversation {
                     Some(client_id.clone()),
                 );
                 message.attachments = files;
+                message.reply_to = reply_to;
                 let reply = AppendReply::Ack {
                     outbox: self.outbox.clone(),
                     client_id,
@@ -341,19 +357,82 @@ impl Conversation {
                 room,
                 before,
                 limit,
+            } => self.history_page(&user, room, before, limit).await,
+            ClientMsg::CatchUp { room, after } => self.catch_up(&user, room, after).await,
+            ClientMsg::Edit {
+                room,
+                client_id,
+                seq,
+                text,
             } => {
-                self.require_member(&user, room)?;
-                let limit = limit.clamp(1, HISTORY_PAGE);
-                let started = std::time::Instant::now();
-                let messages = self.hub.store().history_before(room, before, limit).await?;
-                telemetry::store_call("history", started);
-                let more_before = messages.first().is_some_and(|m| m.seq > 1);
-                self.outbox.send(&ServerMsg::History {
-                    room,
-                    messages,
-                    more_before,
-                });
-                Ok(())
+                let change = Change::Edit { text };
+                self.change(
+                    &user,
+                    ChangeRequest {
+                        room,
+                        client_id,
+                        seq,
+                        change,
+                        request_ref,
+                    },
+                )
+                .await
+            }
+            ClientMsg::Delete {
+                room,
+                client_id,
+                seq,
+            } => {
+                let change = Change::Delete;
+                self.change(
+                    &user,
+                    ChangeRequest {
+                        room,
+                        client_id,
+                        seq,
+                        change,
+                        request_ref,
+                    },
+                )
+                .await
+            }
+            ClientMsg::React {
+                room,
+                client_id,
+                seq,
+                emoji,
+            } => {
+                let change = Change::React { emoji };
+                self.change(
+                    &user,
+                    ChangeRequest {
+                        room,
+                        client_id,
+                        seq,
+                        change,
+                        request_ref,
+                    },
+                )
+                .await
+            }
+            ClientMsg::Unreact {
+                room,
+                client_id,
+                seq,
+                emoji,
+            } => {
+                let change = Change::Unreact { emoji };
+                self.change(
+                    &user,
+                    ChangeRequest {
+                        room,
+                        client_id,
+                        seq,
+                        change,
+                        request_ref,
+                    },
+                )
+                .await
             }
         }
     }
@@ -492,7 +571,10 @@ impl Conversation {
                 latest: latest.get(&room).copied().unwrap_or(0),
             })
             .collect();
-        self.outbox.push(Outgoing::CatchUp { rooms });
+        self.outbox.push(Outgoing::CatchUp {
+            viewer: user.id.clone(),
+            rooms,
+        });
         Ok(())
     }
 
@@ -690,23 +772,9 @@ impl Conversation {
 
     /// Sends a room's latest page to all of `user`'s connections (after a join).
     async fn send_history(&self, room: RoomId, user: &UserId) -> Outcome {
-        let after = 0;
         let started = std::time::Instant::now();
-        let messages = self
-            .hub
-            .store()
-            .latest_after(room, after, HISTORY_PAGE)
-            .await?;
+        let (msg, newest) = catch_up(&**self.hub.store(), room, 0, None, user).await?;
         telemetry::store_call("history", started);
-        let more_before = messages.first().is_some_and(|m| m.seq > after + 1);
-        // What the connection holds once it has this frame: the client had up to
-        // `after` (its resume point), and the frame brings the rest.
-        let newest = messages.last().map_or(after, |m| m.seq);
-        let msg = ServerMsg::History {
-            room,
-            messages,
-            more_before,
-        };
         self.hub
             .publish_history(user, CatchUp { room, newest }, &msg);
         Ok(())
@@ -799,6 +867,7 @@ impl Conversation {
             text,
             client_id,
             attachments: Vec::new(),
+            reply_to: None,
         }
     }
 }

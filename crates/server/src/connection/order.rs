@@ -10,6 +10,11 @@
 //! - while a room's catch-up history is on its way (announced by `ready` or `joined`,
 //!   which are queued before any live message of the room can be), its live messages
 //!   wait, and go out after the history, minus those it brought;
+//! - a page of older history, or a `catch_up` the client asked for, holds the room's
+//!   live events the same way (queued as [`Outgoing::Hold`] before the page is read):
+//!   a change to a message of the page then reaches the client after the page, never
+//!   before it, when the client would not have the message to apply it to. Holds
+//!   count, so a page cannot release what a pending catch-up still holds;
 //! - `left` forgets the room.
 //!
 //! Waiting messages count against the same bounds as the queue: a connection whose
@@ -28,7 +33,7 @@ pub struct RoomOrder {
     /// Per followed room, the newest seq this connection was given.
     given: HashMap<RoomId, Seq>,
     /// Rooms whose history is on its way, with the live messages waiting for it.
-    waiting: HashMap<RoomId, BTreeMap<Seq, Utf8Bytes>>,
+    waiting: HashMap<RoomId, Waiting>,
     /// Frames waiting, in all rooms.
     waiting_frames: usize,
     /// Bytes waiting, in all rooms.
@@ -37,6 +42,15 @@ pub struct RoomOrder {
     max_frames: usize,
     /// Most bytes that may wait.
     max_bytes: usize,
+}
+
+/// One held room: how many histories it waits for, and the live events meanwhile.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// Histories announced and not yet sent.
+    holds: u32,
+    /// Live events by seq.
+    frames: BTreeMap<Seq, Utf8Bytes>,
 }
 
 /// More live messages waited for their rooms' histories than the connection may hold.
@@ -74,7 +88,7 @@ impl RoomOrder {
                     }
                     self.waiting_frames += 1;
                     self.waiting_bytes += frame.len();
-                    if let Some(replaced) = waiting.insert(seq, frame) {
+                    if let Some(replaced) = waiting.frames.insert(seq, frame) {
                         self.forget_waiting(&replaced);
                     }
                 } else {
@@ -88,13 +102,14 @@ impl RoomOrder {
             Outgoing::Ready { rooms, frame } => {
                 send(frame);
                 for room in rooms {
-                    self.waiting.entry(room).or_default();
+                    self.hold(room);
                 }
             }
             Outgoing::Joined { room, frame } => {
                 send(frame);
-                self.waiting.entry(room).or_default();
+                self.hold(room);
             }
+            Outgoing::Hold { room } => self.hold(room),
             Outgoing::History {
                 room,
                 newest,
@@ -108,7 +123,8 @@ impl RoomOrder {
             Outgoing::Left { room, frame } => {
                 send(frame);
                 self.given.remove(&room);
-                for frame in self.waiting.remove(&room).unwrap_or_default().into_values() {
+                let dropped = self.waiting.remove(&room).unwrap_or_default();
+                for frame in dropped.frames.into_values() {
                     self.forget_waiting(&frame);
                 }
             }
@@ -116,13 +132,27 @@ impl RoomOrder {
         Ok(())
     }
 
-    /// The connection now holds everything of `room` up to `newest` (its history was
-    /// sent, or it had nothing to catch up on): the live messages that waited go out,
-    /// minus those it already holds.
+    /// Live events of `room` wait from now until one more history of it is sent.
+    fn hold(&mut self, room: RoomId) {
+        self.waiting.entry(room).or_default().holds += 1;
+    }
+
+    /// A history of `room` was sent, and the connection now holds everything of it up
+    /// to `newest` (0 for a page of older history, which brings nothing new): when no
+    /// other history is awaited, the live messages that waited go out, minus those it
+    /// already holds.
     pub fn settle(&mut self, room: RoomId, newest: Seq, mut send: impl FnMut(Utf8Bytes)) {
         let given = self.given.entry(room).or_default();
         *given = (*given).max(newest);
-        for (seq, frame) in self.waiting.remove(&room).unwrap_or_default() {
+        let Some(waiting) = self.waiting.get_mut(&room) else {
+            return;
+        };
+        waiting.holds = waiting.holds.saturating_sub(1);
+        if waiting.holds > 0 {
+            return;
+        }
+        let released = self.waiting.remove(&room).unwrap_or_default();
+        for (seq, frame) in released.frames {
             self.forget_waiting(&frame);
             let given = self.given.entry(room).or_default();
             if seq > *given {
@@ -216,6 +246,34 @@ mod tests {
             vec![joined, message(3, 10), history(3, 9), left, message(3, 10)],
         );
         assert_eq!(out, ["joined", "h3.9", "m3.10", "left", "m3.10"]);
+    }
+
+    #[test]
+    fn a_page_holds_live_events_until_it_is_sent_and_never_releases_a_pending_catch_up() {
+        let mut order = RoomOrder::new(100, 1 << 20);
+        let joined = Outgoing::Joined {
+            room: RoomId(1),
+            frame: "joined".into(),
+        };
+        let hold = || Outgoing::Hold { room: RoomId(1) };
+        let out = sent(
+            &mut order,
+            vec![
+                joined,
+                hold(),
+                message(1, 11),
+                history(1, 0), // the older page: the join's history is still awaited
+                message(1, 12),
+                history(1, 10), // the join's history
+                hold(),
+                message(1, 13),
+                history(1, 0), // another older page
+            ],
+        );
+        assert_eq!(
+            out,
+            ["joined", "h1.0", "h1.10", "m1.11", "m1.12", "h1.0", "m1.13"]
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, HISTORY_PAGE, MAX_FRAME_BYTES};
+use natter_protocol::{decode_client_frame, ErrorCode, ServerMsg, UserId, MAX_FRAME_BYTES};
 use tokio::sync::oneshot;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::conversation::Conversation;
 use super::order::RoomOrder;
 use super::SignedIn;
+use crate::hub::history::catch_up;
 use crate::hub::{OutboxQueue, Outgoing, RoomCatchUp};
 use crate::limits::{ConnectionLimiter, Verdict};
 use crate::store::Store;
@@ -295,7 +296,7 @@ struct Writer {
     /// Exactly once and in order, per room.
     order: RoomOrder,
     /// Rooms of the snapshot whose history is still to be read and sent.
-    catch_up: VecDeque<RoomCatchUp>,
+    catch_up: VecDeque<(UserId, RoomCatchUp)>,
     /// Where those histories are read from.
     store: Arc<dyn Store>,
     /// How long one write may make no progress.
@@ -331,10 +332,10 @@ impl Writer {
                 }
                 continue;
             }
-            if let Some(room) = self.catch_up.pop_front() {
+            if let Some((viewer, room)) = self.catch_up.pop_front() {
                 // Boxed, like requests on the reading side: rare, and larger than the
                 // rest of the writer's waiting.
-                if Box::pin(self.write_catch_up(room)).await.is_err() {
+                if Box::pin(self.write_catch_up(&viewer, room)).await.is_err() {
                     return;
                 }
                 continue;
@@ -376,27 +377,28 @@ impl Writer {
     /// Reads one room's history after what the client holds and sends it (with the
     /// live messages that waited for it). A store failure closes the connection with
     /// 1013: the client reconnects and resumes.
-    async fn write_catch_up(&mut self, room: RoomCatchUp) -> Result<(), WriteFailed> {
+    async fn write_catch_up(
+        &mut self,
+        viewer: &UserId,
+        room: RoomCatchUp,
+    ) -> Result<(), WriteFailed> {
         let started = std::time::Instant::now();
-        let read = self
-            .store
-            .latest_after(room.room, room.after, HISTORY_PAGE)
-            .await;
+        let read = catch_up(
+            &*self.store,
+            room.room,
+            room.after,
+            Some(room.latest),
+            viewer,
+        )
+        .await;
         telemetry::store_call("history", started);
-        let messages = match read {
-            Ok(messages) => messages,
+        let (history, newest) = match read {
+            Ok(read) => read,
             Err(err) => {
                 tracing::error!(%err, "could not read a room's history for a snapshot");
                 self.overflowed.cancel();
                 return Ok(());
             }
-        };
-        let more_before = messages.first().is_some_and(|m| m.seq > room.after + 1);
-        let newest = messages.last().map_or(room.after, |m| m.seq);
-        let history = ServerMsg::History {
-            room: room.room,
-            messages,
-            more_before,
         };
         let item = Outgoing::History {
             room: room.room,
@@ -415,10 +417,10 @@ impl Writer {
         let mut next = Some(first);
         while let Some(item) = next {
             let admitted = match item {
-                Outgoing::CatchUp { rooms } => {
+                Outgoing::CatchUp { viewer, rooms } => {
                     for room in rooms {
                         if room.latest > room.after {
-                            self.catch_up.push_back(room);
+                            self.catch_up.push_back((viewer.clone(), room));
                         } else {
                             // Nothing new: no history frame at all.
                             self.order

@@ -5,6 +5,11 @@
 //! only after the commit publishes each message to its room and acks its sender, in seq
 //! order. Batching turns a burst of sends into one commit; a single writer means per-room
 //! order is simply queue order.
+//!
+//! Changes to messages (edits, deletions, reactions) queue here too and take the same
+//! path — a seq, the store, then publish, then ack — in a transaction of their own
+//! after the batch's messages (a change always targets a message stored before it was
+//! sent, so nothing in the batch depends on the other half).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Outbox;
 use crate::broker::{Broker, Delivery};
+use crate::store::changes::{ChangeOutcome, ChangeRefusal, NewChange};
 use crate::store::{Appended, NewMessage, Store};
 use crate::telemetry;
 
@@ -41,19 +47,37 @@ pub enum AppendReply {
     Notice(oneshot::Sender<Result<ChatMessage, AppendError>>),
 }
 
-/// Why a message was not stored.
+/// Why a message or change was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
     /// The room was deleted.
     #[error("no such room")]
     NoSuchRoom,
+    /// The message to change is gone (deleted meanwhile) or never was.
+    #[error("That message does not exist (any more).")]
+    NoSuchMessage,
+    /// The message is someone else's.
+    #[error("Only its author can change a message.")]
+    NotAuthor,
+    /// The message has as many different emoji as it may.
+    #[error("This message has 20 different reactions; add one of those.")]
+    TooManyReactions,
     /// The database failed or the server is shutting down.
     #[error("could not store the message")]
     Failed,
 }
 
+/// What a job stores.
+#[derive(Debug)]
+enum Work {
+    /// A message (or notice).
+    Message(NewMessage),
+    /// A change to a message.
+    Change(NewChange),
+}
+
 struct AppendJob {
-    message: NewMessage,
+    work: Work,
     reply: AppendReply,
     /// When it was queued, for `natter_message_seconds`.
     queued_at: Instant,
@@ -73,7 +97,7 @@ pub struct AppendQueue {
 impl std::fmt::Debug for AppendJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppendJob")
-            .field("room", &self.message.room)
+            .field("work", &self.work)
             .finish()
     }
 }
@@ -95,8 +119,17 @@ impl AppendQueue {
         if matches!(reply, AppendReply::Ack { .. }) {
             metrics::counter!(telemetry::MESSAGES_RECEIVED).increment(1);
         }
+        self.queue(Work::Message(message), reply).await;
+    }
+
+    /// Queues a change to a message, acknowledged (or refused) through `reply`.
+    pub async fn change(&self, change: NewChange, reply: AppendReply) {
+        self.queue(Work::Change(change), reply).await;
+    }
+
+    async fn queue(&self, work: Work, reply: AppendReply) {
         let job = AppendJob {
-            message,
+            work,
             reply,
             queued_at: Instant::now(),
         };
@@ -153,10 +186,24 @@ async fn write_loop(
             }
         }
         // Move the messages out (no copy of their text); keep the replies in order.
-        let (batch, replies): (Vec<NewMessage>, Vec<(AppendReply, Instant)>) = jobs
-            .drain(..)
-            .map(|job| (job.message, (job.reply, job.queued_at)))
-            .unzip();
+        let mut batch = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut changes = Vec::new();
+        for job in jobs.drain(..) {
+            match job.work {
+                Work::Message(message) => {
+                    batch.push(message);
+                    replies.push((job.reply, job.queued_at));
+                }
+                Work::Change(change) => changes.push((change, job.reply)),
+            }
+        }
+        if !changes.is_empty() {
+            store_changes(&*store, &*broker, changes).await;
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let count = batch.len();
         let started = Instant::now();
         let outcomes = store.append(batch).await;
@@ -173,6 +220,56 @@ async fn write_loop(
                 for (reply, _) in replies {
                     fail(reply, AppendError::Failed);
                 }
+            }
+        }
+    }
+}
+
+/// Stores a batch of changes in one transaction, then fans out and acks each.
+async fn store_changes(
+    store: &dyn Store,
+    broker: &dyn Broker,
+    jobs: Vec<(NewChange, AppendReply)>,
+) {
+    let (changes, replies): (Vec<NewChange>, Vec<AppendReply>) = jobs.into_iter().unzip();
+    let count = changes.len();
+    match store.apply_changes(changes).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let (room, seq, ts) = match outcome {
+                    // A resend is published again, as a message's is (see `finish`).
+                    ChangeOutcome::Stored(event) | ChangeOutcome::Duplicate(event) => {
+                        broker.publish(Delivery::room_event(
+                            event.room,
+                            event.seq,
+                            &event.to_msg(),
+                        ));
+                        (event.room, event.seq, event.ts)
+                    }
+                    ChangeOutcome::Unchanged { room, seq, ts } => (room, seq, ts),
+                    ChangeOutcome::Refused(refusal) => {
+                        fail(
+                            reply,
+                            match refusal {
+                                ChangeRefusal::NoSuchMessage => AppendError::NoSuchMessage,
+                                ChangeRefusal::NotAuthor => AppendError::NotAuthor,
+                                ChangeRefusal::TooManyReactions => AppendError::TooManyReactions,
+                            },
+                        );
+                        continue;
+                    }
+                    ChangeOutcome::NoSuchRoom => {
+                        fail(reply, AppendError::NoSuchRoom);
+                        continue;
+                    }
+                };
+                acknowledge(reply, room, seq, ts);
+            }
+        }
+        Err(err) => {
+            tracing::error!(%err, changes = count, "storing changes failed");
+            for reply in replies {
+                fail(reply, AppendError::Failed);
             }
         }
     }
@@ -198,17 +295,30 @@ fn finish(broker: &dyn Broker, reply: AppendReply, outcome: Appended) {
 
 fn succeed(reply: AppendReply, message: ChatMessage) {
     match reply {
-        AppendReply::Ack {
-            outbox, client_id, ..
-        } => outbox.send(&ServerMsg::Ack {
-            client_id,
-            room: message.room,
-            seq: message.seq,
-            ts: message.ts,
-        }),
+        AppendReply::Ack { .. } => acknowledge(reply, message.room, message.seq, message.ts),
         AppendReply::Notice(tx) => {
             let _ = tx.send(Ok(message));
         }
+    }
+}
+
+/// Acks a user's send or change (a notice has nobody to ack).
+fn acknowledge(
+    reply: AppendReply,
+    room: natter_protocol::RoomId,
+    seq: natter_protocol::Seq,
+    ts: natter_protocol::Timestamp,
+) {
+    if let AppendReply::Ack {
+        outbox, client_id, ..
+    } = reply
+    {
+        outbox.send(&ServerMsg::Ack {
+            client_id,
+            room,
+            seq,
+            ts,
+        });
     }
 }
 
@@ -221,6 +331,9 @@ fn fail(reply: AppendReply, err: AppendError) {
         } => {
             let code = match err {
                 AppendError::NoSuchRoom => ErrorCode::NoSuchRoom,
+                AppendError::NoSuchMessage => ErrorCode::NoSuchMessage,
+                AppendError::NotAuthor => ErrorCode::NotAuthor,
+                AppendError::TooManyReactions => ErrorCode::TooManyReactions,
                 AppendError::Failed => ErrorCode::Internal,
             };
             outbox.send(&ServerMsg::error(code, err.to_string(), request_ref));

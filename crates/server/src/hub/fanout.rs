@@ -167,20 +167,20 @@ fn for_user(user: &UserId, delivery: &Delivery) -> Outgoing {
 pub const GAP_WAIT: Duration = Duration::from_millis(100);
 
 impl RoomHub {
-    /// Reads the messages of `room` this node has not delivered from the store and
-    /// hands them to its members (at most the newest page; a client that finds a gap
-    /// before them asks for history itself).
+    /// Reads the events (messages and changes) of `room` this node has not delivered
+    /// from the store and hands them to its members (at most the newest page; a client
+    /// that finds a gap before them asks to `catch_up` itself).
     pub(super) async fn fill_from_store(&self, room: RoomId) {
         let Some(after) = self.read().rooms.get(&room).map(|f| f.delivered) else {
             return;
         };
-        let messages = match self
+        let events = match self
             .inner
             .store
-            .latest_after(room, after, HISTORY_PAGE)
+            .events_after(room, after, HISTORY_PAGE)
             .await
         {
-            Ok(messages) => messages,
+            Ok(events) => events,
             Err(err) => {
                 tracing::warn!(%err, room = room.0, "could not read missed messages; will retry");
                 return;
@@ -191,10 +191,10 @@ impl RoomHub {
         let Some(fanout) = rooms.get_mut(&room) else {
             return;
         };
-        for message in messages {
-            if message.seq > fanout.delivered {
-                let seq = message.seq;
-                let frame: Utf8Bytes = ServerMsg::Message { message }.to_json().into();
+        for event in events {
+            if event.seq() > fanout.delivered {
+                let seq = event.seq();
+                let frame: Utf8Bytes = event.to_msg().to_json().into();
                 let item = Outgoing::Message { room, seq, frame };
                 send_to_members(&fanout.members, local, &item, None);
                 fanout.delivered = seq;

@@ -21,7 +21,9 @@
 //! - [`reconcile`]: what the broker reports from other nodes, and catching up with the
 //!   store after Redis reconnects, a node dies, or a periodic sweep finds a room behind;
 //! - [`watch`]: sign-out watches, so an ended session's sockets close on every node;
-//! - [`appender`]: the single batching writer — store, then publish, then ack;
+//! - [`appender`]: the single batching writer — store, then publish, then ack — for
+//!   messages and changes to them;
+//! - [`history`]: catch-up histories (what a client holding a room up to a seq lacks);
 //! - [`directory`]: the channel browser's member counts, counted once for everyone
 //!   asking within a few seconds.
 //!
@@ -36,6 +38,7 @@
 pub mod appender;
 mod directory;
 mod fanout;
+pub mod history;
 pub mod outbox;
 mod presence;
 mod reconcile;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use natter_protocol::{RoomId, Seq, ServerMsg};
+use natter_protocol::{RoomId, Seq, ServerMsg, UserId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -62,13 +62,22 @@ pub enum Outgoing {
         /// The `history` frame.
         frame: Utf8Bytes,
     },
-    /// What the connection's snapshot still owes it after `ready`: per room, what the
-    /// client holds and the room's newest seq. The connection's writer reads each
-    /// history from the store as the socket drains (a user in thousands of rooms
-    /// never has them all queued at once); a room with nothing new sends nothing.
+    /// What the connection's snapshot still owes it after `ready` (or a `catch_up`
+    /// asked for): per room, what the client holds and the room's newest seq. The
+    /// connection's writer reads each history from the store as the socket drains (a
+    /// user in thousands of rooms never has them all queued at once); a room with
+    /// nothing new sends nothing.
     CatchUp {
-        /// The rooms of `ready`, with what each still needs.
+        /// Whose histories they are (reactions say which are theirs).
+        viewer: UserId,
+        /// The rooms, with what each still needs.
         rooms: Vec<RoomCatchUp>,
+    },
+    /// A history of `room` the client asked for (an older page, a `catch_up`) is
+    /// being read: the room's live events wait for its [`Outgoing::History`].
+    Hold {
+        /// The room.
+        room: RoomId,
     },
     /// `left`: the connection no longer follows `room`.
     Left {
@@ -100,7 +109,7 @@ impl Outgoing {
             | Outgoing::Joined { frame, .. }
             | Outgoing::History { frame, .. }
             | Outgoing::Left { frame, .. } => Some(frame),
-            Outgoing::CatchUp { .. } => None,
+            Outgoing::CatchUp { .. } | Outgoing::Hold { .. } => None,
         }
     }
 

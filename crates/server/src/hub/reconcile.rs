@@ -10,8 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use natter_protocol::{ChannelInfo, RoomId, Seq, ServerMsg, UserId, UserSummary, HISTORY_PAGE};
+use natter_protocol::{ChannelInfo, RoomId, Seq, ServerMsg, UserId, UserSummary};
 
+use super::history::catch_up;
 use super::presence::PresenceChange;
 use super::{HubInner, RoomHub};
 use crate::broker::{CatchUp, ClusterSink, Delivery, Effect, Target};
@@ -37,14 +38,11 @@ impl RoomHub {
             };
             let stored: HashSet<RoomId> = records.iter().map(|r| r.id).collect();
             for record in records.iter().filter(|r| !indexed.contains(&r.id)) {
-                let (info, page) = match (
+                let (info, (history, newest)) = match (
                     self.room_info(record).await,
-                    self.inner
-                        .store
-                        .latest_after(record.id, 0, HISTORY_PAGE)
-                        .await,
+                    catch_up(&*self.inner.store, record.id, 0, None, &user).await,
                 ) {
-                    (Ok(info), Ok(page)) => (info, page),
+                    (Ok(info), Ok(history)) => (info, history),
                     (Err(err), _) | (_, Err(err)) => {
                         tracing::warn!(%err, "could not announce a room missed while Redis was away");
                         continue;
@@ -67,13 +65,6 @@ impl RoomHub {
                     }),
                     &ServerMsg::Joined { room: info, by },
                 );
-                let more_before = page.first().is_some_and(|m| m.seq > 1);
-                let newest = page.last().map_or(0, |m| m.seq);
-                let history = ServerMsg::History {
-                    room: record.id,
-                    messages: page,
-                    more_before,
-                };
                 self.inner.deliver_local(&Delivery {
                     target: Target::User(user.clone()),
                     except: None,

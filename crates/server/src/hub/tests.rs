@@ -80,6 +80,7 @@ impl Node {
                 text: format!("m{i}"),
                 client_id: None,
                 attachments: Vec::new(),
+                reply_to: None,
             })
             .collect();
         self.store
@@ -97,18 +98,17 @@ impl Node {
 
 /// What another node published: a stored message of `room`.
 fn remote_message(room: RoomId, seq: Seq) -> Delivery {
-    let message = natter_protocol::ChatMessage {
+    let message = natter_protocol::ChatMessage::new(
         room,
         seq,
-        sender: UserSummary {
+        UserSummary {
             id: UserId("elsewhere".into()),
             name: "Elsewhere".into(),
         },
-        ts: 1,
-        kind: MessageKind::Text,
-        text: format!("m{}", seq - 1),
-        attachments: Vec::new(),
-    };
+        1,
+        MessageKind::Text,
+        format!("m{}", seq - 1),
+    );
     Delivery {
         target: Target::Room(room),
         except: None,

@@ -23,7 +23,7 @@ enum Slot {
     /// Not seen before: needs a seq and a row.
     New,
     /// Stored in an earlier batch under the same `(sender, client_id)`.
-    StoredBefore(ChatMessage),
+    StoredBefore(Box<ChatMessage>),
     /// A resend of the message at this earlier index of the same batch.
     SameAs(usize),
 }
@@ -76,7 +76,7 @@ impl AppendBatch {
             // Later copies in this batch point here, whatever this one turns out to be.
             first_in_batch.insert(key, index);
             if let Some(original) = stored_before.remove(&(key.0.to_string(), key.1.to_string())) {
-                self.slots[index] = Slot::StoredBefore(original);
+                self.slots[index] = Slot::StoredBefore(Box::new(original));
             }
         }
     }
@@ -106,7 +106,7 @@ impl AppendBatch {
         let mut rows = Vec::new();
         for (index, (message, slot)) in self.messages.into_iter().zip(self.slots).enumerate() {
             let outcome = match slot {
-                Slot::StoredBefore(original) => Appended::Duplicate(original),
+                Slot::StoredBefore(original) => Appended::Duplicate(*original),
                 Slot::SameAs(earlier) => match &outcomes[earlier] {
                     Appended::Stored(first) | Appended::Duplicate(first) => {
                         Appended::Duplicate(first.clone())
@@ -122,15 +122,17 @@ impl AppendBatch {
                             index,
                             client_id: message.client_id,
                         });
-                        Appended::Stored(ChatMessage {
-                            room: message.room,
-                            seq: assigned,
-                            sender: message.sender,
-                            ts: message.ts,
-                            kind: message.kind,
-                            text: message.text,
-                            attachments: message.attachments,
-                        })
+                        let mut stored = ChatMessage::new(
+                            message.room,
+                            assigned,
+                            message.sender,
+                            message.ts,
+                            message.kind,
+                            message.text,
+                        );
+                        stored.attachments = message.attachments;
+                        stored.reply_to = message.reply_to;
+                        Appended::Stored(stored)
                     }
                 },
             };
@@ -158,6 +160,7 @@ mod tests {
             text: text.into(),
             client_id: client_id.map(String::from),
             attachments: Vec::new(),
+            reply_to: None,
         }
     }
 
@@ -201,18 +204,17 @@ mod tests {
         ]);
         let keys: Vec<_> = batch.idempotency_keys().collect();
         assert_eq!(keys.len(), 5);
-        let original = ChatMessage {
-            room: RoomId(1),
-            seq: 4,
-            sender: UserSummary {
+        let original = ChatMessage::new(
+            RoomId(1),
+            4,
+            UserSummary {
                 id: UserId("a".into()),
                 name: "a".into(),
             },
-            ts: 0,
-            kind: MessageKind::Text,
-            text: "resent".into(),
-            attachments: Vec::new(),
-        };
+            0,
+            MessageKind::Text,
+            "resent".into(),
+        );
         batch.mark_resends(HashMap::from([(
             ("a".to_string(), "old".to_string()),
             original.clone(),

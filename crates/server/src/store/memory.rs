@@ -7,6 +7,8 @@
 //! gap-free seqs per room, idempotent `(sender, client_id)` — through the same batch
 //! planner ([`super::batch`]).
 //!
+//! Changes to messages live in `memory/changes.rs`.
+//!
 //! Why one long file: it is the reference implementation of the whole `Store` contract
 //! (rooms, messages, files, accounts, sessions, tokens, mail) over one in-memory state behind
 //! one lock.
@@ -22,11 +24,14 @@ use super::accounts::{
     AccountRecord, AccountStore, MailRecord, NewAccount, NewMail, SessionRecord, TokenPurpose,
 };
 use super::batch::AppendBatch;
+use super::changes::ChangeEvent;
 use super::files::{FileRecord, FileStore};
 use super::{
     Appended, Blocking, Departure, NewMessage, RoomRecord, RoomRecordKind, Store, StoreError,
     StoreResult, UserRecord,
 };
+
+mod changes;
 
 /// The URL that selects this store.
 pub const MEMORY_URL: &str = "memory:";
@@ -54,6 +59,8 @@ struct State {
     blocks: HashMap<UserId, Vec<UserId>>,
     /// `(sender id, client_id)` → where the message is.
     client_ids: HashMap<(String, String), (RoomId, Seq)>,
+    /// `(sender id, client_id)` → where the change is.
+    change_ids: HashMap<(String, String), (RoomId, Seq)>,
     /// Accounts by user.
     accounts: HashMap<UserId, MemoryAccount>,
     /// Sessions by id hash.
@@ -98,8 +105,40 @@ struct QueuedMail {
 struct Room {
     record: RoomRecord,
     members: HashSet<UserId>,
-    /// `messages[i]` has seq `i + 1`.
+    /// Messages by ascending seq (seqs taken by changes hold none), as first stored:
+    /// [`changes`] applies edits and deletions to them, and keeps reactions apart.
     messages: Vec<ChatMessage>,
+    /// Changes by ascending seq (an edit's text is its message's, not kept here).
+    changes: Vec<ChangeEvent>,
+    /// Reactions per message seq: per emoji in the order first given, its reactors
+    /// (with the seq of each reaction) in the order they reacted.
+    reactions: BTreeMap<Seq, Vec<(String, Vec<UserSummary>)>>,
+}
+
+impl Room {
+    /// The message with this seq.
+    fn message(&self, seq: Seq) -> Option<&ChatMessage> {
+        let at = self.messages.binary_search_by_key(&seq, |m| m.seq).ok()?;
+        self.messages.get(at)
+    }
+
+    /// The newest `limit` messages with seq in `from..below`, oldest first, as
+    /// `viewer` sees them now.
+    fn newest(
+        &self,
+        from: Seq,
+        below: Seq,
+        limit: u32,
+        viewer: Option<&UserId>,
+    ) -> Vec<ChatMessage> {
+        let start = self.messages.partition_point(|m| m.seq < from);
+        let end = self.messages.partition_point(|m| m.seq < below).max(start);
+        let start = start.max(end.saturating_sub(limit as usize));
+        self.messages[start..end]
+            .iter()
+            .map(|m| self.current(m, viewer))
+            .collect()
+    }
 }
 
 impl Default for MemoryStore {
@@ -150,6 +189,8 @@ impl State {
                 record: record.clone(),
                 members: HashSet::new(),
                 messages: Vec::new(),
+                changes: Vec::new(),
+                reactions: BTreeMap::new(),
             },
         );
         record
@@ -187,18 +228,6 @@ impl State {
         id.and_then(|id| self.rooms.get(id))
             .map(|room| room.record.clone())
     }
-}
-
-/// The newest `limit` messages (oldest first) among `messages[range]`; `messages[i]`
-/// has seq `i + 1`, so a seq bound is an index.
-fn newest(messages: &[ChatMessage], from_seq: Seq, below_seq: Seq, limit: u32) -> Vec<ChatMessage> {
-    let len = messages.len() as Seq;
-    let end = below_seq.saturating_sub(1).min(len);
-    let start = from_seq
-        .saturating_sub(1)
-        .min(end)
-        .max(end.saturating_sub(u64::from(limit)));
-    messages[start as usize..end as usize].to_vec()
 }
 
 #[async_trait]
@@ -340,6 +369,7 @@ impl Store for MemoryStore {
                 };
             }
             state.client_ids.retain(|_, (room_id, _)| *room_id != room);
+            state.change_ids.retain(|_, (room_id, _)| *room_id != room);
             state.files.retain(|_, file| file.room != Some(room));
         }
         Ok(Departure {
@@ -482,7 +512,7 @@ impl Store for MemoryStore {
             .filter_map(|(sender, client_id)| {
                 let key = (sender.to_string(), client_id.to_string());
                 let (room, seq) = state.client_ids.get(&key)?;
-                let message = state.rooms.get(room)?.messages.get(*seq as usize - 1)?;
+                let message = state.rooms.get(room)?.message(*seq)?;
                 Some((key, message.clone()))
             })
             .collect();
@@ -522,10 +552,13 @@ impl Store for MemoryStore {
         room: RoomId,
         before: Seq,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<ChatMessage>> {
         let state = self.state();
-        let messages = state.rooms.get(&room).map_or(&[][..], |r| &r.messages);
-        Ok(newest(messages, 1, before, limit))
+        Ok(state
+            .rooms
+            .get(&room)
+            .map_or_else(Vec::new, |r| r.newest(1, before, limit, Some(viewer))))
     }
 
     async fn latest_after(
@@ -533,10 +566,12 @@ impl Store for MemoryStore {
         room: RoomId,
         after: Seq,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<ChatMessage>> {
         let state = self.state();
-        let messages = state.rooms.get(&room).map_or(&[][..], |r| &r.messages);
-        Ok(newest(messages, after.saturating_add(1), Seq::MAX, limit))
+        Ok(state.rooms.get(&room).map_or_else(Vec::new, |r| {
+            r.newest(after.saturating_add(1), Seq::MAX, limit, Some(viewer))
+        }))
     }
 }
 

@@ -11,10 +11,13 @@
 //! - an account's display name is unique among accounts and its email (any case) too
 //!   ([`accounts::AccountStore`]);
 //! - a message's files are tied to it in the transaction that stores it, so each
-//!   upload is sent once ([`files::FileStore`]).
+//!   upload is sent once ([`files::FileStore`]);
+//! - an edit, deletion or reaction takes its room's next seq like a message, and its
+//!   effect is written in the same transaction ([`changes::ChangeStore`]).
 
 pub mod accounts;
 pub mod batch;
+pub mod changes;
 pub mod files;
 pub mod memory;
 pub mod postgres;
@@ -116,6 +119,8 @@ pub struct NewMessage {
     pub client_id: Option<String>,
     /// Files it carries: checked unsent and the sender's before; stored with it.
     pub attachments: Vec<natter_protocol::Attachment>,
+    /// The message it answers (checked to exist in the room before); its seq is stored.
+    pub reply_to: Option<natter_protocol::ReplyPreview>,
 }
 
 /// What [`Store::append`] did with one message.
@@ -158,7 +163,9 @@ pub enum Blocking {
 /// Durable state: users, rooms, memberships, blocks and message history — and, through
 /// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
-pub trait Store: accounts::AccountStore + files::FileStore + Send + Sync + 'static {
+pub trait Store:
+    accounts::AccountStore + changes::ChangeStore + files::FileStore + Send + Sync + 'static
+{
     /// Creates a guest user.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Looks a user up by id.
@@ -228,19 +235,23 @@ pub trait Store: accounts::AccountStore + files::FileStore + Send + Sync + 'stat
     /// Stores messages in one transaction, in order, each with the next seq of its
     /// room. Returns one outcome per input, in the same order.
     async fn append(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Appended>>;
-    /// Up to `limit` messages with seq below `before`, oldest first.
+    /// Up to `limit` messages with seq below `before`, oldest first, in their current
+    /// state as `viewer` sees them (whether each reaction is theirs).
     async fn history_before(
         &self,
         room: RoomId,
         before: Seq,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<ChatMessage>>;
-    /// The newest `limit` messages with seq above `after`, oldest first.
+    /// The newest `limit` messages with seq above `after`, oldest first, in their
+    /// current state as `viewer` sees them.
     async fn latest_after(
         &self,
         room: RoomId,
         after: Seq,
         limit: u32,
+        viewer: &UserId,
     ) -> StoreResult<Vec<ChatMessage>>;
 
     /// The newest seq of each of `rooms` that still exists. Nodes of a cluster compare
@@ -315,6 +326,16 @@ pub(crate) const ROOM_COLUMNS: &str =
 pub(crate) const MESSAGE_COLUMNS: &str =
     "room_id, seq, sender_id, sender_name, ts, kind, text, attachments";
 
+/// Reads messages in their current state for [`current_message_from_row`]: aliased
+/// `m`, with the message each answers (`r`) joined for its reply preview. Append a
+/// `WHERE` on `m`.
+pub(crate) const CURRENT_MESSAGES: &str =
+    "SELECT m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, \
+     m.text, m.attachments, m.edited_at, m.deleted, m.rev, m.reply_to, \
+     r.sender_id AS reply_sender_id, r.sender_name AS reply_sender_name, \
+     substr(r.text, 1, 120) AS reply_text, r.deleted AS reply_deleted \
+     FROM messages m LEFT JOIN messages r ON r.room_id = m.room_id AND r.seq = m.reply_to";
+
 /// A `rooms` row (of [`ROOM_COLUMNS`]) from SQLite or PostgreSQL: the schemas have the
 /// same columns, and sqlx decodes each backend's types into the same Rust ones.
 pub(crate) fn room_from_row<'r, R>(row: &'r R) -> StoreResult<RoomRecord>
@@ -355,16 +376,57 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    Ok(ChatMessage {
-        room: RoomId(row.try_get("room_id")?),
-        seq: row.try_get::<i64, _>("seq")? as Seq,
-        sender: UserSummary {
+    let mut message = ChatMessage::new(
+        RoomId(row.try_get("room_id")?),
+        row.try_get::<i64, _>("seq")? as Seq,
+        UserSummary {
             id: UserId(row.try_get("sender_id")?),
             name: row.try_get("sender_name")?,
         },
-        ts: row.try_get("ts")?,
-        kind: kind_from_str(&row.try_get::<String, _>("kind")?),
-        text: row.try_get("text")?,
-        attachments: files::attachments_from_column(row.try_get("attachments")?),
-    })
+        row.try_get("ts")?,
+        kind_from_str(&row.try_get::<String, _>("kind")?),
+        row.try_get("text")?,
+    );
+    message.attachments = files::attachments_from_column(row.try_get("attachments")?);
+    Ok(message)
+}
+
+/// A row of [`CURRENT_MESSAGES`]: the message as it is now, with its reply preview
+/// (reactions are read apart, see [`changes`]).
+pub(crate) fn current_message_from_row<'r, R>(row: &'r R) -> StoreResult<ChatMessage>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut message = message_from_row(row)?;
+    message.edited_at = row.try_get("edited_at")?;
+    message.deleted = row.try_get("deleted")?;
+    message.rev = row.try_get::<i64, _>("rev")? as Seq;
+    let reply_seq: Option<i64> = row.try_get("reply_to")?;
+    message.reply_to = match (
+        reply_seq,
+        row.try_get::<Option<String>, _>("reply_sender_id")?,
+    ) {
+        (Some(seq), Some(sender_id)) => Some(natter_protocol::ReplyPreview {
+            seq: seq as Seq,
+            sender: UserSummary {
+                id: UserId(sender_id),
+                name: row
+                    .try_get::<Option<String>, _>("reply_sender_name")?
+                    .unwrap_or_default(),
+            },
+            text: row
+                .try_get::<Option<String>, _>("reply_text")?
+                .unwrap_or_default(),
+            deleted: row
+                .try_get::<Option<bool>, _>("reply_deleted")?
+                .unwrap_or(false),
+        }),
+        // The original went with its room, or never was: show no quote.
+        _ => None,
+    };
+    Ok(message)
 }

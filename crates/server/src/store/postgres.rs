@@ -37,12 +37,17 @@ pub struct PgStore {
 
 super::accounts::sql_account_store!(PgStore);
 super::files::sql_file_store!(PgStore);
+super::changes::sql_change_store!(PgStore, Postgres);
 
 impl PgStore {
     /// The pool writes go through: the one pool (PostgreSQL's row locks order writers).
     fn writer(&self) -> &sqlx::PgPool {
         &self.pool
     }
+
+    /// After a message was deleted: nothing to do at once. Its old row version stays
+    /// in the table file until autovacuum reclaims it; no query can read it.
+    async fn forget_deleted(&self) {}
 
     /// A write transaction: PostgreSQL's row locks order writers, so a plain `BEGIN`.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
@@ -136,9 +141,11 @@ impl PgStore {
             }
             sqlx::query(
                 "INSERT INTO messages \
-                     (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments) \
+                     (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments, \
+                      reply_to) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
-                                      $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])",
+                                      $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], \
+                                      $10::bigint[])",
             )
             .bind(&columns.room)
             .bind(&columns.seq)
@@ -149,6 +156,7 @@ impl PgStore {
             .bind(&columns.text)
             .bind(&columns.client_id)
             .bind(&columns.attachments)
+            .bind(&columns.reply_to)
             .execute(&mut *tx)
             .await?;
             if !columns.files.is_empty() {
@@ -187,6 +195,7 @@ struct InsertColumns {
     text: Vec<String>,
     client_id: Vec<Option<String>>,
     attachments: Vec<Option<String>>,
+    reply_to: Vec<Option<i64>>,
     /// `(file id, room, seq)` of every file the new messages carry.
     files: Vec<(String, i64, i64)>,
 }
@@ -203,6 +212,7 @@ impl InsertColumns {
             text: Vec::with_capacity(rows),
             client_id: Vec::with_capacity(rows),
             attachments: Vec::with_capacity(rows),
+            reply_to: Vec::with_capacity(rows),
             files: Vec::new(),
         }
     }
@@ -219,6 +229,8 @@ impl InsertColumns {
         self.client_id.push(client_id);
         self.attachments
             .push(attachments_column(&message.attachments));
+        self.reply_to
+            .push(message.reply_to.as_ref().map(|r| r.seq as i64));
         let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
         self.files.extend(
             message

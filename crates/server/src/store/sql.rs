@@ -40,28 +40,6 @@ macro_rules! sql_store {
                 row.as_ref().map($crate::store::room_from_row).transpose()
             }
 
-            /// The newest `limit` messages of `room` whose seq passes `seq_condition`
-            /// (against `$2`), oldest first.
-            async fn newest_where(
-                &self,
-                room: natter_protocol::RoomId,
-                seq_condition: &str,
-                bound: natter_protocol::Seq,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT {} FROM messages WHERE room_id = $1 AND {seq_condition} \
-                     ORDER BY seq DESC LIMIT $3",
-                    $crate::store::MESSAGE_COLUMNS
-                ))
-                .bind(room.0)
-                .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().rev().map($crate::store::message_from_row).collect()
-            }
-
             /// Inserts a room of `kind` with one or two identifying columns (fixed
             /// names, bound values); a taken name or code is a conflict.
             async fn insert_room(
@@ -502,8 +480,10 @@ macro_rules! sql_store {
                 room: natter_protocol::RoomId,
                 before: natter_protocol::Seq,
                 limit: u32,
+                viewer: &natter_protocol::UserId,
             ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
-                self.newest_where(room, "seq < $2", before, limit).await
+                self.current_messages(room, "m.seq < $2", before, "m.seq", limit, Some(viewer))
+                    .await
             }
 
             async fn latest_after(
@@ -511,8 +491,10 @@ macro_rules! sql_store {
                 room: natter_protocol::RoomId,
                 after: natter_protocol::Seq,
                 limit: u32,
+                viewer: &natter_protocol::UserId,
             ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
-                self.newest_where(room, "seq > $2", after, limit).await
+                self.current_messages(room, "m.seq > $2", after, "m.seq", limit, Some(viewer))
+                    .await
             }
 
             $($own)*

@@ -118,18 +118,19 @@ fn append_batch(
         for (sender, client_id) in batch.idempotency_keys() {
             let found = find
                 .query_row(rusqlite::params![sender, client_id], |row| {
-                    Ok(ChatMessage {
-                        room: RoomId(row.get(0)?),
-                        seq: row.get::<_, i64>(1)? as Seq,
-                        sender: UserSummary {
+                    let mut original = ChatMessage::new(
+                        RoomId(row.get(0)?),
+                        row.get::<_, i64>(1)? as Seq,
+                        UserSummary {
                             id: UserId(row.get(2)?),
                             name: row.get(3)?,
                         },
-                        ts: row.get(4)?,
-                        kind: kind_from_str(&row.get::<_, String>(5)?),
-                        text: row.get(6)?,
-                        attachments: attachments_from_column(row.get(7)?),
-                    })
+                        row.get(4)?,
+                        kind_from_str(&row.get::<_, String>(5)?),
+                        row.get(6)?,
+                    );
+                    original.attachments = attachments_from_column(row.get(7)?);
+                    Ok(original)
                 })
                 .optional()?;
             if let Some(original) = found {
@@ -155,8 +156,8 @@ fn append_batch(
     let (outcomes, rows) = batch.assign(&latest);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments, reply_to) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut send_file = tx.prepare_cached(
             "UPDATE files SET room_id = ?1, seq = ?2 WHERE id = ?3 AND room_id IS NULL",
@@ -173,6 +174,7 @@ fn append_batch(
                     m.text,
                     row.client_id,
                     attachments_column(&m.attachments),
+                    m.reply_to.as_ref().map(|r| r.seq as i64),
                 ])?;
                 for file in &m.attachments {
                     send_file.execute(rusqlite::params![m.room.0, m.seq as i64, file.id.0])?;
@@ -186,6 +188,7 @@ fn append_batch(
 
 super::accounts::sql_account_store!(SqliteStore);
 super::files::sql_file_store!(SqliteStore);
+super::changes::sql_change_store!(SqliteStore, Sqlite);
 
 impl SqliteStore {
     /// The pool writes go through (see `writes`).
@@ -207,7 +210,10 @@ impl SqliteStore {
             // message queued behind it — would wait for the copy into the main file.
             .pragma("wal_autocheckpoint", "0")
             // After a checkpoint resets the log, keep at most this much of the file.
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            // A deleted message's text is overwritten with zeros, not left in a free
+            // page of the file (see `forget_deleted`).
+            .pragma("secure_delete", "ON");
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::Unsupported(
                 "SQLite needs a file here (its append writer has its own connection); \
@@ -250,6 +256,20 @@ impl SqliteStore {
             writes,
             writer,
         })
+    }
+
+    /// After a message was deleted: its old text may still sit in the write-ahead log
+    /// (in the frame written when it was sent or edited) until the log is overwritten.
+    /// Copying the log into the database (where `secure_delete` zeroed the text) and
+    /// truncating it removes it now. Best effort: a reader holding an old snapshot
+    /// makes this give up, and the next delete tries again.
+    async fn forget_deleted(&self) {
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writes)
+            .await
+        {
+            tracing::warn!(%err, "could not truncate the log after a deletion");
+        }
     }
 
     /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),

@@ -380,6 +380,7 @@ impl Client {
                 room: r,
                 messages,
                 more_before,
+                ..
             } if *r == room => Some((messages.clone(), *more_before)),
             _ => None,
         })
@@ -400,6 +401,7 @@ impl Client {
         attachments: Vec<FileId>,
     ) -> Seq {
         self.send(ClientMsg::Send {
+            reply_to: None,
             room,
             client_id: client_id.into(),
             text: text.into(),
@@ -424,6 +426,42 @@ impl Client {
             {
                 Some(message.clone())
             }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends a change (edit, delete, react, unreact) and waits for its ack; returns
+    /// its seq. Panics on an error.
+    pub async fn change(&mut self, msg: ClientMsg) -> Seq {
+        let client_id = match &msg {
+            ClientMsg::Edit { client_id, .. }
+            | ClientMsg::Delete { client_id, .. }
+            | ClientMsg::React { client_id, .. }
+            | ClientMsg::Unreact { client_id, .. } => client_id.clone(),
+            other => panic!("not a change: {other:?}"),
+        };
+        self.send(msg).await;
+        self.recv_until(|m| match m {
+            ServerMsg::Ack {
+                client_id: c, seq, ..
+            } if *c == client_id => Some(*seq),
+            ServerMsg::Error { .. } => panic!("change failed: {m:?}"),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a `changed` frame in `room`; returns its seq, target and change.
+    pub async fn next_change(&mut self, room: RoomId) -> (Seq, Seq, Change) {
+        self.recv_until(|m| match m {
+            ServerMsg::Changed {
+                room: r,
+                seq,
+                target,
+                change,
+                ..
+            } if *r == room => Some((*seq, *target, change.clone())),
             _ => None,
         })
         .await

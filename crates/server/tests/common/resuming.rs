@@ -80,6 +80,7 @@ pub async fn resuming_client(
                     if credentials.is_some() {
                         if let Some((client_id, text)) = unacked.iter().next() {
                             let send = ClientFrame::from(ClientMsg::Send {
+                                reply_to: None,
                                 room: RoomId(1),
                                 client_id: client_id.clone(),
                                 text: text.clone(),
