@@ -1,4 +1,5 @@
-//! What the components call: post, page back, view, join, leave, open a direct room,
+//! What the components call: post, edit, delete, react, jump to a message, page back,
+//! view, join, leave, open a direct room,
 //! block and unblock, rename, create a channel or a code room, join by code, the popups, the drawer and
 //! signing out.
 //!
@@ -8,10 +9,20 @@
 //! [`crate::chat`] instead, because the socket's own events need it too.
 
 use leptos::prelude::*;
-use natter_protocol::{Attachment, ChannelInfo, ClientMsg, RoomId, UserId};
+use natter_protocol::{Attachment, ChannelInfo, ClientMsg, MessageKind, RoomId, Seq, UserId};
 
 use crate::chat::Chat;
 use crate::state::{form, Pending};
+
+/// A fresh idempotency key for a message or change: time and randomness, unique enough
+/// per sender.
+fn new_client_id() -> String {
+    format!(
+        "{:x}-{:x}",
+        js_sys::Date::now() as u64,
+        (js_sys::Math::random() * 1e15) as u64
+    )
+}
 
 impl Chat {
     /// Shows (or clears, with `None`) an inline error for a form.
@@ -19,21 +30,112 @@ impl Chat {
         self.change(|s| s.set_error(form, message));
     }
 
-    /// Posts `text` to `room`. If the socket is down it goes out after reconnecting.
+    /// Posts `text` to `room` (as a reply, if one is being written there). If the
+    /// socket is down it goes out after reconnecting.
     pub fn post(&self, room: RoomId, text: String, attachments: Vec<Attachment>) {
-        let client_id = format!(
-            "{:x}-{:x}",
-            js_sys::Date::now() as u64,
-            (js_sys::Math::random() * 1e15) as u64
-        );
+        let client_id = new_client_id();
+        let reply_to = self.replying.try_update(|r| r.remove(&room)).flatten();
         self.change_and_perform(|s| {
             s.post(Pending {
                 client_id,
                 room,
                 text,
                 attachments,
+                reply_to,
             })
         });
+    }
+
+    /// Replaces the text of my message `seq` in `room`.
+    pub fn edit_message(&self, room: RoomId, seq: Seq, text: String) {
+        let client_id = new_client_id();
+        let request = ClientMsg::Edit {
+            room,
+            client_id: client_id.clone(),
+            seq,
+            text,
+        };
+        self.change_and_perform(|s| s.change(client_id, request));
+    }
+
+    /// Deletes my message `seq` in `room` (the person confirmed it).
+    pub fn delete_message(&self, room: RoomId, seq: Seq) {
+        let client_id = new_client_id();
+        let request = ClientMsg::Delete {
+            room,
+            client_id: client_id.clone(),
+            seq,
+        };
+        self.change_and_perform(|s| s.change(client_id, request));
+    }
+
+    /// Adds my reaction with `emoji` to message `seq`, or takes it back if I gave it.
+    pub fn toggle_reaction(&self, room: RoomId, seq: Seq, emoji: String) {
+        let mine = self.with_state_untracked(|s| {
+            s.history.get(&room).is_some_and(|h| {
+                h.messages
+                    .iter()
+                    .any(|m| m.seq == seq && m.reactions.iter().any(|r| r.emoji == emoji && r.me))
+            })
+        });
+        if !mine {
+            crate::cache::count_emoji(&emoji);
+        }
+        let client_id = new_client_id();
+        let request = if mine {
+            ClientMsg::Unreact {
+                room,
+                client_id: client_id.clone(),
+                seq,
+                emoji,
+            }
+        } else {
+            ClientMsg::React {
+                room,
+                client_id: client_id.clone(),
+                seq,
+                emoji,
+            }
+        };
+        self.change_and_perform(|s| s.change(client_id, request));
+    }
+
+    /// Starts editing my newest message in `room` (↑ in an empty box); false when I
+    /// have none there to edit.
+    pub fn edit_last_mine(&self, room: RoomId) -> bool {
+        let me = self
+            .me
+            .with_untracked(|me| me.as_ref().map(|m| m.id.clone()));
+        let last = self.with_state_untracked(|s| {
+            s.history.get(&room).and_then(|h| {
+                h.messages
+                    .iter()
+                    .rev()
+                    .find(|m| {
+                        Some(&m.sender.id) == me.as_ref()
+                            && m.kind == MessageKind::Text
+                            && !m.deleted
+                    })
+                    .map(|m| m.seq)
+            })
+        });
+        if let Some(seq) = last {
+            self.editing.set(Some((room, seq)));
+        }
+        last.is_some()
+    }
+
+    /// Shows `seq` of `room`: scrolls to it, paging older history in until it is held.
+    pub fn jump_to(&self, room: RoomId, seq: Seq) {
+        self.jump.set(Some((room, seq)));
+        let held = self.with_state_untracked(|s| {
+            s.history
+                .get(&room)
+                .is_some_and(|h| h.messages.first().is_some_and(|m| m.seq <= seq))
+        });
+        if !held {
+            self.load_older(room);
+        }
     }
 
     /// Asks for the page before the oldest message held in `room`.

@@ -4,7 +4,8 @@
 //! - the guest credentials for this server (an account's session is an HttpOnly
 //!   cookie instead, out of reach of scripts);
 //! - per user: a [`Profile`] (who I am, my rooms, read positions, the room on screen,
-//!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages.
+//!   open popups) and each room's last [`logic::CACHE_PER_ROOM`] messages;
+//! - how often each emoji was used to react, so the picker offers those first.
 //!
 //! A corrupt or old-format entry is deleted and treated as absent, never a crash.
 //!
@@ -12,6 +13,8 @@
 //! nothing of the chat state or the socket: [`crate::chat`] hands it plain data. The
 //! formats are what browsers already hold, so they never change silently (a test pins
 //! the profile's JSON).
+
+use std::collections::HashMap;
 
 use gloo_storage::{LocalStorage, Storage};
 use natter_protocol::{ChatMessage, GuestCredentials, RoomId, RoomInfo, Seq, UserId, UserSummary};
@@ -120,6 +123,28 @@ pub fn save_history(user: &UserId, room: RoomId, messages: &[ChatMessage]) {
         &logic::storage_key(&origin(), user, room),
         &messages[start..],
     );
+}
+
+/// The emoji the reaction picker offers first: the ones this browser used most, then
+/// [`logic::PICKER_EMOJI`].
+pub fn frequent_emoji() -> Vec<String> {
+    let counts: HashMap<String, u32> = get(&logic::emoji_key(&origin())).unwrap_or_default();
+    logic::rank_emoji(&counts)
+}
+
+/// Counts one more use of `emoji` for [`frequent_emoji`].
+pub fn count_emoji(emoji: &str) {
+    let key = logic::emoji_key(&origin());
+    let mut counts: HashMap<String, u32> = get(&key).unwrap_or_default();
+    *counts.entry(emoji.to_string()).or_default() += 1;
+    // Bounded: the least used go once there are more than the picker could show.
+    if counts.len() > 2 * logic::PICKER_EMOJI.len() {
+        let mut ranked: Vec<(String, u32)> = counts.into_iter().collect();
+        ranked.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        ranked.truncate(logic::PICKER_EMOJI.len());
+        counts = ranked.into_iter().collect();
+    }
+    set(&key, &counts);
 }
 
 /// Removes a room's cached messages (after leaving it).

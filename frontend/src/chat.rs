@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use natter_protocol::account::Account;
-use natter_protocol::{ChannelInfo, RoomId, RoomInfo, Seq, ServerMsg, UserId, UserSummary};
+use natter_protocol::{
+    ChannelInfo, ReplyPreview, RoomId, RoomInfo, Seq, ServerMsg, UserId, UserSummary,
+};
 
 use crate::cache::{self, Profile, StoredPopup};
 use crate::socket::{Introduction, Listener, Socket, Status};
@@ -123,6 +125,14 @@ pub struct Chat {
     read: Part<HashMap<RoomId, Seq>>,
     /// Errors by form (read through [`Chat::error`]).
     errors: Part<HashMap<&'static str, String>>,
+    /// The message being edited in place, if any (one at a time).
+    pub editing: RwSignal<Option<(RoomId, Seq)>>,
+    /// The message whose deletion waits for the person's confirmation.
+    pub confirm_delete: RwSignal<Option<(RoomId, Seq)>>,
+    /// Per room, the message the next one sent there answers.
+    pub replying: RwSignal<HashMap<RoomId, ReplyPreview>>,
+    /// A message to scroll to (a reply's quote was clicked), until it is shown.
+    pub jump: RwSignal<Option<(RoomId, Seq)>>,
     /// The chat's data; changed only by [`Chat::change`].
     state: RwSignal<ChatState>,
     /// The connection.
@@ -166,6 +176,10 @@ impl Chat {
             member_counts: Part::new(state, |s| &s.member_counts),
             read: Part::new(state, |s| &s.read),
             errors: Part::new(state, |s| &s.errors),
+            editing: RwSignal::new(None),
+            confirm_delete: RwSignal::new(None),
+            replying: RwSignal::new(HashMap::new()),
+            jump: RwSignal::new(None),
             state,
             socket: StoredValue::new_local(socket.clone()),
             unsaved: StoredValue::new_local(HashSet::new()),
@@ -225,6 +239,9 @@ impl Chat {
                 Effect::Send(msg) => {
                     self.socket().send(msg, None);
                 }
+                Effect::SendTagged { request, client_id } => {
+                    self.socket().send_tagged(request, client_id);
+                }
                 Effect::ResendPending => self.resend_pending(),
                 Effect::PaceAfter { ms } => {
                     let chat = *self;
@@ -277,7 +294,8 @@ impl Chat {
 
     fn resend_pending(&self) {
         let pending = self.pending.get_untracked();
-        self.socket().resend(&pending);
+        let changes = self.with_state_untracked(|s| s.pending_changes.to_vec());
+        self.socket().resend(&pending, &changes);
     }
 
     /// Keeps the profile of whoever is here for the next visit.

@@ -48,10 +48,24 @@ impl Row {
             Row::Message {
                 message,
                 starts_group,
-            } => (1, i64::from(*starts_group), message.seq, 0),
+            } => (1, i64::from(*starts_group), message.seq, look(message)),
             Row::Notices { first, last, .. } => (2, 0, *first, *last),
         }
     }
+}
+
+/// What a message row shows that can change without a new row: its own changes (`rev`)
+/// and the quote of the message it answers (edited or deleted since).
+fn look(message: &ChatMessage) -> Seq {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message.rev.hash(&mut hasher);
+    message
+        .reply_to
+        .as_ref()
+        .map(|r| (r.seq, r.deleted, &r.text))
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Lays `messages` (seq order) out in rows; `day_of` gives a time's local day.
@@ -177,19 +191,12 @@ mod tests {
     }
 
     fn at(seq: Seq, name: &str, ts: Timestamp, kind: MessageKind) -> ChatMessage {
-        ChatMessage {
-            room: RoomId(1),
-            seq,
-            sender: who(name),
-            ts,
-            kind,
-            text: if kind == MessageKind::Text {
-                format!("m{seq}")
-            } else {
-                String::new()
-            },
-            attachments: Vec::new(),
-        }
+        let text = if kind == MessageKind::Text {
+            format!("m{seq}")
+        } else {
+            String::new()
+        };
+        ChatMessage::new(RoomId(1), seq, who(name), ts, kind, text)
     }
 
     fn shape(rows: &[Row]) -> Vec<String> {

@@ -93,10 +93,20 @@ fn focus_composer(ev: leptos::ev::MouseEvent) {
 
 /// Puts the keyboard focus in the main pane's message box, if one is on screen.
 pub fn focus_main_composer() {
+    focus_selector(&format!("#{COMPOSER_ID}"));
+}
+
+/// Puts the keyboard focus in the message box of `room` (the main pane's or a
+/// popup's), if one is on screen.
+pub fn focus_composer_of(room: natter_protocol::RoomId) {
+    focus_selector(&format!("textarea[data-room=\"{room}\"]"));
+}
+
+fn focus_selector(selector: &str) {
     use wasm_bindgen::JsCast;
     let field = web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(COMPOSER_ID))
+        .and_then(|d| d.query_selector(selector).ok().flatten())
         .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
     if let Some(field) = field {
         let _ = field.focus();

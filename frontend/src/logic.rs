@@ -1,19 +1,20 @@
 //! The client's pure logic: no browser, no signals, so it is unit-tested natively
 //! (`cargo test -p natter-web`).
 //!
-//! - [`merge_history`]: fold server batches, live messages and the cached history into
-//!   one seq-ordered, duplicate-free list. (The server gives a connection each message
-//!   once; the merge joins what the cache held with what comes, and is a defence.)
+//! - [`merge_history`], [`apply_batch`], [`replace_changed`]: fold server batches,
+//!   live messages and the cached history into one seq-ordered, duplicate-free list,
+//!   each message in its newest known state (by `rev`). (The server gives a connection
+//!   each event once; the merge joins what the cache held with what comes, and is a
+//!   defence.)
 //! - [`storage_key`]: where a room's cached history lives in localStorage, so two
 //!   people on one browser never see each other's history.
 //! - [`Backoff`]: full-jitter exponential reconnect delays.
-//! - [`unread`]: unread counts from sequence numbers.
 //! - The bounds the client keeps under load: [`HELD_PER_ROOM`], [`OFFLINE_PEOPLE`],
 //!   [`RESEND_AT_ONCE`], [`PACE_MS`].
 //! - [`room_title`]: a room's name. (A person's colour is [`crate::colour`]'s; message
 //!   formatting and links are `natter_protocol::format`'s.)
 
-use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
+use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, UserId};
 
 /// How many messages of one room the browser keeps in localStorage.
 pub const CACHE_PER_ROOM: usize = 200;
@@ -28,8 +29,10 @@ pub const RESEND_AT_ONCE: usize = 20;
 /// per-connection rate, so paced sends are never refused for speed.
 pub const PACE_MS: u64 = 100;
 
-/// Merges `incoming` into `history` (sorted by seq, no duplicates) and keeps it so.
-/// Returns true if anything new was added.
+/// Merges `incoming` into `history` (sorted by seq, no duplicates) and keeps it so. A
+/// message already held is replaced by an incoming copy that includes at least as many
+/// changes (its `rev`): a history read later knows better. Returns true if anything
+/// changed.
 pub fn merge_history(
     history: &mut Vec<ChatMessage>,
     incoming: impl IntoIterator<Item = ChatMessage>,
@@ -37,7 +40,12 @@ pub fn merge_history(
     let mut changed = false;
     for message in incoming {
         match history.binary_search_by_key(&message.seq, |m| m.seq) {
-            Ok(_) => {}
+            Ok(at) => {
+                if message.rev >= history[at].rev && history[at] != message {
+                    history[at] = message;
+                    changed = true;
+                }
+            }
             Err(at) => {
                 history.insert(at, message);
                 changed = true;
@@ -47,31 +55,40 @@ pub fn merge_history(
     changed
 }
 
-/// Folds a `history` batch from the server into `history`. When the batch says older
-/// messages exist (`more_before`) but does not reach what is already held, the held
-/// older messages are dropped: the client keeps one run without gaps and pages the
-/// rest back from the server on scroll. Returns true if anything changed.
+/// Replaces the held copies of `changed` messages with theirs (when newer); messages
+/// not held are not added — they are older than what is held, and the held run has no
+/// holes. Returns true if anything changed.
+pub fn replace_changed(history: &mut [ChatMessage], changed: Vec<ChatMessage>) -> bool {
+    let mut replaced = false;
+    for message in changed {
+        if let Ok(at) = history.binary_search_by_key(&message.seq, |m| m.seq) {
+            if message.rev >= history[at].rev && history[at] != message {
+                history[at] = message;
+                replaced = true;
+            }
+        }
+    }
+    replaced
+}
+
+/// Folds a `history` batch from the server into `history`. `missed_some`: the batch is
+/// a catch-up that left messages out between what is held and itself — the held ones
+/// are dropped, so the client keeps one run without holes and pages the rest back from
+/// the server on scroll. Returns true if anything changed.
 pub fn apply_batch(
     history: &mut Vec<ChatMessage>,
     batch: Vec<ChatMessage>,
-    more_before: bool,
+    missed_some: bool,
 ) -> bool {
     let Some(first) = batch.first().map(|m| m.seq) else {
         return false;
     };
-    let newest_older = history.iter().rev().find(|m| m.seq < first).map(|m| m.seq);
     let mut changed = false;
-    if more_before && newest_older.is_some_and(|seq| seq + 1 < first) {
+    if missed_some && history.iter().any(|m| m.seq < first) {
         history.retain(|m| m.seq >= first);
         changed = true;
     }
     merge_history(history, batch) || changed
-}
-
-/// Where to resume a room from: the newest seq reached from the oldest held message
-/// without a gap (a live message that raced ahead of a catch-up batch does not count).
-pub fn resume_seq(history: &[ChatMessage]) -> Option<Seq> {
-    contiguous_until(history)
 }
 
 /// Keeps only the newest `keep` messages.
@@ -79,20 +96,6 @@ pub fn trim_history(history: &mut Vec<ChatMessage>, keep: usize) {
     if history.len() > keep {
         history.drain(..history.len() - keep);
     }
-}
-
-/// The newest seq such that every message up to it (from the oldest held) is present
-/// without gaps: what a client can safely claim to "have" when resuming.
-pub fn contiguous_until(history: &[ChatMessage]) -> Option<Seq> {
-    let mut iter = history.iter();
-    let mut last = iter.next()?.seq;
-    for message in iter {
-        if message.seq != last + 1 {
-            break;
-        }
-        last = message.seq;
-    }
-    Some(last)
 }
 
 /// The localStorage key of a room's cached history: server origin + user + room.
@@ -116,14 +119,37 @@ pub fn credentials_key(origin: &str) -> String {
     format!("natter/v1/{origin}/credentials")
 }
 
+/// The localStorage key of how often each emoji was used to react on a server.
+pub fn emoji_key(origin: &str) -> String {
+    format!("natter/v1/{origin}/emoji")
+}
+
+/// What the reaction picker offers when nothing was used yet, most common first.
+pub const PICKER_EMOJI: [&str; 16] = [
+    "👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀", "🔥", "✅", "👎", "🤔", "💯", "🚀", "👏", "😊",
+];
+
+/// The picker's emoji: those used most first (ties in a fixed order), then the
+/// defaults not used yet; as many as [`PICKER_EMOJI`] has.
+pub fn rank_emoji(counts: &std::collections::HashMap<String, u32>) -> Vec<String> {
+    let mut used: Vec<(&String, &u32)> = counts
+        .iter()
+        .filter(|(emoji, _)| natter_protocol::validate::emoji(emoji).is_ok())
+        .collect();
+    used.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut ranked: Vec<String> = used.into_iter().map(|(e, _)| e.clone()).collect();
+    for emoji in PICKER_EMOJI {
+        if !ranked.iter().any(|e| e == emoji) {
+            ranked.push(emoji.to_string());
+        }
+    }
+    ranked.truncate(PICKER_EMOJI.len());
+    ranked
+}
+
 /// The localStorage key of the last display name used on a server.
 pub fn name_key(origin: &str) -> String {
     format!("natter/v1/{origin}/name")
-}
-
-/// Unread messages: latest seq in the room minus the last one read, never negative.
-pub fn unread(latest: Seq, read: Seq) -> u64 {
-    latest.saturating_sub(read)
 }
 
 /// Full-jitter exponential backoff: attempt n waits a random time in
@@ -186,21 +212,20 @@ pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{MessageKind, UserSummary};
+    use natter_protocol::{MessageKind, Seq, UserSummary};
 
     fn msg(seq: Seq) -> ChatMessage {
-        ChatMessage {
-            room: RoomId(1),
+        ChatMessage::new(
+            RoomId(1),
             seq,
-            sender: UserSummary {
+            UserSummary {
                 id: UserId("u".into()),
                 name: "Ann".into(),
             },
-            ts: 0,
-            kind: MessageKind::Text,
-            text: format!("m{seq}"),
-            attachments: Vec::new(),
-        }
+            0,
+            MessageKind::Text,
+            format!("m{seq}"),
+        )
     }
 
     fn seqs(history: &[ChatMessage]) -> Vec<Seq> {
@@ -223,9 +248,9 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_that_leaves_a_gap_replaces_the_older_messages() {
+    fn a_catch_up_that_missed_messages_replaces_the_older_ones() {
         let mut history: Vec<_> = (1..=10).map(msg).collect();
-        // 150 messages were missed: the server sends the newest 100 with more_before.
+        // 150 were missed: the server sends the newest 100 and says it left some out.
         assert!(apply_batch(
             &mut history,
             (161..=260).map(msg).collect(),
@@ -233,18 +258,18 @@ mod tests {
         ));
         assert_eq!(history.first().map(|m| m.seq), Some(161));
         assert_eq!(history.len(), 100);
-        assert_eq!(resume_seq(&history), Some(260));
     }
 
     #[test]
     fn a_batch_that_connects_keeps_everything() {
         let mut history: Vec<_> = (1..=10).map(msg).collect();
+        // Seqs may skip (changes took 11 and 12): still one run.
         assert!(apply_batch(
             &mut history,
-            (11..=20).map(msg).collect(),
-            true
+            (13..=20).map(msg).collect(),
+            false
         ));
-        assert_eq!(seqs(&history), (1..=20).collect::<Vec<_>>());
+        assert_eq!(history.len(), 18);
         // An older page (scroll-back) is merged at the front.
         let mut recent: Vec<_> = (101..=110).map(msg).collect();
         assert!(apply_batch(
@@ -260,12 +285,47 @@ mod tests {
     }
 
     #[test]
-    fn resume_ignores_a_live_message_that_raced_ahead() {
-        let mut history: Vec<_> = (1..=50).map(msg).collect();
-        merge_history(&mut history, [msg(75)]);
-        assert_eq!(resume_seq(&history), Some(50));
-        apply_batch(&mut history, (51..=75).map(msg).collect(), false);
-        assert_eq!(resume_seq(&history), Some(75));
+    fn a_newer_state_of_a_held_message_replaces_it_an_older_one_does_not() {
+        let mut history: Vec<_> = (1..=3).map(msg).collect();
+        let mut edited = msg(2);
+        edited.text = "edited".into();
+        edited.rev = 9;
+        assert!(merge_history(&mut history, [edited.clone()]));
+        assert_eq!(history[1].text, "edited");
+        assert!(
+            !merge_history(&mut history, [msg(2)]),
+            "an older copy is ignored"
+        );
+        assert_eq!(history[1].text, "edited");
+        let mut later = edited;
+        later.deleted = true;
+        later.rev = 12;
+        assert!(replace_changed(
+            &mut history,
+            vec![later, {
+                let mut unheld = msg(0);
+                unheld.rev = 12;
+                unheld
+            }]
+        ));
+        assert!(history[1].deleted);
+        assert_eq!(history.len(), 3, "a changed message not held is not added");
+    }
+
+    #[test]
+    fn the_picker_offers_the_most_used_emoji_first() {
+        let defaults = rank_emoji(&std::collections::HashMap::new());
+        assert_eq!(defaults.len(), PICKER_EMOJI.len());
+        assert_eq!(defaults[0], "👍");
+        let counts = [("🦀", 5), ("🎉", 9), ("not an emoji", 99)]
+            .into_iter()
+            .map(|(e, n)| (e.to_string(), n))
+            .collect();
+        let ranked = rank_emoji(&counts);
+        assert_eq!(&ranked[..3], ["🎉", "🦀", "👍"]);
+        assert_eq!(ranked.len(), PICKER_EMOJI.len());
+        assert!(!ranked.iter().any(|e| e == "not an emoji"));
+        assert_eq!(ranked.iter().filter(|e| *e == "🎉").count(), 1);
     }
 
     #[test]
@@ -275,13 +335,6 @@ mod tests {
         assert_eq!(seqs(&history), [8, 9, 10]);
         trim_history(&mut history, 5);
         assert_eq!(seqs(&history), [8, 9, 10]);
-    }
-
-    #[test]
-    fn contiguous_stops_at_the_first_gap() {
-        assert_eq!(contiguous_until(&[]), None);
-        assert_eq!(contiguous_until(&[msg(4), msg(5), msg(7)]), Some(5));
-        assert_eq!(contiguous_until(&[msg(4), msg(5), msg(6)]), Some(6));
     }
 
     #[test]
@@ -298,12 +351,6 @@ mod tests {
         assert!(
             !storage_key("http://a", &bob, RoomId(1)).starts_with(&user_prefix("http://a", &ann))
         );
-    }
-
-    #[test]
-    fn unread_never_goes_negative() {
-        assert_eq!(unread(10, 7), 3);
-        assert_eq!(unread(7, 10), 0);
     }
 
     #[test]

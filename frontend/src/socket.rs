@@ -24,7 +24,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::logic::Backoff;
-use crate::state::{form, Pending};
+use crate::state::{form, Pending, PendingChange};
 
 /// What the connection is doing, shown in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,10 +296,22 @@ impl Socket {
     /// Sends a request, tagged with the form that shows its error (if any), when the
     /// socket is open; returns whether it went out.
     pub fn send(&self, msg: ClientMsg, form: Option<&'static str>) -> bool {
-        let frame = ClientFrame {
+        self.send_frame(ClientFrame {
             request_ref: form.map(str::to_string),
             msg,
-        };
+        })
+    }
+
+    /// Sends a message or change with its client id as the frame's `ref`, so an error
+    /// refusing it names it. False when the socket is not open.
+    pub fn send_tagged(&self, msg: ClientMsg, client_id: String) -> bool {
+        self.send_frame(ClientFrame {
+            request_ref: Some(client_id),
+            msg,
+        })
+    }
+
+    fn send_frame(&self, frame: ClientFrame) -> bool {
         let wire = self.wire.borrow();
         match &wire.connection {
             Some(c) if c.socket.ready_state() == WebSocket::OPEN => {
@@ -309,11 +321,14 @@ impl Socket {
         }
     }
 
-    /// Sends every unacknowledged message again with its original client id; the
-    /// server stores each once, so this is always safe.
-    pub fn resend(&self, pending: &[Pending]) {
+    /// Sends every unacknowledged message and change again with its original client
+    /// id; the server stores each once, so this is always safe.
+    pub fn resend(&self, pending: &[Pending], changes: &[PendingChange]) {
         for p in pending {
-            self.send(p.request(), None);
+            self.send_tagged(p.request(), p.client_id.clone());
+        }
+        for change in changes {
+            self.send_tagged(change.request.clone(), change.client_id.clone());
         }
     }
 }

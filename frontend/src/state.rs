@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::ops::Deref;
 
 use natter_protocol::{
-    Attachment, ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, ResumePosition, RoomId,
-    RoomInfo, RoomKind, Seq, UserId, UserSummary,
+    Attachment, ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, MessageKind, ReplyPreview,
+    ResumePosition, RoomId, RoomInfo, RoomKind, Seq, UserId, UserSummary,
 };
 
 use crate::logic;
@@ -100,12 +100,18 @@ impl<T> Deref for Versioned<T> {
 /// A room's messages as the client holds them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoomHistory {
-    /// One seq-ordered run without duplicates (see [`logic::apply_batch`]).
+    /// One seq-ordered run without duplicates (see [`logic::apply_batch`]): every
+    /// message between the first and the last, in its current state.
     pub messages: Vec<ChatMessage>,
     /// The server has older messages than the first one here.
     pub more_before: bool,
     /// An older page has been asked for and not arrived yet.
     pub loading_older: bool,
+    /// Every event of the room (messages and changes) up to this seq is in
+    /// `messages`: where a resume starts, and the seq the next live event must follow.
+    pub through: Seq,
+    /// A `catch_up` for a gap is on its way (asked once, not per event after it).
+    pub catching_up: bool,
 }
 
 /// A person in the user list.
@@ -128,6 +134,8 @@ pub struct Pending {
     pub text: String,
     /// Files uploaded for it (shown with it at once, sent by id).
     pub attachments: Vec<Attachment>,
+    /// The message it answers.
+    pub reply_to: Option<ReplyPreview>,
 }
 
 impl Pending {
@@ -138,8 +146,20 @@ impl Pending {
             client_id: self.client_id.clone(),
             text: self.text.clone(),
             attachments: self.attachments.iter().map(|a| a.id.clone()).collect(),
+            reply_to: self.reply_to.as_ref().map(|r| r.seq),
         }
     }
+}
+
+/// A change (edit, delete, react, unreact) sent and not yet acknowledged: resent with
+/// its client id after a reconnect, like a pending message. Its effect shows when the
+/// server's `changed` comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    /// Its idempotency key (also the request's `ref`, so an error names it).
+    pub client_id: String,
+    /// The request.
+    pub request: ClientMsg,
 }
 
 /// A direct-message popup on screen.
@@ -157,6 +177,14 @@ pub struct Popup {
 pub enum Effect {
     /// Send this request (no form waits for its answer).
     Send(ClientMsg),
+    /// Send a message or change tagged with its client id as `ref`, so an error that
+    /// refuses it names it.
+    SendTagged {
+        /// The request.
+        request: ClientMsg,
+        /// Its client id.
+        client_id: String,
+    },
     /// Resend every pending message now, with its original client id (the server stores
     /// each once, so this is always safe).
     ResendPending,
@@ -260,6 +288,8 @@ pub struct ChatState {
     pub errors: Versioned<HashMap<&'static str, String>>,
     /// Sent but not acknowledged, in sending order.
     pub pending: Versioned<Vec<Pending>>,
+    /// Changes sent but not acknowledged, in sending order.
+    pub pending_changes: Versioned<Vec<PendingChange>>,
     /// The people I block: their messages are not shown, their direct room not opened.
     pub blocked: Versioned<Vec<UserSummary>>,
     /// Whether the sidebar drawer is open (narrow screens); viewing a room closes it.
@@ -336,13 +366,16 @@ impl ChatState {
         }
         self.history
             .iter()
-            .filter_map(|(room, h)| {
-                logic::resume_seq(&h.messages).map(|seq| ResumePosition { room: *room, seq })
+            .filter(|(_, h)| h.through > 0)
+            .map(|(room, h)| ResumePosition {
+                room: *room,
+                seq: h.through,
             })
             .collect()
     }
 
-    /// The newest seq known in a room (from its info or its messages).
+    /// The newest seq known in a room (from its info, its messages or the events
+    /// held through).
     fn latest_seq(&self, room: RoomId) -> Seq {
         let from_info = self
             .rooms
@@ -352,15 +385,27 @@ impl ChatState {
         let from_history = self
             .history
             .get(&room)
-            .and_then(|h| h.messages.last())
-            .map_or(0, |m| m.seq);
+            .map_or(0, |h| h.through.max(h.messages.last().map_or(0, |m| m.seq)));
         from_info.max(from_history)
     }
 
-    /// Unread messages in a room.
+    /// Unread messages in a room: messages by others (not notices, not deleted, not
+    /// from people I block) after the read position. Changes take seqs too, so this
+    /// counts messages, not seqs.
     pub fn unread(&self, room: RoomId) -> u64 {
         let read = self.read.get(&room).copied().unwrap_or(0);
-        logic::unread(self.latest_seq(room), read)
+        let me = self.me.as_ref().map(|m| &m.id);
+        self.history.get(&room).map_or(0, |h| {
+            let unread = h.messages.iter().rev().take_while(|m| m.seq > read);
+            unread
+                .filter(|m| {
+                    m.kind == MessageKind::Text
+                        && !m.deleted
+                        && Some(&m.sender.id) != me
+                        && !self.blocks(&m.sender.id)
+                })
+                .count() as u64
+        })
     }
 
     /// Unread messages in all my rooms together (on the drawer button).

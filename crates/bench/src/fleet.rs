@@ -108,7 +108,7 @@ async fn send_msg(ws: &mut Ws, msg: ClientMsg) -> Result<()> {
 }
 
 /// Creates channels `r0..r{rooms}` on a natter server (one admin connection).
-async fn create_natter_rooms(addr: SocketAddr, rooms: usize) -> Result<()> {
+pub async fn create_natter_rooms(addr: SocketAddr, rooms: usize) -> Result<()> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
     send_msg(
         &mut ws,

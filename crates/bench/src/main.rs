@@ -61,6 +61,8 @@ enum Scenario {
     Churn,
     /// The small-rooms ramp again with the servers free to use every core.
     Unpinned,
+    /// A page of history in a room full of edits and reactions, against a plain one.
+    History,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -144,6 +146,7 @@ async fn main() -> Result<()> {
         big_room: Vec::new(),
         churn: Vec::new(),
         unpinned: Vec::new(),
+        history: None,
         web_client,
     };
 
@@ -244,6 +247,15 @@ async fn main() -> Result<()> {
             churn.presence_ms, churn.rss_kib.0, churn.rss_kib.1, churn.non_reader
         );
         results.churn.push((server, churn));
+    }
+    if wants(Scenario::History) && servers.contains(&Server::Natter) {
+        println!("==> history: natter — a 100-message page, plain and after 10,000 reactions and 1,000 edits");
+        let pages = bench.history_pages().await?;
+        println!(
+            "    plain p50 {:.2} ms p99 {:.2} ms; changed p50 {:.2} ms p99 {:.2} ms (seeded in {:.1} s)",
+            pages.plain_ms.0, pages.plain_ms.1, pages.changed_ms.0, pages.changed_ms.1, pages.seed_secs
+        );
+        results.history = Some(pages);
     }
     let unpinned = Bench {
         core: None,

@@ -24,6 +24,8 @@ pub struct Results {
     pub unpinned: Vec<(Server, Vec<Step>)>,
     /// The web client as browsers download it, if `dist/` was built.
     pub web_client: Option<crate::client_size::ClientSize>,
+    /// A history page in a room full of changes, if the scenario ran.
+    pub history: Option<crate::history::HistoryPages>,
 }
 
 /// The highest clean step of a ramp.
@@ -127,6 +129,28 @@ impl Results {
             best_table(&mut out, &self.unpinned);
             let _ = writeln!(out, "\nEvery step:\n");
             steps_table(&mut out, &self.unpinned);
+        }
+        if let Some(pages) = &self.history {
+            let _ = writeln!(out, "\n## History with edits and reactions\n");
+            let _ = writeln!(
+                out,
+                "A page of the newest 100 messages (natter, SQLite), read over the WebSocket \
+                 one at a time, request to answer; the changed room holds {} reactions \
+                 (20 emoji from each of 5 people on every message of the page) and {} \
+                 edits, stored in {:.1} s.\n",
+                pages.reactions, pages.edits, pages.seed_secs
+            );
+            let _ = writeln!(out, "| room | p50 ms | p99 ms |\n|---|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| 1,000 messages, never changed | {:.2} | {:.2} |",
+                pages.plain_ms.0, pages.plain_ms.1
+            );
+            let _ = writeln!(
+                out,
+                "| 1,000 messages, 10,000 reactions, 1,000 edits | {:.2} | {:.2} |",
+                pages.changed_ms.0, pages.changed_ms.1
+            );
         }
         let _ = writeln!(out, "\n## Web client\n");
         match self.web_client {

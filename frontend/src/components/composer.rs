@@ -1,5 +1,7 @@
 //! The box to write in, shared by the main pane and the popups: Enter sends,
-//! Shift+Enter starts a new line, the box grows with what is written; files come by
+//! Shift+Enter starts a new line, ↑ in an empty box edits my last message, a reply
+//! being written shows what it answers (Escape drops it), the box grows with what is
+//! written; files come by
 //! the paperclip button, a paste or a drop (on the whole room or popup — see [`drop_files`]),
 //! each with a progress bar and a cancel button until the server has it.
 
@@ -7,6 +9,7 @@ use leptos::html;
 use leptos::prelude::*;
 use natter_protocol::{validate, RoomId};
 
+use super::message_tools::quote_text;
 use crate::chat::Chat;
 use crate::upload::{files_of, size_label, UploadState, Uploads};
 
@@ -45,6 +48,12 @@ pub fn Composer(
                 )
             })
     };
+    let replying = move || chat.replying.with(|r| r.get(&room).cloned());
+    let cancel_reply = move || {
+        chat.replying.update(|r| {
+            r.remove(&room);
+        })
+    };
     let send = move || {
         if uploads.busy() {
             return;
@@ -69,6 +78,14 @@ pub fn Composer(
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
+        } else if ev.key() == "ArrowUp"
+            && draft.with_untracked(String::is_empty)
+            && chat.edit_last_mine(room)
+        {
+            // ↑ in an empty box edits my last message, as in most chats.
+            ev.prevent_default();
+        } else if ev.key() == "Escape" && replying().is_some() {
+            cancel_reply();
         }
     };
     // A pasted picture (a screenshot) is uploaded; pasted text stays text.
@@ -93,6 +110,17 @@ pub fn Composer(
                     }/>
                 </ul>
             </Show>
+            {move || replying().map(|reply_to| {
+                let name = chat.name_of(&reply_to.sender);
+                view! {
+                    <div class="replying">
+                        <span class="reply-label">"Replying to "<strong>{name}</strong></span>
+                        <span class="reply-text">{quote_text(&reply_to)}</span>
+                        <button type="button" class="close" aria-label="Cancel reply"
+                            on:click=move |_| cancel_reply()>"✕"</button>
+                    </div>
+                }
+            })}
             <div class="composer-row">
                 <input
                     type="file"
@@ -125,11 +153,12 @@ pub fn Composer(
                 </button>
                 <textarea
                     id=id
+                    data-room=room.0
                     node_ref=field
                     rows="1"
                     aria-label=label
                     placeholder="Write a message…"
-                    title="Enter sends; Shift+Enter starts a new line"
+                    title="Enter sends; Shift+Enter starts a new line; ↑ edits your last message"
                     autocomplete="off"
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))

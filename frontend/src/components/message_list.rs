@@ -17,6 +17,7 @@ use natter_protocol::{ChatMessage, MessageKind, RoomId};
 
 use super::attachments::AttachmentList;
 use super::formatted::formatted;
+use super::message_tools::{DeleteConfirm, InlineEditor, MessageTools, ReactionRow, ReplyQuote};
 use crate::chat::Chat;
 use crate::colour::name_style;
 use crate::conversation::{self, Row};
@@ -108,6 +109,42 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
         previous.set_value((first, last, el.scroll_height()));
     });
 
+    // A reply's quote was clicked: show the original once it is held (paging back
+    // until it is), briefly highlighted.
+    Effect::new(move |_| {
+        let Some((target_room, seq)) = chat.jump.get() else {
+            return;
+        };
+        if target_room != room {
+            return;
+        }
+        let held = messages.with(|m| m.iter().any(|m| m.seq == seq));
+        if held {
+            chat.jump.set(None);
+            let element = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.get_element_by_id(&message_anchor(room, seq)));
+            if let Some(element) = element {
+                stuck.set_value(false);
+                element.scroll_into_view();
+                let _ = element.class_list().add_1("flash");
+                set_timeout(
+                    move || {
+                        let _ = element.class_list().remove_1("flash");
+                    },
+                    std::time::Duration::from_millis(1500),
+                );
+            }
+        } else if !loading() {
+            if more_before() {
+                chat.load_older(room);
+            } else {
+                // Not in this room's history at all (a deleted room's reply): give up.
+                chat.jump.set(None);
+            }
+        }
+    });
+
     let on_scroll = move |_| {
         let Some(el) = list.get_untracked() else {
             return;
@@ -194,52 +231,122 @@ fn RowView(row: Row) -> impl IntoView {
 /// One message — always as text, never HTML. The first of a group shows an avatar
 /// (initials on the person's colour), the sender's current name and the time; the
 /// others show their time on hover, and name the sender for screen readers only.
+/// Around the text: the quote of what it answers, "(edited)", its reactions, and the
+/// tools to act on it (or, being edited, the editor in its place).
 #[component]
 fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     let time = local_time(message.ts);
-    let full_time = full_time(message.ts);
+    let time_title = full_time(message.ts);
     let chat = expect_context::<Chat>();
     let colour = name_style(&message.sender.id);
     let sender = message.sender.clone();
     let name = move || chat.name_of(&sender);
-    let text = formatted(&message.text);
-    let files = (!message.attachments.is_empty()).then(|| {
-        let files = message.attachments.clone();
-        view! { <AttachmentList files/> }
-    });
-    if starts_group {
-        view! {
-            <li class="message first" data-seq=message.seq>
-                <span class="avatar" aria-hidden="true" style=colour.clone()>
-                    {
-                        let name = name.clone();
-                        move || conversation::initials(&name())
-                    }
-                </span>
-                <div class="body">
-                    <div class="head">
-                        <span class="sender" style=colour>{name}</span>
-                        <time title=full_time>{time}</time>
-                    </div>
-                    <div class="text">{text}</div>
-                    {files}
-                </div>
-            </li>
-        }
-        .into_any()
+    let room = message.room;
+    let seq = message.seq;
+    let mine = chat
+        .me
+        .with_untracked(|me| me.as_ref().is_some_and(|m| m.id == message.sender.id));
+    let tools_shown = RwSignal::new(false);
+    let editing = move || chat.editing.get() == Some((room, seq));
+    let confirming = move || chat.confirm_delete.get() == Some((room, seq));
+    let body = if message.deleted {
+        view! { <div class="text deleted">"Message deleted"</div> }.into_any()
     } else {
+        let text = message.text.clone();
+        let edited_title = message
+            .edited_at
+            .map(|at| format!("Edited {}", full_time(at)));
+        let shown = move || {
+            let edited = edited_title.clone().map(|title| {
+                view! {
+                    <span class="edited" title=title>" (edited)"</span>
+                }
+            });
+            view! { <div class="text">{formatted(&text)}{edited}</div> }
+        };
+        let text = message.text.clone();
+        let files = (!message.attachments.is_empty()).then(|| {
+            let files = message.attachments.clone();
+            view! { <AttachmentList files/> }
+        });
+        let reactions = (!message.reactions.is_empty()).then(|| {
+            let reactions = message.reactions.clone();
+            view! { <ReactionRow room seq reactions/> }
+        });
+        let tools = view! { <MessageTools message=message.clone() mine shown=tools_shown/> };
         view! {
-            <li class="message" data-seq=message.seq>
-                <time class="gutter-time" title=full_time>{time}</time>
-                <div class="body">
-                    <span class="sender sr-only" style=colour>{name}</span>
-                    <div class="text">{text}</div>
-                    {files}
-                </div>
-            </li>
+            {message.reply_to.clone().map(|reply_to| view! { <ReplyQuote room reply_to/> })}
+            <Show when=editing fallback=shown>
+                <InlineEditor room seq text=text.clone()/>
+            </Show>
+            {files}
+            {reactions}
+            <Show when=confirming>
+                <DeleteConfirm room seq/>
+            </Show>
+            {tools}
         }
         .into_any()
+    };
+    // A long press (a phone has no hover) shows the tools.
+    let press = StoredValue::new(None::<leptos::leptos_dom::helpers::TimeoutHandle>);
+    let cancel_press = move || {
+        if let Some(handle) = press.get_value() {
+            handle.clear();
+            press.set_value(None);
+        }
+    };
+    let on_pointer_down = move |ev: leptos::ev::PointerEvent| {
+        if ev.pointer_type() == "touch" {
+            cancel_press();
+            let handle = set_timeout_with_handle(move || tools_shown.set(true), LONG_PRESS);
+            press.set_value(handle.ok());
+        }
+    };
+    let class = if starts_group {
+        "message first"
+    } else {
+        "message"
+    };
+    view! {
+        <li class=class id=message_anchor(room, seq) data-seq=seq
+            on:pointerdown=on_pointer_down on:pointerup=move |_| cancel_press()
+            on:pointermove=move |_| cancel_press() on:pointercancel=move |_| cancel_press()>
+            {if starts_group {
+                view! {
+                    <span class="avatar" aria-hidden="true" style=colour.clone()>
+                        {
+                            let name = name.clone();
+                            move || conversation::initials(&name())
+                        }
+                    </span>
+                }.into_any()
+            } else {
+                view! { <time class="gutter-time" title=time_title.clone()>{time.clone()}</time> }.into_any()
+            }}
+            <div class="body">
+                {if starts_group {
+                    view! {
+                        <div class="head">
+                            <span class="sender" style=colour>{name}</span>
+                            <time title=time_title>{time}</time>
+                        </div>
+                    }.into_any()
+                } else {
+                    view! { <span class="sender sr-only" style=colour>{name}</span> }.into_any()
+                }}
+                {body}
+            </div>
+        </li>
     }
+}
+
+/// How long a finger rests on a message before its tools show.
+const LONG_PRESS: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The element id of a message, to scroll to it.
+fn message_anchor(room: RoomId, seq: natter_protocol::Seq) -> String {
+    format!("message-{room}-{seq}")
 }
 
 /// The local day of a time: days since the epoch in the browser's time zone.

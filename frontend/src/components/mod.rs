@@ -6,6 +6,7 @@ mod dialogs;
 mod formatted;
 mod header;
 mod message_list;
+mod message_tools;
 mod name_prompt;
 mod people;
 mod popups;

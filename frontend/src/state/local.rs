@@ -1,4 +1,5 @@
 //! What the person does to the [`ChatState`]: view a room, fold or close a popup, post,
+//! change a message,
 //! join, open a direct room, page back; and putting a cached visit on screen or
 //! forgetting the person. Requests that only go to the server (rename, create a room,
 //! join by code, leave) change nothing here until the server answers.
@@ -7,7 +8,7 @@ use std::collections::HashMap;
 
 use natter_protocol::{ChannelInfo, ClientMsg, RoomId, RoomKind, UserId, HISTORY_PAGE};
 
-use super::{CachedVisit, ChatState, Effect, Pending, RoomHistory};
+use super::{CachedVisit, ChatState, Effect, Pending, PendingChange, RoomHistory};
 use crate::logic;
 
 impl ChatState {
@@ -76,12 +77,25 @@ impl ChatState {
     /// socket is open (else it is resent after the next `ready`) — or, while sends are
     /// paced, when its turn comes.
     pub fn post(&mut self, sent: Pending) -> Vec<Effect> {
-        let request = sent.request();
+        let effect = Effect::SendTagged {
+            request: sent.request(),
+            client_id: sent.client_id.clone(),
+        };
         self.pending.edit().push(sent);
         if self.throttled {
             return Vec::new();
         }
-        vec![Effect::Send(request)]
+        vec![effect]
+    }
+
+    /// Sends a change to a message (edit, delete, react, unreact) under `client_id`;
+    /// kept until acknowledged, and resent after a reconnect.
+    pub fn change(&mut self, client_id: String, request: ClientMsg) -> Vec<Effect> {
+        self.pending_changes.edit().push(PendingChange {
+            client_id: client_id.clone(),
+            request: request.clone(),
+        });
+        vec![Effect::SendTagged { request, client_id }]
     }
 
     /// One step of pacing: the oldest pending message goes out (again: the server
@@ -90,7 +104,10 @@ impl ChatState {
     pub fn pace(&mut self) -> Vec<Effect> {
         match self.pending.first() {
             Some(oldest) => vec![
-                Effect::Send(oldest.request()),
+                Effect::SendTagged {
+                    request: oldest.request(),
+                    client_id: oldest.client_id.clone(),
+                },
                 Effect::PaceAfter { ms: logic::PACE_MS },
             ],
             None => {
@@ -155,10 +172,14 @@ impl ChatState {
             .history
             .into_iter()
             .map(|(room, messages)| {
+                // Held up to the newest cached message: a resume from there brings
+                // the newer messages and the held ones changed since.
                 let held = RoomHistory {
                     more_before: messages.first().is_some_and(|m| m.seq > 1),
+                    through: messages.last().map_or(0, |m| m.seq),
                     messages,
                     loading_older: false,
+                    catching_up: false,
                 };
                 (room, held)
             })
@@ -183,5 +204,6 @@ impl ChatState {
         self.popups.set(Vec::new());
         self.errors.set(HashMap::new());
         self.pending.set(Vec::new());
+        self.pending_changes.set(Vec::new());
     }
 }

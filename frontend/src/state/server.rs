@@ -1,19 +1,23 @@
 //! What each frame from the server does to the [`ChatState`]: the reducer proper.
 //!
 //! [`ChatState::apply`] takes one [`ServerMsg`] and returns the [`Effect`]s it calls
-//! for. The subtle parts: `history` batches merge into one gap-free run and decide
-//! `more_before` only when they start what is held; an `ack` turns a pending send into
-//! my message; a presence frame naming me renames me; `left` moves the main pane to
-//! another room; an error lands next to the form its `ref` names; a message from
-//! someone I block neither counts as unread nor opens a popup, and neither does a
-//! join or leave notice count as unread.
+//! for. The subtle parts: `history` batches merge into one run without holes, a
+//! catch-up moves `through` (what is held up to) and replaces the held messages that
+//! changed, and `more_before` is decided only when a batch starts what is held; every
+//! live event (message or change) extends `through` or, past a gap, asks to
+//! `catch_up`; a `changed` is applied only above its message's `rev`; an `ack` turns a
+//! pending send into my message (or clears a pending change); a presence frame naming
+//! me renames me; `left` moves the main pane to another room; an error lands next to
+//! the form its `ref` names, and one naming a pending send or change by its client id
+//! drops it; a message from someone I block neither counts as unread nor opens a
+//! popup.
 
 use std::collections::HashMap;
 
 use natter_protocol::{
-    ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, RoomId,
+    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, RoomId,
     RoomInfo, RoomKind, Seq, ServerMsg, Timestamp, UserId, UserSummary, DEFAULT_CHANNEL,
-    HISTORY_PAGE,
+    REPLY_PREVIEW_CHARS,
 };
 
 use super::{form, form_of, is_direct_kind, push_once, ChatState, Effect, Person, Popup};
@@ -48,8 +52,18 @@ impl ChatState {
                 room,
                 messages,
                 more_before,
-            } => self.on_history(room, messages, more_before, &mut out),
+                through,
+                changed,
+            } => self.on_history(room, messages, more_before, through, changed, &mut out),
             ServerMsg::Message { message } => self.on_message(message, &mut out),
+            ServerMsg::Changed {
+                room,
+                seq,
+                ts,
+                by,
+                target,
+                change,
+            } => self.on_changed(room, seq, ts, &by, target, &change, &mut out),
             ServerMsg::Ack {
                 client_id,
                 room,
@@ -258,11 +272,21 @@ impl ChatState {
         room: RoomId,
         messages: Vec<ChatMessage>,
         more_before: bool,
+        through: Option<Seq>,
+        changed: Vec<ChatMessage>,
         out: &mut Vec<Effect>,
     ) {
         let batch_first = messages.first().map(|m| m.seq);
         let entry = self.history.edit().entry(room).or_default();
-        logic::apply_batch(&mut entry.messages, messages, more_before);
+        // A catch-up (it says `through`) that left messages out drops what is held
+        // before it; a page of older messages never does.
+        let missed_some = through.is_some() && more_before;
+        logic::apply_batch(&mut entry.messages, messages, missed_some);
+        logic::replace_changed(&mut entry.messages, changed);
+        if let Some(through) = through {
+            entry.through = entry.through.max(through);
+            entry.catching_up = false;
+        }
         // `more_before` describes what lies before this batch: it is the room's answer
         // only if the batch now starts what we hold.
         if batch_first.is_some() && entry.messages.first().map(|m| m.seq) == batch_first {
@@ -275,36 +299,28 @@ impl ChatState {
         self.after_messages(room, out);
     }
 
+    /// A live event (message or change) with `seq` arrived in `room`: it extends what is
+    /// held through, or shows a gap — then the room is caught up from what is held.
+    fn live_event(&mut self, room: RoomId, seq: Seq, out: &mut Vec<Effect>) {
+        let held = self.history.edit().entry(room).or_default();
+        if held.through == 0 || seq == held.through + 1 {
+            held.through = seq;
+        } else if seq > held.through + 1 && !held.catching_up {
+            held.catching_up = true;
+            out.push(Effect::Send(ClientMsg::CatchUp {
+                room,
+                after: held.through,
+            }));
+        }
+        if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
+            info.latest_seq = info.latest_seq.max(seq);
+        }
+    }
+
     fn on_message(&mut self, message: ChatMessage, out: &mut Vec<Effect>) {
         let room = message.room;
         let seq = message.seq;
-        // A join or leave notice, or anything from someone I block, is nothing to read:
-        // when all before it was read, it is read too (otherwise the room stays unread
-        // as it was, and the count includes it — seqs are all the client counts by).
-        let read_until_now = self
-            .read
-            .get(&room)
-            .is_some_and(|r| r.checked_add(1) == Some(seq));
-        let nothing_to_read = message.kind != MessageKind::Text || self.blocks(&message.sender.id);
-        if nothing_to_read && read_until_now {
-            self.read.edit().insert(room, seq);
-            self.save_profile(out);
-        }
-        // A gap before a live message (missed while away): fetch exactly what is missing.
-        let held_until = self
-            .history
-            .get(&room)
-            .and_then(|h| logic::resume_seq(&h.messages));
-        if let Some(end) = held_until.filter(|end| seq > end + 1) {
-            let missing = u32::try_from(seq - end - 1)
-                .unwrap_or(u32::MAX)
-                .min(HISTORY_PAGE);
-            out.push(Effect::Send(ClientMsg::History {
-                room,
-                before: seq,
-                limit: missing,
-            }));
-        }
+        self.live_event(room, seq, out);
         let message_sender = message.sender.id.clone();
         let held = self.history.edit().entry(room).or_default();
         logic::merge_history(&mut held.messages, [message]);
@@ -314,9 +330,6 @@ impl ChatState {
             let excess = held.messages.len() - logic::HELD_PER_ROOM;
             held.messages.drain(..excess);
             held.more_before = true;
-        }
-        if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
-            info.latest_seq = info.latest_seq.max(seq);
         }
         // A new message in a closed direct room brings its popup back.
         let shown = !self.blocks(&message_sender);
@@ -329,6 +342,58 @@ impl ChatState {
         self.after_messages(room, out);
     }
 
+    /// Applies a change to the held message it targets (when it is news to it) and to
+    /// the quotes of replies to it.
+    #[allow(clippy::too_many_arguments)]
+    fn on_changed(
+        &mut self,
+        room: RoomId,
+        seq: Seq,
+        ts: Timestamp,
+        by: &UserSummary,
+        target: Seq,
+        change: &Change,
+        out: &mut Vec<Effect>,
+    ) {
+        self.live_event(room, seq, out);
+        let me = self.me.as_ref().map(|m| m.id.clone());
+        let held = self.history.edit().entry(room).or_default();
+        if let Ok(at) = held.messages.binary_search_by_key(&target, |m| m.seq) {
+            let message = &mut held.messages[at];
+            if seq > message.rev {
+                message.apply_change(change, by, ts, seq, me.as_ref());
+            }
+        }
+        if matches!(change, Change::Edit { .. } | Change::Delete) {
+            let quoted = held.messages.iter().find(|m| m.seq == target).map(|m| {
+                (
+                    m.text.chars().take(REPLY_PREVIEW_CHARS).collect::<String>(),
+                    m.deleted,
+                )
+            });
+            for reply in held.messages.iter_mut() {
+                if let Some(preview) = reply.reply_to.as_mut().filter(|r| r.seq == target) {
+                    match (&quoted, change) {
+                        (Some((text, deleted)), _) => {
+                            preview.text = text.clone();
+                            preview.deleted = *deleted;
+                        }
+                        (None, Change::Delete) => {
+                            preview.text.clear();
+                            preview.deleted = true;
+                        }
+                        (None, _) => {
+                            if let Change::Edit { text } = change {
+                                preview.text = text.chars().take(REPLY_PREVIEW_CHARS).collect();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.after_messages(room, out);
+    }
+
     fn on_ack(
         &mut self,
         client_id: &str,
@@ -337,24 +402,27 @@ impl ChatState {
         ts: Timestamp,
         out: &mut Vec<Effect>,
     ) {
+        // A change is acknowledged; its effect came (or comes) as `changed`.
+        if self
+            .pending_changes
+            .iter()
+            .any(|p| p.client_id == client_id)
+        {
+            self.pending_changes
+                .edit()
+                .retain(|p| p.client_id != client_id);
+            return;
+        }
         let pending = self.pending.edit();
         let acknowledged = pending
             .iter()
             .position(|p| p.client_id == client_id)
             .map(|at| pending.remove(at));
         if let (Some(sent), Some(me)) = (acknowledged, self.me.as_ref().cloned()) {
-            self.on_message(
-                ChatMessage {
-                    room,
-                    seq,
-                    sender: me,
-                    ts,
-                    kind: MessageKind::Text,
-                    text: sent.text,
-                    attachments: sent.attachments,
-                },
-                out,
-            );
+            let mut message = ChatMessage::new(room, seq, me, ts, MessageKind::Text, sent.text);
+            message.attachments = sent.attachments;
+            message.reply_to = sent.reply_to;
+            self.on_message(message, out);
         }
     }
 
@@ -366,6 +434,17 @@ impl ChatState {
         retry_after_ms: Option<u64>,
         out: &mut Vec<Effect>,
     ) {
+        // A message or change refused for good (not for speed, not for a failure the
+        // server may not have next time) is not sent again.
+        let refused_for_good = !matches!(code, ErrorCode::RateLimited | ErrorCode::Internal);
+        if let Some(tag) = request_ref.as_deref().filter(|_| refused_for_good) {
+            if self.pending.iter().any(|p| p.client_id == tag) {
+                self.pending.edit().retain(|p| p.client_id != tag);
+            }
+            if self.pending_changes.iter().any(|p| p.client_id == tag) {
+                self.pending_changes.edit().retain(|p| p.client_id != tag);
+            }
+        }
         match code {
             ErrorCode::BadCredentials => {
                 // This server does not know us (its database was reset): start afresh.

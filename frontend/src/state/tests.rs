@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use natter_protocol::{
-    ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, ResumePosition,
-    RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
+    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
+    ResumePosition, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
 };
 
 use super::{form, CachedVisit, ChatState, Effect, Pending, Popup};
@@ -56,15 +56,14 @@ fn direct_with_bob(latest_seq: Seq) -> RoomInfo {
 }
 
 fn message(room: RoomId, seq: Seq, sender: UserSummary) -> ChatMessage {
-    ChatMessage {
+    ChatMessage::new(
         room,
         seq,
         sender,
-        ts: 1_000 + seq as i64,
-        kind: MessageKind::Text,
-        text: format!("m{seq}"),
-        attachments: Vec::new(),
-    }
+        1_000 + seq as i64,
+        MessageKind::Text,
+        format!("m{seq}"),
+    )
 }
 
 fn messages(room: RoomId, seqs: std::ops::RangeInclusive<Seq>) -> Vec<ChatMessage> {
@@ -91,11 +90,16 @@ fn ready_with(rooms: Vec<RoomInfo>) -> ChatState {
     state
 }
 
+/// A catch-up `history` (as after `ready` or `joined`): the room is held through its
+/// last message.
 fn history_of(state: &mut ChatState, room: RoomId, held: Vec<ChatMessage>, more_before: bool) {
+    let through = held.last().map_or(0, |m| m.seq);
     state.apply(ServerMsg::History {
         room,
         messages: held,
         more_before,
+        through: Some(through),
+        changed: vec![],
     });
 }
 
@@ -223,7 +227,11 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
         Some(&2),
         "what was read stays read"
     );
+    // Unread counts the messages held: the catch-up that follows `ready` brings 3–5.
+    state.view(RUST);
+    history_of(&mut state, GENERAL, messages(GENERAL, 3..=5), false);
     assert_eq!(state.unread(GENERAL), 3);
+    state.view(GENERAL);
 
     // Still a member of the room on screen: it stays on screen.
     state.apply(ServerMsg::Ready {
@@ -566,6 +574,8 @@ fn history_fills_a_room_says_whether_older_exist_and_is_read_on_screen() {
         room: GENERAL,
         messages: messages(GENERAL, 51..=150),
         more_before: true,
+        through: None,
+        changed: vec![],
     });
     assert_eq!(seqs(&state, GENERAL), (51..=150).collect::<Vec<_>>());
     assert!(state.history[&GENERAL].more_before);
@@ -583,6 +593,8 @@ fn history_of_a_room_not_on_screen_is_kept_and_stays_unread() {
         room: RUST,
         messages: messages(RUST, 1..=4),
         more_before: false,
+        through: None,
+        changed: vec![],
     });
     assert_eq!(state.unread(RUST), 4);
     assert_eq!(effects, [save_history(RUST)]);
@@ -617,11 +629,15 @@ fn an_older_page_is_merged_in_front_and_ends_the_wait() {
 #[test]
 fn a_catch_up_batch_after_what_is_held_does_not_decide_more_before() {
     let mut state = ready_with(vec![channel(GENERAL, "general", 20)]);
-    history_of(&mut state, GENERAL, messages(GENERAL, 1..=10), false);
-    // Its `more_before` speaks of what lies before 11, which is held.
-    history_of(&mut state, GENERAL, messages(GENERAL, 11..=20), true);
-    assert_eq!(seqs(&state, GENERAL), (1..=20).collect::<Vec<_>>());
-    assert!(!state.history[&GENERAL].more_before);
+    history_of(&mut state, GENERAL, messages(GENERAL, 5..=10), true);
+    // Seqs 11 and 12 were changes: the catch-up from 10 left nothing out.
+    history_of(&mut state, GENERAL, messages(GENERAL, 13..=20), false);
+    assert_eq!(seqs(&state, GENERAL).len(), 14);
+    assert!(
+        state.history[&GENERAL].more_before,
+        "what lies before 5 is unchanged"
+    );
+    assert_eq!(state.history[&GENERAL].through, 20);
 }
 
 #[test]
@@ -693,26 +709,35 @@ fn a_message_after_a_gap_asks_for_exactly_what_is_missing() {
     assert_eq!(
         effects,
         [
-            Effect::Send(ClientMsg::History {
+            Effect::Send(ClientMsg::CatchUp {
                 room: RUST,
-                before: 15,
-                limit: 4
+                after: 10
             }),
             save_history(RUST)
         ]
     );
-    // The run still ends at 10, and one page is the most asked for at once.
+    // Asked once: later events wait for the answer, which moves `through` on.
     let effects = state.apply(ServerMsg::Message {
-        message: message(RUST, 700, bob()),
+        message: message(RUST, 16, bob()),
     });
-    assert_eq!(
-        effects[0],
-        Effect::Send(ClientMsg::History {
-            room: RUST,
-            before: 700,
-            limit: 100
-        })
-    );
+    assert_eq!(effects, [save_history(RUST)]);
+    assert_eq!(state.history[&RUST].through, 10);
+    history_of(&mut state, RUST, messages(RUST, 11..=16), false);
+    assert_eq!(state.history[&RUST].through, 16);
+    assert!(!state.history[&RUST].catching_up);
+    // A change right after is the next event: no gap.
+    let effects = state.apply(ServerMsg::Changed {
+        room: RUST,
+        seq: 17,
+        ts: 5,
+        by: bob(),
+        target: 16,
+        change: Change::React {
+            emoji: "👍".into()
+        },
+    });
+    assert_eq!(effects, [save_history(RUST)]);
+    assert_eq!(state.history[&RUST].through, 17);
 }
 
 #[test]
@@ -764,8 +789,8 @@ fn a_message_from_someone_blocked_is_not_unread_and_opens_no_popup() {
     });
     assert_eq!(
         state.unread(GENERAL),
-        2,
-        "read stops at Cy's unread message"
+        1,
+        "Cy's message counts, Bob's never does"
     );
 }
 
@@ -802,15 +827,20 @@ fn an_ack_turns_the_pending_send_into_my_message() {
         room: GENERAL,
         text: "hi".into(),
         attachments: Vec::new(),
+        reply_to: None,
     });
     assert_eq!(
         effects,
-        [Effect::Send(ClientMsg::Send {
-            room: GENERAL,
+        [Effect::SendTagged {
+            request: ClientMsg::Send {
+                reply_to: None,
+                room: GENERAL,
+                client_id: "c1".into(),
+                text: "hi".into(),
+                attachments: Vec::new(),
+            },
             client_id: "c1".into(),
-            text: "hi".into(),
-            attachments: Vec::new(),
-        })]
+        }]
     );
     assert_eq!(state.pending.len(), 1);
 
@@ -823,15 +853,14 @@ fn an_ack_turns_the_pending_send_into_my_message() {
     assert!(state.pending.is_empty());
     assert_eq!(
         state.history[&GENERAL].messages,
-        [ChatMessage {
-            room: GENERAL,
-            seq: 8,
-            sender: ann(),
-            ts: 99,
-            kind: MessageKind::Text,
-            text: "hi".into(),
-            attachments: Vec::new(),
-        }]
+        [ChatMessage::new(
+            GENERAL,
+            8,
+            ann(),
+            99,
+            MessageKind::Text,
+            "hi".into()
+        )]
     );
     assert_eq!(state.unread(GENERAL), 0);
     assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
@@ -845,6 +874,7 @@ fn an_ack_for_a_send_not_pending_changes_nothing() {
         room: GENERAL,
         text: "hi".into(),
         attachments: Vec::new(),
+        reply_to: None,
     });
     let effects = state.apply(ServerMsg::Ack {
         client_id: "from-another-tab".into(),
@@ -956,16 +986,21 @@ fn pending(n: usize) -> Pending {
         room: GENERAL,
         text: format!("message {n}"),
         attachments: Vec::new(),
+        reply_to: None,
     }
 }
 
 fn sent(n: usize) -> Effect {
-    Effect::Send(ClientMsg::Send {
-        room: GENERAL,
+    Effect::SendTagged {
+        request: ClientMsg::Send {
+            reply_to: None,
+            room: GENERAL,
+            client_id: format!("c{n}"),
+            text: format!("message {n}"),
+            attachments: Vec::new(),
+        },
         client_id: format!("c{n}"),
-        text: format!("message {n}"),
-        attachments: Vec::new(),
-    })
+    }
 }
 
 fn ack(state: &mut ChatState, n: usize, seq: Seq) {
@@ -1258,6 +1293,7 @@ fn forgetting_the_person_keeps_only_the_channel_list() {
         room: GENERAL,
         text: "hi".into(),
         attachments: Vec::new(),
+        reply_to: None,
     });
     state.forget();
     assert_eq!(*state.me, None);
@@ -1286,4 +1322,221 @@ fn an_event_changes_the_versions_of_the_parts_it_touches_only() {
     });
     assert_ne!(state.people.version(), people);
     assert_eq!(state.history.version(), history);
+}
+
+// ---- ServerMsg::Changed, and changes I make ----
+
+fn changed(room: RoomId, seq: Seq, by: UserSummary, target: Seq, change: Change) -> ServerMsg {
+    ServerMsg::Changed {
+        room,
+        seq,
+        ts: 7_000,
+        by,
+        target,
+        change,
+    }
+}
+
+#[test]
+fn changes_apply_once_above_a_messages_rev_and_update_the_quotes_of_replies() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 3)]);
+    let mut reply = message(GENERAL, 3, ann());
+    reply.reply_to = Some(natter_protocol::ReplyPreview {
+        seq: 2,
+        sender: bob(),
+        text: "m2".into(),
+        deleted: false,
+    });
+    history_of(
+        &mut state,
+        GENERAL,
+        vec![
+            message(GENERAL, 1, bob()),
+            message(GENERAL, 2, bob()),
+            reply,
+        ],
+        false,
+    );
+    state.apply(changed(
+        GENERAL,
+        4,
+        bob(),
+        2,
+        Change::Edit {
+            text: "fixed".into(),
+        },
+    ));
+    state.apply(changed(
+        GENERAL,
+        5,
+        ann(),
+        1,
+        Change::React {
+            emoji: "👍".into()
+        },
+    ));
+    let held = &state.history[&GENERAL];
+    assert_eq!(held.messages[1].text, "fixed");
+    assert_eq!(held.messages[1].edited_at, Some(7_000));
+    assert_eq!(
+        held.messages[2].reply_to.as_ref().map(|r| r.text.as_str()),
+        Some("fixed")
+    );
+    assert_eq!(held.messages[0].reactions[0].count, 1);
+    assert!(held.messages[0].reactions[0].me, "my own reaction is mine");
+    assert_eq!(held.through, 5);
+
+    // A page read after the reaction already includes it: the same change again (as a
+    // live frame that waited for the page) does not count twice.
+    let mut page_copy = state.history[&GENERAL].messages[0].clone();
+    page_copy.rev = 6;
+    page_copy.reactions[0].count = 2;
+    state.apply(ServerMsg::History {
+        room: GENERAL,
+        messages: vec![page_copy],
+        more_before: false,
+        through: None,
+        changed: vec![],
+    });
+    state.apply(changed(
+        GENERAL,
+        6,
+        bob(),
+        1,
+        Change::React {
+            emoji: "👍".into()
+        },
+    ));
+    assert_eq!(state.history[&GENERAL].messages[0].reactions[0].count, 2);
+
+    state.apply(changed(GENERAL, 7, bob(), 2, Change::Delete));
+    let held = &state.history[&GENERAL];
+    assert!(held.messages[1].deleted && held.messages[1].text.is_empty());
+    let quote = held.messages[2]
+        .reply_to
+        .as_ref()
+        .expect("the reply keeps its quote");
+    assert!(quote.deleted && quote.text.is_empty());
+}
+
+#[test]
+fn a_resume_replaces_the_held_messages_that_changed_meanwhile() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 3)]);
+    history_of(&mut state, GENERAL, messages(GENERAL, 1..=3), false);
+    let mut edited = message(GENERAL, 2, bob());
+    edited.text = "edited while away".into();
+    edited.rev = 9;
+    let mut not_held = message(GENERAL, 0, bob());
+    not_held.rev = 9;
+    state.apply(ServerMsg::History {
+        room: GENERAL,
+        messages: messages(GENERAL, 10..=10),
+        more_before: false,
+        through: Some(10),
+        changed: vec![edited, not_held],
+    });
+    assert_eq!(seqs(&state, GENERAL), [1, 2, 3, 10]);
+    assert_eq!(
+        state.history[&GENERAL].messages[1].text,
+        "edited while away"
+    );
+    assert_eq!(state.resume_positions(Some(&ann().id))[0].seq, 10);
+}
+
+#[test]
+fn a_change_stays_pending_until_acked_and_is_dropped_when_refused_for_good() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 3)]);
+    let edit = ClientMsg::Edit {
+        room: GENERAL,
+        client_id: "e1".into(),
+        seq: 2,
+        text: "x".into(),
+    };
+    assert_eq!(
+        state.change("e1".into(), edit.clone()),
+        [Effect::SendTagged {
+            request: edit.clone(),
+            client_id: "e1".into()
+        }]
+    );
+    state.change("e2".into(), edit);
+    assert_eq!(state.pending_changes.len(), 2);
+    state.apply(ServerMsg::Ack {
+        client_id: "e1".into(),
+        room: GENERAL,
+        seq: 4,
+        ts: 1,
+    });
+    assert_eq!(state.pending_changes.len(), 1);
+    assert!(
+        !state.history.contains_key(&GENERAL),
+        "the ack of a change adds no message"
+    );
+    // Slowed down: kept for a resend. Refused (not mine): dropped, and said.
+    state.apply(ServerMsg::Error {
+        code: ErrorCode::RateLimited,
+        message: "slow".into(),
+        request_ref: Some("e2".into()),
+        retry_after_ms: Some(10),
+    });
+    assert_eq!(state.pending_changes.len(), 1);
+    state.apply(ServerMsg::error(
+        ErrorCode::NotAuthor,
+        "not yours",
+        Some("e2".into()),
+    ));
+    assert!(state.pending_changes.is_empty());
+    assert_eq!(
+        state.errors.get(form::GENERAL).map(String::as_str),
+        Some("not yours")
+    );
+}
+
+#[test]
+fn a_send_refused_for_good_is_no_longer_pending() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 3)]);
+    state.post(pending(1));
+    state.apply(ServerMsg::error(
+        ErrorCode::NoSuchFile,
+        "upload it again",
+        Some("c1".into()),
+    ));
+    assert!(
+        state.pending.is_empty(),
+        "it would be refused again on every reconnect"
+    );
+}
+
+#[test]
+fn unread_counts_messages_not_seqs() {
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 0),
+        channel(RUST, "rust", 0),
+    ]);
+    state.apply(ServerMsg::Message {
+        message: message(RUST, 1, bob()),
+    });
+    state.apply(changed(
+        RUST,
+        2,
+        bob(),
+        1,
+        Change::React {
+            emoji: "🎉".into()
+        },
+    ));
+    state.apply(ServerMsg::Message {
+        message: message(RUST, 3, bob()),
+    });
+    assert_eq!(
+        state.unread(RUST),
+        2,
+        "the reaction is not a message to read"
+    );
+    state.apply(changed(RUST, 4, bob(), 3, Change::Delete));
+    assert_eq!(
+        state.unread(RUST),
+        1,
+        "a deleted message is nothing to read"
+    );
 }

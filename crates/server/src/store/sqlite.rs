@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct SqliteStore {
     writes: SqlitePool,
     /// The connection messages are appended through.
     writer: Arc<AppendWriter>,
+    /// A message was deleted: the next checkpoint empties the log (see
+    /// `forget_deleted`).
+    truncate_log: Arc<AtomicBool>,
 }
 
 /// A batch handed to the append writer, and where its outcome goes.
@@ -250,26 +254,23 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let writer = Arc::new(AppendWriter::open(&path)?);
-        tokio::spawn(checkpoint_in_background(pool.clone()));
+        let truncate_log = Arc::new(AtomicBool::new(false));
+        tokio::spawn(checkpoint_in_background(pool.clone(), truncate_log.clone()));
         Ok(SqliteStore {
             pool,
             writes,
             writer,
+            truncate_log,
         })
     }
 
     /// After a message was deleted: its old text may still sit in the write-ahead log
     /// (in the frame written when it was sent or edited) until the log is overwritten.
-    /// Copying the log into the database (where `secure_delete` zeroed the text) and
-    /// truncating it removes it now. Best effort: a reader holding an old snapshot
-    /// makes this give up, and the next delete tries again.
+    /// The background checkpoint copies the log into the database (where
+    /// `secure_delete` zeroed the text) and empties it within a second or so (see
+    /// `checkpoint_in_background`).
     async fn forget_deleted(&self) {
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writes)
-            .await
-        {
-            tracing::warn!(%err, "could not truncate the log after a deletion");
-        }
+        self.truncate_log.store(true, Ordering::Relaxed);
     }
 
     /// Starts a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
@@ -290,6 +291,24 @@ impl SqliteStore {
     }
 }
 
+/// Copies the whole log into the database file and empties it, waiting at most a few
+/// milliseconds for other connections; true when it was emptied.
+async fn truncate_log(pool: &SqlitePool) -> StoreResult<bool> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA busy_timeout = 20")
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut *conn)
+        .await;
+    // The connection goes back to the read pool: its usual patience first.
+    sqlx::query("PRAGMA busy_timeout = 5000")
+        .execute(&mut *conn)
+        .await?;
+    let (busy, log_frames, _) = done?;
+    Ok(busy == 0 && log_frames == 0)
+}
+
 /// How often the write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -297,7 +316,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// its own, without blocking writers (`PASSIVE`). Once every frame is copied, the next
 /// writer starts the log from the beginning, so it stays about one interval's size.
 /// Ends when the pool is closed.
-async fn checkpoint_in_background(pool: SqlitePool) {
+///
+/// After a message was deleted (`truncate` set), the checkpoint also empties the log
+/// (`TRUNCATE`), so the deleted text's old frames leave the disk; it waits for
+/// readers and writers only a few milliseconds (falling back to a passive checkpoint)
+/// and tries again every second until it succeeds — a deletion never stalls messages.
+async fn checkpoint_in_background(pool: SqlitePool, truncate: Arc<AtomicBool>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -306,6 +330,16 @@ async fn checkpoint_in_background(pool: SqlitePool) {
             return;
         }
         let started = std::time::Instant::now();
+        if truncate.load(Ordering::Relaxed) {
+            match truncate_log(&pool).await {
+                Ok(true) => truncate.store(false, Ordering::Relaxed),
+                Ok(false) => tracing::debug!("the log is in use; truncating it next second"),
+                Err(err) => {
+                    tracing::warn!(%err, "could not truncate the log; retrying in a second")
+                }
+            }
+            continue;
+        }
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&pool)
             .await
