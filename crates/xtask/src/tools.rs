@@ -10,7 +10,8 @@
 //! - `s3s-fs` [`S3S_FS_VERSION`] from crates.io, the S3-compatible server the
 //!   object-store tests run against;
 //! - Debian's `chromium` and the Playwright npm package for the browser tests
-//!   (`npx playwright install` cannot work here; Playwright drives /usr/bin/chromium).
+//!   (`npx playwright install` cannot work here; Playwright drives /usr/bin/chromium),
+//!   and Debian's colour emoji font for the screenshots they take.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -162,7 +163,29 @@ pub fn ensure_browser_tools() -> Result<()> {
              (or set CHROMIUM_PATH to a Chromium binary)"
         );
     }
+    ensure_emoji_font()?;
     ensure_npm_packages(&root().join("tests/e2e"), "the Playwright npm package")
+}
+
+/// Where Debian's colour emoji font lands.
+const EMOJI_FONT: &str = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf";
+
+/// Debian's colour emoji font, so reactions in the screenshots the browser tests take
+/// are emoji and not empty boxes (a person's own browser has one). Not needed for the
+/// tests to pass: without root it is only suggested.
+fn ensure_emoji_font() -> Result<()> {
+    if Path::new(EMOJI_FONT).exists() {
+        println!("    ok: {EMOJI_FONT}");
+    } else if is_root() {
+        println!("    installing Debian's emoji font with apt (one-time, seconds)");
+        apt_install(&["fonts-noto-color-emoji"])?;
+    } else {
+        println!(
+            "    note: without `sudo apt-get install -y fonts-noto-color-emoji` emoji show \
+             as boxes in screenshots"
+        );
+    }
+    Ok(())
 }
 
 /// `npm ci` in `dir` unless its `node_modules` matches its lock file.
