@@ -14,7 +14,7 @@
 //! - [`room_title`]: a room's name. (A person's colour is [`crate::colour`]'s; message
 //!   formatting and links are `natter_protocol::format`'s.)
 
-use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, UserId};
+use natter_protocol::{ChatMessage, RoomId, RoomInfo, RoomKind, Seq, UserId};
 
 /// How many messages of one room the browser keeps in localStorage.
 pub const CACHE_PER_ROOM: usize = 200;
@@ -69,6 +69,26 @@ pub fn replace_changed(history: &mut [ChatMessage], changed: Vec<ChatMessage>) -
         }
     }
     replaced
+}
+
+/// Brings the quotes of held replies to message `original` in line with the held
+/// original (edited or deleted since they were sent). Nothing when it is not held.
+pub fn refresh_quotes(history: &mut [ChatMessage], original: Seq) {
+    let Some(now) = history.iter().find(|m| m.seq == original) else {
+        return;
+    };
+    let text: String = now
+        .text
+        .chars()
+        .take(natter_protocol::REPLY_PREVIEW_CHARS)
+        .collect();
+    let deleted = now.deleted;
+    for reply in history.iter_mut() {
+        if let Some(quote) = reply.reply_to.as_mut().filter(|q| q.seq == original) {
+            quote.text.clone_from(&text);
+            quote.deleted = deleted;
+        }
+    }
 }
 
 /// Folds a `history` batch from the server into `history`. `missed_some`: the batch is
@@ -212,7 +232,7 @@ pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{MessageKind, Seq, UserSummary};
+    use natter_protocol::{MessageKind, UserSummary};
 
     fn msg(seq: Seq) -> ChatMessage {
         ChatMessage::new(

@@ -69,9 +69,10 @@ pub const REACTORS_LISTED: usize = 10;
 /// How much of the original's text a reply quotes, in characters.
 pub const REPLY_PREVIEW_CHARS: usize = 120;
 
-/// Most changed messages a resume sends back (the newest changes): about what a client
-/// keeps of a room.
-pub const CHANGED_ON_RESUME: u32 = 1000;
+/// Most changed messages a resume sends back (the most recently changed): what a client
+/// keeps of a room between visits. It bounds the frame too — each message can be 4000
+/// characters with 20 emoji of reactions — well inside a connection's outbound bytes.
+pub const CHANGED_ON_RESUME: u32 = 200;
 
 /// Most entries in one snapshot frame after `ready` (users online, channels): about
 /// 5 KB of JSON, so no connection's write buffer has to hold the whole list.

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use natter_protocol::{
     Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, RoomId,
     RoomInfo, RoomKind, Seq, ServerMsg, Timestamp, UserId, UserSummary, DEFAULT_CHANNEL,
-    REPLY_PREVIEW_CHARS,
 };
 
 use super::{form, form_of, is_direct_kind, push_once, ChatState, Effect, Person, Popup};
@@ -55,7 +54,7 @@ impl ChatState {
                 through,
                 changed,
             } => self.on_history(room, messages, more_before, through, changed, &mut out),
-            ServerMsg::Message { message } => self.on_message(message, &mut out),
+            ServerMsg::Message { message } => self.on_message(message, true, &mut out),
             ServerMsg::Changed {
                 room,
                 seq,
@@ -101,10 +100,14 @@ impl ChatState {
         if let Some(credentials) = credentials {
             out.push(Effect::SaveCredentials(credentials));
         }
-        // Rooms left elsewhere while away are gone from the cache too.
+        // Rooms left elsewhere while away are gone from the cache too; a catch-up asked
+        // on the old connection is not coming (the resume in `hello` covers it).
         self.history
             .edit()
             .retain(|id, _| rooms.iter().any(|r| r.id == *id));
+        for held in self.history.edit().values_mut() {
+            held.catching_up = false;
+        }
         let read = self.read.edit();
         for room in &rooms {
             // A room never seen before starts read: no flood of old unread.
@@ -282,7 +285,16 @@ impl ChatState {
         // before it; a page of older messages never does.
         let missed_some = through.is_some() && more_before;
         logic::apply_batch(&mut entry.messages, messages, missed_some);
+        // (With nothing new to show, "missed some" still means the held copies are
+        // stale: the server says so when too many of them changed to list.)
+        if missed_some && batch_first.is_none() {
+            entry.messages.clear();
+        }
+        let changed_seqs: Vec<Seq> = changed.iter().map(|m| m.seq).collect();
         logic::replace_changed(&mut entry.messages, changed);
+        for seq in changed_seqs {
+            logic::refresh_quotes(&mut entry.messages, seq);
+        }
         if let Some(through) = through {
             entry.through = entry.through.max(through);
             entry.catching_up = false;
@@ -300,30 +312,57 @@ impl ChatState {
     }
 
     /// A live event (message or change) with `seq` arrived in `room`: it extends what is
-    /// held through, or shows a gap — then the room is caught up from what is held.
-    fn live_event(&mut self, room: RoomId, seq: Seq, out: &mut Vec<Effect>) {
+    /// held through — or it shows a gap, and the room is caught up from what is held
+    /// (once; later events wait for the answer). Returns false past a gap: the event is
+    /// then left to the catch-up, so nothing is held beyond a hole.
+    fn live_event(&mut self, room: RoomId, seq: Seq, out: &mut Vec<Effect>) -> bool {
+        if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
+            info.latest_seq = info.latest_seq.max(seq);
+        }
         let held = self.history.edit().entry(room).or_default();
         if held.through == 0 || seq == held.through + 1 {
             held.through = seq;
-        } else if seq > held.through + 1 && !held.catching_up {
+            return true;
+        }
+        if seq <= held.through {
+            // Already held (a history brought it): applying again changes nothing.
+            return true;
+        }
+        if !held.catching_up {
             held.catching_up = true;
             out.push(Effect::Send(ClientMsg::CatchUp {
                 room,
                 after: held.through,
             }));
         }
-        if let Some(info) = self.rooms.edit().iter_mut().find(|r| r.id == room) {
-            info.latest_seq = info.latest_seq.max(seq);
-        }
+        false
     }
 
-    fn on_message(&mut self, message: ChatMessage, out: &mut Vec<Effect>) {
+    /// A message of `room`: live from the server, or my own send acknowledged (`live`
+    /// false: acks travel outside the room's order, so one may come ahead of events
+    /// before it — it is held, but says nothing about gaps).
+    fn on_message(&mut self, message: ChatMessage, live: bool, out: &mut Vec<Effect>) {
         let room = message.room;
         let seq = message.seq;
-        self.live_event(room, seq, out);
+        if live && !self.live_event(room, seq, out) {
+            return;
+        }
         let message_sender = message.sender.id.clone();
         let held = self.history.edit().entry(room).or_default();
+        if !live && seq == held.through + 1 {
+            held.through = seq;
+        }
         logic::merge_history(&mut held.messages, [message]);
+        // A reply's quote as the original now is, if the original is held (it may
+        // have changed since the reply was sent).
+        if let Some(original) = held
+            .messages
+            .iter()
+            .find(|m| m.seq == seq)
+            .and_then(|m| m.reply_to.as_ref().map(|r| r.seq))
+        {
+            logic::refresh_quotes(&mut held.messages, original);
+        }
         // Live messages do not grow memory for ever: the oldest are let go (and paged
         // back from the server if the person scrolls up).
         if held.messages.len() > logic::HELD_PER_ROOM {
@@ -355,7 +394,9 @@ impl ChatState {
         change: &Change,
         out: &mut Vec<Effect>,
     ) {
-        self.live_event(room, seq, out);
+        if !self.live_event(room, seq, out) {
+            return;
+        }
         let me = self.me.as_ref().map(|m| m.id.clone());
         let held = self.history.edit().entry(room).or_default();
         if let Ok(at) = held.messages.binary_search_by_key(&target, |m| m.seq) {
@@ -365,31 +406,7 @@ impl ChatState {
             }
         }
         if matches!(change, Change::Edit { .. } | Change::Delete) {
-            let quoted = held.messages.iter().find(|m| m.seq == target).map(|m| {
-                (
-                    m.text.chars().take(REPLY_PREVIEW_CHARS).collect::<String>(),
-                    m.deleted,
-                )
-            });
-            for reply in held.messages.iter_mut() {
-                if let Some(preview) = reply.reply_to.as_mut().filter(|r| r.seq == target) {
-                    match (&quoted, change) {
-                        (Some((text, deleted)), _) => {
-                            preview.text = text.clone();
-                            preview.deleted = *deleted;
-                        }
-                        (None, Change::Delete) => {
-                            preview.text.clear();
-                            preview.deleted = true;
-                        }
-                        (None, _) => {
-                            if let Change::Edit { text } = change {
-                                preview.text = text.chars().take(REPLY_PREVIEW_CHARS).collect();
-                            }
-                        }
-                    }
-                }
-            }
+            logic::refresh_quotes(&mut held.messages, target);
         }
         self.after_messages(room, out);
     }
@@ -422,7 +439,7 @@ impl ChatState {
             let mut message = ChatMessage::new(room, seq, me, ts, MessageKind::Text, sent.text);
             message.attachments = sent.attachments;
             message.reply_to = sent.reply_to;
-            self.on_message(message, out);
+            self.on_message(message, false, out);
         }
     }
 
@@ -455,6 +472,10 @@ impl ChatState {
                 out.push(Effect::SayHello);
             }
             ErrorCode::RateLimited => {
+                // A `catch_up` refused for speed is asked again at the next gap.
+                for held in self.history.edit().values_mut() {
+                    held.catching_up = false;
+                }
                 // Sends refused for speed stay pending and go out paced from when the
                 // server allows more. One pacer: further refusals schedule nothing.
                 if !self.throttled {

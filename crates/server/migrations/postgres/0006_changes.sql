@@ -5,10 +5,13 @@
 -- a history page reads every message in its current state without replaying events.
 
 -- The message's state now: the edit time, a deletion (text and files are removed, not
--- hidden), the message it answers, and the seq of the newest change it includes.
+-- hidden), the message it answers, the seq of the newest change it includes, and its
+-- reactions as history shows them (per emoji: the count and the first 10 who reacted,
+-- as JSON), kept up to date by each reaction so a page is read without counting.
 ALTER TABLE messages ADD COLUMN edited_at BIGINT;
 ALTER TABLE messages ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE messages ADD COLUMN reply_to BIGINT;
+ALTER TABLE messages ADD COLUMN reactions TEXT;
 ALTER TABLE messages ADD COLUMN rev BIGINT NOT NULL DEFAULT 0;
 -- a resume asks for the messages changed after a seq
 CREATE INDEX messages_by_rev ON messages (room_id, rev) WHERE rev > 0;
@@ -41,3 +44,7 @@ CREATE TABLE reactions (
     added_seq BIGINT NOT NULL,
     PRIMARY KEY (room_id, seq, emoji, user_id)
 );
+-- a message's reactors of one emoji in the order they reacted (its summary's first 10)
+CREATE INDEX reactions_in_order ON reactions (room_id, seq, emoji, added_seq);
+-- which reactions on a page are the reader's own
+CREATE INDEX reactions_by_user ON reactions (room_id, user_id, seq);

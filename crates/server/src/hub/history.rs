@@ -16,6 +16,11 @@ use crate::store::{Store, StoreResult};
 /// brings the connection to. `known_latest` is the room's newest seq read after the
 /// connection started following the room (any event after it arrives live); `None`
 /// reads it now.
+///
+/// The frame's `through` is that newest seq, read before the history: everything up to
+/// it was committed before the reads, so the history includes it. An event after it
+/// may be in the history too (committed between the reads) and also arrives live —
+/// a message the client merges by seq, a change it skips by the message's `rev`.
 pub async fn catch_up(
     store: &dyn Store,
     room: RoomId,
@@ -31,6 +36,20 @@ pub async fn catch_up(
             .first()
             .map_or(0, |(_, seq)| *seq),
     };
+    let mut after = after;
+    let mut changed = if after > 0 {
+        store
+            .changed_since(room, after, viewer, CHANGED_ON_RESUME + 1)
+            .await?
+    } else {
+        Vec::new()
+    };
+    if changed.len() > CHANGED_ON_RESUME as usize {
+        // More held messages changed than one frame should carry: start over from the
+        // newest page, and say the client's older copies are to go (`more_before`).
+        after = 0;
+        changed.clear();
+    }
     // One more than a page: if it comes, messages were left out before the page.
     let mut messages = store
         .latest_after(room, after, HISTORY_PAGE + 1, viewer)
@@ -43,20 +62,7 @@ pub async fn catch_up(
         // (nothing, when `after` is 0).
         false
     };
-    let changed = if after > 0 {
-        store
-            .changed_since(room, after, viewer, CHANGED_ON_RESUME)
-            .await?
-    } else {
-        Vec::new()
-    };
-    // Everything up to `latest` was committed before these reads, and seqs commit in
-    // order, so a message (or a change a message includes) above it is covered too.
-    let through = messages
-        .iter()
-        .chain(&changed)
-        .map(|m| m.seq.max(m.rev))
-        .fold(latest.max(after), Seq::max);
+    let through = latest.max(after);
     let frame = ServerMsg::History {
         room,
         messages,

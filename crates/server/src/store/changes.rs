@@ -186,110 +186,129 @@ pub(crate) fn change_from_stored(kind: &str, emoji: Option<String>, text: String
     }
 }
 
-/// One row of the reactions query: a reactor listed under an emoji of a message.
-pub(crate) struct ReactorRow {
-    /// The message.
-    pub seq: Seq,
-    /// The emoji.
-    pub emoji: String,
-    /// The reactor.
-    pub user: UserSummary,
-    /// How many reacted with this emoji.
-    pub count: u32,
-    /// The viewer is one of them.
-    pub mine: bool,
+/// A message's reaction summary as `messages.reactions` keeps it (JSON; `me` is never
+/// stored — it depends on the reader). NULL when there are none.
+pub(crate) fn reactions_column(reactions: &[Reaction]) -> Option<String> {
+    (!reactions.is_empty())
+        .then(|| serde_json::to_string(reactions).unwrap_or_else(|_| "[]".into()))
 }
 
-/// Puts reactor rows (ordered by message, then by each emoji's first reaction, then
-/// by reaction) onto their messages.
-pub(crate) fn attach_reactions(messages: &mut [ChatMessage], rows: Vec<ReactorRow>) {
-    let mut at = 0;
-    for row in rows {
-        while at < messages.len() && messages[at].seq < row.seq {
-            at += 1;
+/// The summary a `messages.reactions` value holds (none for NULL or anything
+/// unreadable, which only a hand-edited database could hold).
+pub(crate) fn reactions_from_column(column: Option<String>) -> Vec<Reaction> {
+    column
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+/// Sets one emoji's entry of a summary after a reaction with it was added or taken
+/// back: `count` people now, the first of them `listed` (earliest first). A new emoji
+/// goes last; one nobody reacts with any more goes.
+pub(crate) fn summarize(
+    summary: &mut Vec<Reaction>,
+    emoji: &str,
+    count: u32,
+    listed: Vec<UserSummary>,
+) {
+    let at = summary.iter().position(|r| r.emoji == emoji);
+    match (at, count) {
+        (Some(at), 0) => {
+            summary.remove(at);
         }
-        let Some(message) = messages.get_mut(at).filter(|m| m.seq == row.seq) else {
-            continue;
-        };
-        match message.reactions.last_mut() {
-            Some(reaction) if reaction.emoji == row.emoji => reaction.users.push(row.user),
-            _ => message.reactions.push(Reaction {
-                emoji: row.emoji,
-                count: row.count,
-                users: vec![row.user],
-                me: row.mine,
-            }),
+        (Some(at), _) => {
+            summary[at].count = count;
+            summary[at].users = listed;
+        }
+        (None, 0) => {}
+        (None, _) => summary.push(Reaction {
+            emoji: emoji.to_string(),
+            count,
+            users: listed,
+            me: false,
+        }),
+    }
+}
+
+/// Marks the reactions that are the reader's own: `mine` holds (message seq, emoji).
+pub(crate) fn attach_mine(messages: &mut [ChatMessage], mine: &[(Seq, String)]) {
+    for message in messages.iter_mut().filter(|m| !m.reactions.is_empty()) {
+        for reaction in &mut message.reactions {
+            reaction.me = mine
+                .iter()
+                .any(|(seq, emoji)| *seq == message.seq && *emoji == reaction.emoji);
         }
     }
 }
 
 /// Implements [`ChangeStore`] (and the reactions read the history methods use) for a
 /// sqlx-backed store, as [`super::sql`] does for [`super::Store`]: with `pool`,
-/// `write_transaction()`, `lock_room()` and `forget_deleted()` (what the database
-/// must do so a deleted text is gone from its files).
+/// `read_snapshot()` (one consistent view for several reads), `write_transaction()`,
+/// `lock_room()` and `forget_deleted()` (what the database must do so a deleted or
+/// replaced text is gone from its files).
 macro_rules! sql_change_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Fills in the reactions of `messages` (in seq order), with `me` for
-            /// `viewer`. Messages never changed have none, so a page of those costs
-            /// no query.
-            async fn with_reactions(
-                &self,
+            /// Marks which reactions of `messages` (in seq order) are `viewer`'s, in the
+            /// snapshot `tx` the messages were read in (so each message's `rev` and
+            /// reactions agree). The summaries themselves come with the messages; a
+            /// page without reactions costs no query.
+            async fn with_mine(
+                tx: &mut sqlx::Transaction<'static, $db>,
                 mut messages: Vec<natter_protocol::ChatMessage>,
                 viewer: Option<&natter_protocol::UserId>,
             ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
-                let changed = messages.iter().filter(|m| m.rev > 0);
-                let (Some(first), Some(last)) =
-                    (changed.clone().map(|m| m.seq).min(), changed.map(|m| m.seq).max())
-                else {
+                let reacted = messages.iter().filter(|m| !m.reactions.is_empty());
+                let (Some(viewer), Some(first), Some(last)) = (
+                    viewer,
+                    reacted.clone().map(|m| m.seq).min(),
+                    reacted.map(|m| m.seq).max(),
+                ) else {
                     return Ok(messages);
                 };
                 let Some(room) = messages.first().map(|m| m.room) else {
                     return Ok(messages);
                 };
-                // Per emoji of each message: its first REACTORS_LISTED reactors, the
-                // count, and whether the viewer is among them — ranked in the database,
-                // so only the listed rows come back however many reacted.
-                let rows = sqlx::query(
-                    "SELECT seq, emoji, user_id, user_name, cnt, mine FROM ( \
-                       SELECT seq, emoji, user_id, user_name, \
-                         ROW_NUMBER() OVER (PARTITION BY seq, emoji ORDER BY added_seq) AS rn, \
-                         COUNT(*) OVER (PARTITION BY seq, emoji) AS cnt, \
-                         CAST(MAX(CASE WHEN user_id = $4 THEN 1 ELSE 0 END) \
-                           OVER (PARTITION BY seq, emoji) AS BIGINT) AS mine, \
-                         MIN(added_seq) OVER (PARTITION BY seq, emoji) AS first_added \
-                       FROM reactions WHERE room_id = $1 AND seq >= $2 AND seq <= $3 \
-                     ) ranked WHERE rn <= $5 ORDER BY seq, first_added, rn",
+                let mine: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, emoji FROM reactions \
+                     WHERE room_id = $1 AND user_id = $2 AND seq >= $3 AND seq <= $4",
                 )
                 .bind(room.0)
+                .bind(&viewer.0)
                 .bind(first as i64)
                 .bind(last as i64)
-                .bind(viewer.map_or("", |v| v.0.as_str()))
-                .bind(natter_protocol::REACTORS_LISTED as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut **tx)
                 .await?;
-                let mut reactors = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    use sqlx::Row;
-                    reactors.push($crate::store::changes::ReactorRow {
-                        seq: row.try_get::<i64, _>("seq")? as natter_protocol::Seq,
-                        emoji: row.try_get("emoji")?,
-                        user: natter_protocol::UserSummary {
-                            id: natter_protocol::UserId(row.try_get("user_id")?),
-                            name: row.try_get("user_name")?,
-                        },
-                        count: u32::try_from(row.try_get::<i64, _>("cnt")?).unwrap_or(u32::MAX),
-                        mine: row.try_get::<i64, _>("mine")? == 1,
-                    });
-                }
-                $crate::store::changes::attach_reactions(&mut messages, reactors);
+                let mine: Vec<(natter_protocol::Seq, String)> = mine
+                    .into_iter()
+                    .map(|(seq, emoji)| (seq as natter_protocol::Seq, emoji))
+                    .collect();
+                $crate::store::changes::attach_mine(&mut messages, &mine);
                 Ok(messages)
             }
 
             /// Messages in their current state: `clause` on `m` with `$1` the room and
-            /// `$2` a seq, newest `limit` (`$3`) by `order`, returned oldest first.
+            /// `$2` a seq, newest `limit` (`$3`) by `order`, returned oldest first —
+            /// read in one snapshot with their reactions.
             async fn current_messages(
                 &self,
+                room: natter_protocol::RoomId,
+                clause: &str,
+                bound: natter_protocol::Seq,
+                order: &str,
+                limit: u32,
+                viewer: Option<&natter_protocol::UserId>,
+            ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
+                let mut tx = self.read_snapshot().await?;
+                let messages =
+                    Self::current_messages_in(&mut tx, room, clause, bound, order, limit, viewer)
+                        .await?;
+                tx.commit().await?;
+                Ok(messages)
+            }
+
+            /// [`Self::current_messages`] inside the snapshot `tx`.
+            async fn current_messages_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
                 room: natter_protocol::RoomId,
                 clause: &str,
                 bound: natter_protocol::Seq,
@@ -304,14 +323,46 @@ macro_rules! sql_change_store {
                 .bind(room.0)
                 .bind(i64::try_from(bound).unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut **tx)
                 .await?;
                 let mut messages = rows
                     .iter()
                     .map($crate::store::current_message_from_row)
                     .collect::<Result<Vec<_>, _>>()?;
                 messages.sort_by_key(|m| m.seq);
-                self.with_reactions(messages, viewer).await
+                Self::with_mine(tx, messages, viewer).await
+            }
+
+            /// One attempt at [`ChangeStore::apply_changes`]: the batch's rooms locked in
+            /// id order first (as appends lock them), so two nodes never wait on each
+            /// other in a circle.
+            async fn apply_changes_once(
+                &self,
+                batch: Vec<$crate::store::changes::NewChange>,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::changes::ChangeOutcome>> {
+                let mut tx = self.write_transaction().await?;
+                let rooms: std::collections::BTreeSet<natter_protocol::RoomId> =
+                    batch.iter().map(|c| c.room).collect();
+                for room in rooms {
+                    Self::lock_room(&mut tx, room).await?;
+                }
+                let mut outcomes = Vec::with_capacity(batch.len());
+                let mut old_text = false;
+                for change in batch {
+                    let rewrites = matches!(
+                        change.change,
+                        natter_protocol::Change::Delete | natter_protocol::Change::Edit { .. }
+                    );
+                    let outcome = Self::apply_change(&mut tx, change).await?;
+                    old_text |= rewrites
+                        && matches!(outcome, $crate::store::changes::ChangeOutcome::Stored(_));
+                    outcomes.push(outcome);
+                }
+                tx.commit().await?;
+                if old_text {
+                    self.forget_deleted().await;
+                }
+                Ok(outcomes)
             }
 
             /// Stores one change inside `tx` (see [`ChangeStore::apply_changes`]).
@@ -352,9 +403,8 @@ macro_rules! sql_change_store {
                 }
                 let room = new.room;
                 let target = new.target as i64;
-                Self::lock_room(tx, room).await?;
                 let Some(message) = sqlx::query(
-                    "SELECT sender_id, kind, deleted, rev FROM messages \
+                    "SELECT sender_id, kind, deleted, rev, reactions FROM messages \
                      WHERE room_id = $1 AND seq = $2",
                 )
                 .bind(room.0)
@@ -442,7 +492,7 @@ macro_rules! sql_change_store {
                         // once nothing refers to them) and the reactions.
                         sqlx::query(
                             "UPDATE messages SET text = '', attachments = NULL, edited_at = NULL, \
-                                    deleted = TRUE, rev = $3 \
+                                    reactions = NULL, deleted = TRUE, rev = $3 \
                              WHERE room_id = $1 AND seq = $2",
                         )
                         .bind(room.0)
@@ -487,13 +537,52 @@ macro_rules! sql_change_store {
                         .await?;
                     }
                 }
-                if matches!(new.change, Change::React { .. } | Change::Unreact { .. }) {
-                    sqlx::query("UPDATE messages SET rev = $3 WHERE room_id = $1 AND seq = $2")
-                        .bind(room.0)
-                        .bind(target)
-                        .bind(seq)
-                        .execute(&mut **tx)
-                        .await?;
+                if let Change::React { emoji } | Change::Unreact { emoji } = &new.change {
+                    // The summary history shows: this emoji's count and first reactors
+                    // now (from the index in reaction order), the others as they were.
+                    let listed: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT user_id, user_name FROM reactions \
+                         WHERE room_id = $1 AND seq = $2 AND emoji = $3 \
+                         ORDER BY added_seq LIMIT $4",
+                    )
+                    .bind(room.0)
+                    .bind(target)
+                    .bind(emoji)
+                    .bind(natter_protocol::REACTORS_LISTED as i64)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM reactions WHERE room_id = $1 AND seq = $2 AND emoji = $3",
+                    )
+                    .bind(room.0)
+                    .bind(target)
+                    .bind(emoji)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let mut summary = $crate::store::changes::reactions_from_column(
+                        message.try_get("reactions")?,
+                    );
+                    $crate::store::changes::summarize(
+                        &mut summary,
+                        emoji,
+                        u32::try_from(count).unwrap_or(u32::MAX),
+                        listed
+                            .into_iter()
+                            .map(|(id, name)| natter_protocol::UserSummary {
+                                id: natter_protocol::UserId(id),
+                                name,
+                            })
+                            .collect(),
+                    );
+                    sqlx::query(
+                        "UPDATE messages SET reactions = $3, rev = $4 WHERE room_id = $1 AND seq = $2",
+                    )
+                    .bind(room.0)
+                    .bind(target)
+                    .bind($crate::store::changes::reactions_column(&summary))
+                    .bind(seq)
+                    .execute(&mut **tx)
+                    .await?;
                 }
                 Ok(ChangeOutcome::Stored(ChangeEvent {
                     room,
@@ -512,21 +601,20 @@ macro_rules! sql_change_store {
                 &self,
                 batch: Vec<$crate::store::changes::NewChange>,
             ) -> $crate::store::StoreResult<Vec<$crate::store::changes::ChangeOutcome>> {
-                let mut tx = self.write_transaction().await?;
-                let mut outcomes = Vec::with_capacity(batch.len());
-                let mut deleted = false;
-                for change in batch {
-                    let deleting = matches!(change.change, natter_protocol::Change::Delete);
-                    let outcome = Self::apply_change(&mut tx, change).await?;
-                    deleted |= deleting
-                        && matches!(outcome, $crate::store::changes::ChangeOutcome::Stored(_));
-                    outcomes.push(outcome);
+                // Several nodes write one PostgreSQL: a deadlock or a resend stored by
+                // another node at the same moment is worth another try, as for appends.
+                let mut attempt = 1;
+                loop {
+                    match self.apply_changes_once(batch.clone()).await {
+                        Err(err)
+                            if attempt < 3 && $crate::store::worth_retrying(&err) =>
+                        {
+                            tracing::debug!(%err, attempt, "changes lost a race; trying again");
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
                 }
-                tx.commit().await?;
-                if deleted {
-                    self.forget_deleted().await;
-                }
-                Ok(outcomes)
             }
 
             async fn message_at(
@@ -556,7 +644,8 @@ macro_rules! sql_change_store {
             ) -> $crate::store::StoreResult<Vec<natter_protocol::ChatMessage>> {
                 self.current_messages(
                     room,
-                    "m.seq <= $2 AND m.rev > $2",
+                    // (`rev > 0` too, in so many words: the partial index on rev needs it.)
+                    "m.seq <= $2 AND m.rev > $2 AND m.rev > 0",
                     after,
                     "m.rev",
                     limit,
@@ -572,6 +661,9 @@ macro_rules! sql_change_store {
                 limit: u32,
             ) -> $crate::store::StoreResult<Vec<$crate::store::changes::RoomEvent>> {
                 use sqlx::Row;
+                // Changes and messages from one snapshot: a change committed between two
+                // reads could otherwise be skipped by a node filling its gap.
+                let mut tx = self.read_snapshot().await?;
                 let changes = sqlx::query(
                     "SELECT c.room_id, c.seq, c.ts, c.sender_id, c.sender_name, c.target, \
                             c.kind, c.emoji, m.text \
@@ -582,11 +674,12 @@ macro_rules! sql_change_store {
                 .bind(room.0)
                 .bind(i64::try_from(after).unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                let messages = self
-                    .current_messages(room, "m.seq > $2", after, "m.seq", limit, None)
-                    .await?;
+                let messages =
+                    Self::current_messages_in(&mut tx, room, "m.seq > $2", after, "m.seq", limit, None)
+                        .await?;
+                tx.commit().await?;
                 let mut events: Vec<$crate::store::changes::RoomEvent> = messages
                     .into_iter()
                     .map($crate::store::changes::RoomEvent::Message)
@@ -635,43 +728,49 @@ mod tests {
         }
     }
 
-    fn row(seq: Seq, emoji: &str, who: &str, count: u32, mine: bool) -> ReactorRow {
-        ReactorRow {
-            seq,
-            emoji: emoji.into(),
-            user: user(who),
-            count,
-            mine,
-        }
+    #[test]
+    fn a_summary_keeps_each_emoji_in_the_order_first_given_and_drops_it_at_zero() {
+        let mut summary = Vec::new();
+        summarize(&mut summary, "👍", 1, vec![user("a")]);
+        summarize(&mut summary, "🎉", 1, vec![user("b")]);
+        summarize(&mut summary, "👍", 2, vec![user("a"), user("c")]);
+        assert_eq!(
+            summary
+                .iter()
+                .map(|r| (r.emoji.as_str(), r.count))
+                .collect::<Vec<_>>(),
+            [("👍", 2), ("🎉", 1)]
+        );
+        assert_eq!(summary[0].users, vec![user("a"), user("c")]);
+        summarize(&mut summary, "👍", 0, vec![]);
+        summarize(&mut summary, "👀", 0, vec![]);
+        assert_eq!(summary.len(), 1);
+        let stored = reactions_column(&summary);
+        assert_eq!(reactions_from_column(stored), summary);
+        assert_eq!(reactions_column(&[]), None);
+        assert!(reactions_from_column(Some("not json".into())).is_empty());
     }
 
     #[test]
-    fn reactor_rows_land_on_their_messages_grouped_by_emoji_in_order() {
-        let mut messages: Vec<ChatMessage> = [2, 5, 9]
+    fn only_the_readers_own_reactions_are_marked_theirs() {
+        let mut messages: Vec<ChatMessage> = [2, 5]
             .into_iter()
             .map(|seq| {
-                ChatMessage::new(RoomId(1), seq, user("a"), 0, MessageKind::Text, "x".into())
+                let mut m =
+                    ChatMessage::new(RoomId(1), seq, user("a"), 0, MessageKind::Text, "x".into());
+                summarize(&mut m.reactions, "👍", 3, vec![user("b")]);
+                summarize(&mut m.reactions, "🎉", 1, vec![user("c")]);
+                m
             })
             .collect();
-        attach_reactions(
-            &mut messages,
-            vec![
-                row(2, "👍", "b", 2, true),
-                row(2, "👍", "c", 2, true),
-                row(2, "🎉", "c", 1, false),
-                row(4, "👀", "x", 1, false), // no such message here: dropped
-                row(9, "👍", "a", 7, false),
-            ],
+        attach_mine(&mut messages, &[(2, "🎉".into()), (5, "👍".into())]);
+        assert_eq!(
+            messages
+                .iter()
+                .map(|m| m.reactions.iter().map(|r| r.me).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            [[false, true], [true, false]]
         );
-        assert_eq!(messages[0].reactions.len(), 2);
-        assert_eq!(messages[0].reactions[0].emoji, "👍");
-        assert_eq!(messages[0].reactions[0].count, 2);
-        assert!(messages[0].reactions[0].me);
-        assert_eq!(messages[0].reactions[0].users, vec![user("b"), user("c")]);
-        assert_eq!(messages[0].reactions[1].emoji, "🎉");
-        assert!(messages[1].reactions.is_empty());
-        assert_eq!(messages[2].reactions[0].count, 7);
-        assert_eq!(messages[2].reactions[0].users, vec![user("a")]);
     }
 
     #[test]

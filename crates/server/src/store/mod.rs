@@ -310,6 +310,19 @@ pub(crate) fn conflict_or_database(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// Errors where trying the same transaction again can succeed (PostgreSQL, several
+/// nodes): a deadlock, a serialization failure, or a unique violation from a
+/// concurrent resend (the retry finds the original and reports a duplicate).
+pub(crate) fn worth_retrying(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.is_unique_violation()
+                || matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+        }
+        _ => false,
+    }
+}
+
 /// A foreign-key violation (the room or user a row points to is gone) is a
 /// [`StoreError::NotFound`]; anything else is a database failure.
 pub(crate) fn missing_or_database(err: sqlx::Error) -> StoreError {
@@ -331,7 +344,7 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 /// `WHERE` on `m`.
 pub(crate) const CURRENT_MESSAGES: &str =
     "SELECT m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, \
-     m.text, m.attachments, m.edited_at, m.deleted, m.rev, m.reply_to, \
+     m.text, m.attachments, m.edited_at, m.deleted, m.rev, m.reply_to, m.reactions, \
      r.sender_id AS reply_sender_id, r.sender_name AS reply_sender_name, \
      substr(r.text, 1, 120) AS reply_text, r.deleted AS reply_deleted \
      FROM messages m LEFT JOIN messages r ON r.room_id = m.room_id AND r.seq = m.reply_to";
@@ -391,8 +404,8 @@ where
     Ok(message)
 }
 
-/// A row of [`CURRENT_MESSAGES`]: the message as it is now, with its reply preview
-/// (reactions are read apart, see [`changes`]).
+/// A row of [`CURRENT_MESSAGES`]: the message as it is now, with its reply preview and
+/// reactions (whether each is the reader's is read apart, see [`changes`]).
 pub(crate) fn current_message_from_row<'r, R>(row: &'r R) -> StoreResult<ChatMessage>
 where
     R: sqlx::Row,
@@ -405,6 +418,7 @@ where
     message.edited_at = row.try_get("edited_at")?;
     message.deleted = row.try_get("deleted")?;
     message.rev = row.try_get::<i64, _>("rev")? as Seq;
+    message.reactions = changes::reactions_from_column(row.try_get("reactions")?);
     let reply_seq: Option<i64> = row.try_get("reply_to")?;
     message.reply_to = match (
         reply_seq,

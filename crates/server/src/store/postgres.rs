@@ -22,7 +22,7 @@ use sqlx::Row;
 
 use super::batch::AppendBatch;
 use super::files::attachments_column;
-use super::{kind_str, message_from_row, Appended, NewMessage, StoreError, StoreResult};
+use super::{kind_str, message_from_row, worth_retrying, Appended, NewMessage, StoreResult};
 
 /// How often a batch that lost a race (deadlock, serialization, a concurrent resend) is
 /// tried again before the error is reported.
@@ -48,6 +48,16 @@ impl PgStore {
     /// After a message was deleted: nothing to do at once. Its old row version stays
     /// in the table file until autovacuum reclaims it; no query can read it.
     async fn forget_deleted(&self) {}
+
+    /// A read-only snapshot: every statement in it sees the database as of its first
+    /// (`REPEATABLE READ`), so a message and its reactions are read as one state.
+    async fn read_snapshot(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 
     /// A write transaction: PostgreSQL's row locks order writers, so a plain `BEGIN`.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
@@ -238,19 +248,6 @@ impl InsertColumns {
                 .iter()
                 .map(|file| (file.id.0.clone(), message.room.0, seq)),
         );
-    }
-}
-
-/// Errors where trying the same transaction again can succeed: a deadlock, a
-/// serialization failure, or a unique violation from a concurrent resend (the retry
-/// finds the original and reports a duplicate).
-fn worth_retrying(err: &StoreError) -> bool {
-    match err {
-        StoreError::Database(sqlx::Error::Database(db)) => {
-            db.is_unique_violation()
-                || matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
-        }
-        _ => false,
     }
 }
 

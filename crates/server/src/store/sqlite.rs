@@ -72,7 +72,8 @@ impl AppendWriter {
         conn.busy_handler(Some(retry_soon))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
+             PRAGMA secure_delete = ON;",
         )?;
         let (jobs, queue) = std::sync::mpsc::channel::<AppendJob>();
         std::thread::Builder::new()
@@ -264,7 +265,13 @@ impl SqliteStore {
         })
     }
 
-    /// After a message was deleted: its old text may still sit in the write-ahead log
+    /// A read snapshot: SQLite (WAL) keeps one for a transaction from its first read
+    /// to its end, so a message and its reactions are read as one state.
+    async fn read_snapshot(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// After a message was deleted or edited: its old text may still sit in the write-ahead log
     /// (in the frame written when it was sent or edited) until the log is overwritten.
     /// The background checkpoint copies the log into the database (where
     /// `secure_delete` zeroed the text) and empties it within a second or so (see
