@@ -18,9 +18,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use natter_protocol::{
-    validate, Attachment, Change, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId,
-    GuestCredentials, MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary,
-    MAX_ATTACHMENTS, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
+    validate, Attachment, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId, GuestCredentials,
+    MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, MAX_ATTACHMENTS,
+    PROTOCOL_VERSION, SNAPSHOT_CHUNK,
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
@@ -359,81 +359,13 @@ impl Conversation {
                 limit,
             } => self.history_page(&user, room, before, limit).await,
             ClientMsg::CatchUp { room, after } => self.catch_up(&user, room, after).await,
-            ClientMsg::Edit {
-                room,
-                client_id,
-                seq,
-                text,
-            } => {
-                let change = Change::Edit { text };
-                self.change(
-                    &user,
-                    ChangeRequest {
-                        room,
-                        client_id,
-                        seq,
-                        change,
-                        request_ref,
-                    },
-                )
-                .await
-            }
-            ClientMsg::Delete {
-                room,
-                client_id,
-                seq,
-            } => {
-                let change = Change::Delete;
-                self.change(
-                    &user,
-                    ChangeRequest {
-                        room,
-                        client_id,
-                        seq,
-                        change,
-                        request_ref,
-                    },
-                )
-                .await
-            }
-            ClientMsg::React {
-                room,
-                client_id,
-                seq,
-                emoji,
-            } => {
-                let change = Change::React { emoji };
-                self.change(
-                    &user,
-                    ChangeRequest {
-                        room,
-                        client_id,
-                        seq,
-                        change,
-                        request_ref,
-                    },
-                )
-                .await
-            }
-            ClientMsg::Unreact {
-                room,
-                client_id,
-                seq,
-                emoji,
-            } => {
-                let change = Change::Unreact { emoji };
-                self.change(
-                    &user,
-                    ChangeRequest {
-                        room,
-                        client_id,
-                        seq,
-                        change,
-                        request_ref,
-                    },
-                )
-                .await
-            }
+            msg @ (ClientMsg::Edit { .. }
+            | ClientMsg::Delete { .. }
+            | ClientMsg::React { .. }
+            | ClientMsg::Unreact { .. }) => match ChangeRequest::of(msg, request_ref) {
+                Some(request) => self.change(&user, request).await,
+                None => Ok(()),
+            },
         }
     }
 

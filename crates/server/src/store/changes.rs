@@ -186,6 +186,34 @@ pub(crate) fn change_from_stored(kind: &str, emoji: Option<String>, text: String
     }
 }
 
+/// A `changes` row joined with its message's text (`room_id, seq, ts, sender_id,
+/// sender_name, target, kind, emoji, text`) back as its event; an edit carries its
+/// message's text now.
+pub(crate) fn change_event_from_row<'r, R>(row: &'r R) -> StoreResult<ChangeEvent>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ChangeEvent {
+        room: RoomId(row.try_get("room_id")?),
+        seq: row.try_get::<i64, _>("seq")? as Seq,
+        ts: row.try_get("ts")?,
+        by: UserSummary {
+            id: UserId(row.try_get("sender_id")?),
+            name: row.try_get("sender_name")?,
+        },
+        target: row.try_get::<i64, _>("target")? as Seq,
+        change: change_from_stored(
+            &row.try_get::<String, _>("kind")?,
+            row.try_get("emoji")?,
+            row.try_get::<Option<String>, _>("text")?
+                .unwrap_or_default(),
+        ),
+    })
+}
+
 /// A message's reaction summary as `messages.reactions` keeps it (JSON; `me` is never
 /// stored — it depends on the reader). NULL when there are none.
 pub(crate) fn reactions_column(reactions: &[Reaction]) -> Option<String> {
@@ -385,21 +413,9 @@ macro_rules! sql_change_store {
                 .fetch_optional(&mut **tx)
                 .await?;
                 if let Some(row) = resent {
-                    return Ok(ChangeOutcome::Duplicate(ChangeEvent {
-                        room: natter_protocol::RoomId(row.try_get("room_id")?),
-                        seq: row.try_get::<i64, _>("seq")? as natter_protocol::Seq,
-                        ts: row.try_get("ts")?,
-                        by: natter_protocol::UserSummary {
-                            id: natter_protocol::UserId(row.try_get("sender_id")?),
-                            name: row.try_get("sender_name")?,
-                        },
-                        target: row.try_get::<i64, _>("target")? as natter_protocol::Seq,
-                        change: $crate::store::changes::change_from_stored(
-                            &row.try_get::<String, _>("kind")?,
-                            row.try_get("emoji")?,
-                            row.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
-                        ),
-                    }));
+                    return Ok(ChangeOutcome::Duplicate(
+                        $crate::store::changes::change_event_from_row(&row)?,
+                    ));
                 }
                 let room = new.room;
                 let target = new.target as i64;
@@ -660,7 +676,6 @@ macro_rules! sql_change_store {
                 after: natter_protocol::Seq,
                 limit: u32,
             ) -> $crate::store::StoreResult<Vec<$crate::store::changes::RoomEvent>> {
-                use sqlx::Row;
                 // Changes and messages from one snapshot: a change committed between two
                 // reads could otherwise be skipped by a node filling its gap.
                 let mut tx = self.read_snapshot().await?;
@@ -686,21 +701,7 @@ macro_rules! sql_change_store {
                     .collect();
                 for row in &changes {
                     events.push($crate::store::changes::RoomEvent::Change(
-                        $crate::store::changes::ChangeEvent {
-                            room,
-                            seq: row.try_get::<i64, _>("seq")? as natter_protocol::Seq,
-                            ts: row.try_get("ts")?,
-                            by: natter_protocol::UserSummary {
-                                id: natter_protocol::UserId(row.try_get("sender_id")?),
-                                name: row.try_get("sender_name")?,
-                            },
-                            target: row.try_get::<i64, _>("target")? as natter_protocol::Seq,
-                            change: $crate::store::changes::change_from_stored(
-                                &row.try_get::<String, _>("kind")?,
-                                row.try_get("emoji")?,
-                                row.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
-                            ),
-                        },
+                        $crate::store::changes::change_event_from_row(row)?,
                     ));
                 }
                 events.sort_by_key(|e| e.seq());

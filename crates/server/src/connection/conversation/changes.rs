@@ -8,8 +8,8 @@
 //! transaction that takes the seq (see `store/changes.rs`).
 
 use natter_protocol::{
-    validate, Change, ChatMessage, ErrorCode, MessageKind, ReplyPreview, RoomId, Seq, ServerMsg,
-    UserId, UserSummary, HISTORY_PAGE, REPLY_PREVIEW_CHARS,
+    validate, Change, ChatMessage, ClientMsg, ErrorCode, MessageKind, ReplyPreview, RoomId, Seq,
+    ServerMsg, UserId, UserSummary, HISTORY_PAGE, REPLY_PREVIEW_CHARS,
 };
 
 use super::{Conversation, Outcome, Reject};
@@ -30,6 +30,45 @@ pub(super) struct ChangeRequest {
     pub change: Change,
     /// The request's `ref`, for an error.
     pub request_ref: Option<String>,
+}
+
+impl ChangeRequest {
+    /// The change a request asks for; `None` for a request that changes no message.
+    pub(super) fn of(msg: ClientMsg, request_ref: Option<String>) -> Option<Self> {
+        let (room, client_id, seq, change) = match msg {
+            ClientMsg::Edit {
+                room,
+                client_id,
+                seq,
+                text,
+            } => (room, client_id, seq, Change::Edit { text }),
+            ClientMsg::Delete {
+                room,
+                client_id,
+                seq,
+            } => (room, client_id, seq, Change::Delete),
+            ClientMsg::React {
+                room,
+                client_id,
+                seq,
+                emoji,
+            } => (room, client_id, seq, Change::React { emoji }),
+            ClientMsg::Unreact {
+                room,
+                client_id,
+                seq,
+                emoji,
+            } => (room, client_id, seq, Change::Unreact { emoji }),
+            _ => return None,
+        };
+        Some(ChangeRequest {
+            room,
+            client_id,
+            seq,
+            change,
+            request_ref,
+        })
+    }
 }
 
 fn no_such_message() -> Reject {
