@@ -17,10 +17,13 @@ use crate::store::{Store, StoreResult};
 /// connection started following the room (any event after it arrives live); `None`
 /// reads it now.
 ///
-/// The frame's `through` is that newest seq, read before the history: everything up to
-/// it was committed before the reads, so the history includes it. An event after it
-/// may be in the history too (committed between the reads) and also arrives live —
-/// a message the client merges by seq, a change it skips by the message's `rev`.
+/// The frame's `through` is the newer of that seq and the page's last message: the
+/// page is read in one snapshot, and seqs commit in order, so every event up to its
+/// last message — every change to the page's messages included — is in it; the
+/// messages changed since `after` are read after the page, so they include every
+/// change up to it as well. Live events above `through` follow (a change there that
+/// the reads already saw is skipped by the client, by the message's `rev`); none at or
+/// below it is sent again, so each message reaches the connection once.
 pub async fn catch_up(
     store: &dyn Store,
     room: RoomId,
@@ -36,24 +39,22 @@ pub async fn catch_up(
             .first()
             .map_or(0, |(_, seq)| *seq),
     };
+    let (mut messages, mut changed) = (page_after(store, room, after, viewer).await?, Vec::new());
     let mut after = after;
-    let mut changed = if after > 0 {
-        store
+    if after > 0 {
+        // Read after the page: it includes every change the page's snapshot does.
+        changed = store
             .changed_since(room, after, viewer, CHANGED_ON_RESUME + 1)
-            .await?
-    } else {
-        Vec::new()
-    };
-    if changed.len() > CHANGED_ON_RESUME as usize {
-        // More held messages changed than one frame should carry: start over from the
-        // newest page, and say the client's older copies are to go (`more_before`).
-        after = 0;
-        changed.clear();
+            .await?;
+        if changed.len() > CHANGED_ON_RESUME as usize {
+            // More held messages changed than one frame should carry: the newest page
+            // as to a newcomer, and the client's older copies are to go (`more_before`).
+            after = 0;
+            changed.clear();
+            messages = page_after(store, room, 0, viewer).await?;
+        }
     }
-    // One more than a page: if it comes, messages were left out before the page.
-    let mut messages = store
-        .latest_after(room, after, HISTORY_PAGE + 1, viewer)
-        .await?;
+    // One more than a page was read: if it came, messages were left out before it.
     let more_before = if messages.len() > HISTORY_PAGE as usize {
         messages.remove(0);
         true
@@ -62,7 +63,7 @@ pub async fn catch_up(
         // (nothing, when `after` is 0).
         false
     };
-    let through = latest.max(after);
+    let through = messages.last().map_or(0, |m| m.seq).max(latest).max(after);
     let frame = ServerMsg::History {
         room,
         messages,
@@ -71,4 +72,16 @@ pub async fn catch_up(
         changed,
     };
     Ok((frame, through))
+}
+
+/// The newest page after `after`, plus one message to tell whether it is all.
+async fn page_after(
+    store: &dyn Store,
+    room: RoomId,
+    after: Seq,
+    viewer: &UserId,
+) -> StoreResult<Vec<natter_protocol::ChatMessage>> {
+    store
+        .latest_after(room, after, HISTORY_PAGE + 1, viewer)
+        .await
 }
