@@ -11,6 +11,10 @@
 //! the form its `ref` names, and one naming a pending send or change by its client id
 //! drops it; a message from someone I block neither counts as unread nor opens a
 //! popup.
+//!
+//! Why one long file: it is one `match` over every `ServerMsg`, each arm a short
+//! method; split, the order the reducer relies on (what `through`, `rev` and pending
+//! mean to each frame) would be spread over several files.
 
 use std::collections::HashMap;
 

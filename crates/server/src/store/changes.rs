@@ -16,6 +16,10 @@
 //! queues a change; what can change meanwhile (the message was deleted, the 20th emoji
 //! arrived) is checked again here, inside the transaction, before a seq is taken — a
 //! refused change leaves no hole in the sequence.
+//!
+//! Why one long file: as in `sql.rs`, a `macro_rules!` body cannot be split across
+//! files, and the statements are the point — one place shows every query a change
+//! runs on both databases, beside the plain types and helpers they share.
 
 use async_trait::async_trait;
 use natter_protocol::{
