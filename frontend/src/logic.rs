@@ -74,19 +74,16 @@ pub fn replace_changed(history: &mut [ChatMessage], changed: Vec<ChatMessage>) -
 /// Brings the quotes of held replies to message `original` in line with the held
 /// original (edited or deleted since they were sent). Nothing when it is not held.
 pub fn refresh_quotes(history: &mut [ChatMessage], original: Seq) {
-    let Some(now) = history.iter().find(|m| m.seq == original) else {
+    let Some(now) = history
+        .iter()
+        .find(|m| m.seq == original)
+        .map(natter_protocol::ReplyPreview::of)
+    else {
         return;
     };
-    let text: String = now
-        .text
-        .chars()
-        .take(natter_protocol::REPLY_PREVIEW_CHARS)
-        .collect();
-    let deleted = now.deleted;
     for reply in history.iter_mut() {
         if let Some(quote) = reply.reply_to.as_mut().filter(|q| q.seq == original) {
-            quote.text.clone_from(&text);
-            quote.deleted = deleted;
+            quote.clone_from(&now);
         }
     }
 }

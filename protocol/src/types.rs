@@ -266,6 +266,25 @@ pub struct ReplyPreview {
     pub deleted: bool,
 }
 
+impl ReplyPreview {
+    /// How a reply quotes `original` as it is now: the start of its text (empty once
+    /// deleted), its author, whether it was deleted. One rule for the server storing
+    /// a reply and reading history, and for the client writing one or following an
+    /// edit of the original.
+    pub fn of(original: &ChatMessage) -> Self {
+        ReplyPreview {
+            seq: original.seq,
+            sender: original.sender.clone(),
+            text: original
+                .text
+                .chars()
+                .take(crate::REPLY_PREVIEW_CHARS)
+                .collect(),
+            deleted: original.deleted,
+        }
+    }
+}
+
 /// One emoji's reactions to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaction {

@@ -20,16 +20,7 @@ pub fn MessageTools(message: ChatMessage, mine: bool, shown: RwSignal<bool>) -> 
     let room = message.room;
     let seq = message.seq;
     let picking = RwSignal::new(false);
-    let reply_to = ReplyPreview {
-        seq,
-        sender: message.sender.clone(),
-        text: message
-            .text
-            .chars()
-            .take(natter_protocol::REPLY_PREVIEW_CHARS)
-            .collect(),
-        deleted: false,
-    };
+    let reply_to = ReplyPreview::of(&message);
     let reply = move |_| {
         chat.replying.update(|r| {
             r.insert(room, reply_to.clone());

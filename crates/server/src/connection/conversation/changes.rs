@@ -9,7 +9,7 @@
 
 use natter_protocol::{
     validate, Change, ChatMessage, ClientMsg, ErrorCode, MessageKind, ReplyPreview, RoomId, Seq,
-    ServerMsg, UserId, UserSummary, HISTORY_PAGE, REPLY_PREVIEW_CHARS,
+    ServerMsg, UserId, UserSummary, HISTORY_PAGE,
 };
 
 use super::{Conversation, Outcome, Reject};
@@ -155,13 +155,7 @@ impl Conversation {
         room: RoomId,
         seq: Seq,
     ) -> Result<ReplyPreview, Reject> {
-        let original = self.text_message(room, seq).await?;
-        Ok(ReplyPreview {
-            seq,
-            sender: original.sender,
-            text: original.text.chars().take(REPLY_PREVIEW_CHARS).collect(),
-            deleted: false,
-        })
+        Ok(ReplyPreview::of(&self.text_message(room, seq).await?))
     }
 
     /// Message `seq` of `room`, when it is a text message not deleted.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use natter_protocol::{
     Change, ChatMessage, Reaction, ReplyPreview, RoomId, Seq, UserId, MAX_REACTION_KINDS,
-    REACTORS_LISTED, REPLY_PREVIEW_CHARS,
+    REACTORS_LISTED,
 };
 
 use super::{MemoryStore, Room};
@@ -19,15 +19,10 @@ impl Room {
     /// original now, its reactions (`me` only when there is a viewer).
     pub(super) fn current(&self, message: &ChatMessage, viewer: Option<&UserId>) -> ChatMessage {
         let mut now = message.clone();
-        now.reply_to = message.reply_to.as_ref().and_then(|reply| {
-            let original = self.message(reply.seq)?;
-            Some(ReplyPreview {
-                seq: original.seq,
-                sender: original.sender.clone(),
-                text: original.text.chars().take(REPLY_PREVIEW_CHARS).collect(),
-                deleted: original.deleted,
-            })
-        });
+        now.reply_to = message
+            .reply_to
+            .as_ref()
+            .and_then(|reply| Some(ReplyPreview::of(self.message(reply.seq)?)));
         now.reactions = self
             .reactions
             .get(&message.seq)
