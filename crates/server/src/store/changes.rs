@@ -559,7 +559,8 @@ macro_rules! sql_change_store {
                 }
                 if let Change::React { emoji } | Change::Unreact { emoji } = &new.change {
                     // The summary history shows: this emoji's count and first reactors
-                    // now (from the index in reaction order), the others as they were.
+                    // now (the reactors from the index in reaction order), the others
+                    // as they were.
                     let listed: Vec<(String, String)> = sqlx::query_as(
                         "SELECT user_id, user_name FROM reactions \
                          WHERE room_id = $1 AND seq = $2 AND emoji = $3 \
@@ -571,21 +572,23 @@ macro_rules! sql_change_store {
                     .bind(natter_protocol::REACTORS_LISTED as i64)
                     .fetch_all(&mut **tx)
                     .await?;
-                    let count: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM reactions WHERE room_id = $1 AND seq = $2 AND emoji = $3",
-                    )
-                    .bind(room.0)
-                    .bind(target)
-                    .bind(emoji)
-                    .fetch_one(&mut **tx)
-                    .await?;
                     let mut summary = $crate::store::changes::reactions_from_column(
                         message.try_get("reactions")?,
                     );
+                    // The summary is kept in step by every reaction, so the count is
+                    // the one it held, one up or down (this one was checked to change it).
+                    let before = summary
+                        .iter()
+                        .find(|r| &r.emoji == emoji)
+                        .map_or(0, |r| r.count);
+                    let count = match new.change {
+                        Change::React { .. } => before.saturating_add(1),
+                        _ => before.saturating_sub(1),
+                    };
                     $crate::store::changes::summarize(
                         &mut summary,
                         emoji,
-                        u32::try_from(count).unwrap_or(u32::MAX),
+                        count,
                         listed
                             .into_iter()
                             .map(|(id, name)| natter_protocol::UserSummary {
