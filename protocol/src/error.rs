@@ -65,6 +65,9 @@ pub enum ErrorCode {
     /// The message already has [`crate::MAX_REACTION_KINDS`] different emoji; react
     /// with one of those.
     TooManyReactions,
+    /// `@room` is allowed only in rooms of at most `--mention-room-max-members`
+    /// members; the message was not sent.
+    MentionRoomNotAllowed,
     /// A reaction must be a single emoji.
     InvalidEmoji,
     /// The `client_id` of a send is empty or too long.

@@ -14,6 +14,8 @@
 //!   verification, sign-in, recovery), which are HTTP rather than WebSocket frames.
 //! - [`format`]: the small Markdown subset of message text, parsed into data (never
 //!   HTML) for clients to render as elements.
+//! - [`mention`]: where `@name` may stand in text, and how a client finds the mentions
+//!   the server resolved.
 //! - [`validate`]: length and character rules for names, channel names, room codes and
 //!   message text, as plain functions so the client can check input before sending and
 //!   the server enforces exactly the same rules.
@@ -24,6 +26,7 @@
 pub mod account;
 pub mod error;
 pub mod format;
+pub mod mention;
 pub mod messages;
 pub mod types;
 pub mod validate;
@@ -37,8 +40,10 @@ pub use types::*;
 /// guessing, so old clients get a clear "please reload" rather than odd behaviour.
 ///
 /// Version 2 made edits, deletions and reactions events in a room's sequence: seqs no
-/// longer all hold messages, so a version 1 client would see gaps everywhere.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// longer all hold messages, so a version 1 client would see gaps everywhere. Version 3
+/// added read positions, mentions and typing (`mark_read`, `typing`, `read`): frames a
+/// version 2 client could not read.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest WebSocket message the server accepts, in bytes. Anything larger is closed
 /// with code 1009 (message too big). Message text is far smaller (see
@@ -77,3 +82,15 @@ pub const CHANGED_ON_RESUME: u32 = 200;
 /// Most entries in one snapshot frame after `ready` (users online, channels): about
 /// 5 KB of JSON, so no connection's write buffer has to hold the whole list.
 pub const SNAPSHOT_CHUNK: usize = 100;
+
+/// Most unread messages a [`ReadState`] counts: a client shows "999+" beyond. Keeps the
+/// count a bounded index read however long someone was away.
+pub const MAX_UNREAD_COUNTED: u32 = 999;
+
+/// While someone keeps typing, their client says so at most this often; the server
+/// drops a `typing` that comes sooner after the last one it passed on.
+pub const TYPING_INTERVAL_MS: u64 = 3_000;
+
+/// A `typing` signal holds this long: a client that hears nothing more from the typist
+/// within it stops showing them typing.
+pub const TYPING_EXPIRY_MS: u64 = 6_000;

@@ -176,6 +176,25 @@ pub enum ClientMsg {
         /// The newest seq the client holds everything up to.
         after: Seq,
     },
+    /// I have read room `room` up to seq `seq`: stored as my read position (it only
+    /// moves forward; a seq past the room's newest counts as the newest) and sent to
+    /// all my connections as [`ServerMsg::Read`]. Not answered otherwise.
+    MarkRead {
+        /// The room.
+        room: RoomId,
+        /// The newest seq read.
+        seq: Seq,
+    },
+    /// I am typing in `room` (`typing: true`, repeated at most every
+    /// [`crate::TYPING_INTERVAL_MS`] while I keep typing), or stopped (`false`: I
+    /// cleared the box). Passed on to the room's members as [`ServerMsg::Typing`],
+    /// never stored; dropped when sent too often or in a room too big for it.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Typing or stopped.
+        typing: bool,
+    },
     /// Browse the public channels: answered by [`ServerMsg::ChannelDirectory`] frames
     /// listing every channel with its member count. The counts are at most a few seconds
     /// old (the server counts once for everyone who asks in that time).
@@ -317,6 +336,25 @@ pub enum ServerMsg {
         /// What changed.
         #[serde(flatten)]
         change: Change,
+    },
+    /// My read position in a room moved (on this device or another): the new state.
+    /// A client keeps the newer of this and what it has.
+    Read {
+        /// The room.
+        room: RoomId,
+        /// The read position and what came after it.
+        state: ReadState,
+    },
+    /// Someone in a room I am in started typing or stopped. A client shows them typing
+    /// until they send, say they stopped, or [`crate::TYPING_EXPIRY_MS`] pass without
+    /// another signal. Not sent in rooms with more than `--typing-max-members` members.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who, with their current name.
+        user: UserSummary,
+        /// Typing or stopped.
+        typing: bool,
     },
     /// My message or change is stored; it has this seq and time. (A change that
     /// changed nothing — a reaction already given — is acknowledged with the seq of

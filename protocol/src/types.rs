@@ -88,6 +88,45 @@ pub struct RoomInfo {
     /// The seq of the room's newest message (0 when empty), so a client can count unread
     /// messages and tell whether its cached history is behind.
     pub latest_seq: Seq,
+    /// Where I stopped reading, and how much came after (all zero in a room I just
+    /// joined: a client counts what it receives).
+    #[serde(default, skip_serializing_if = "ReadState::is_blank")]
+    pub read: ReadState,
+}
+
+/// Where a user stopped reading in a room — the same on every device of theirs — and
+/// what came after it. Sent per room in `ready` and `joined`, and as
+/// [`crate::ServerMsg::Read`] when it moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The newest seq read (0: nothing yet). It only moves forward.
+    pub seq: Seq,
+    /// Messages by others after `seq`, up to `through` (counted up to
+    /// [`crate::MAX_UNREAD_COUNTED`]).
+    pub unread: u32,
+    /// Of those, the ones that mention me (by name or `@room`).
+    pub mentions: u32,
+    /// The seq the counts go up to: a client adds the messages it holds after it.
+    pub through: Seq,
+}
+
+impl ReadState {
+    /// Nothing read and nothing counted (left out of a [`RoomInfo`] on the wire).
+    pub fn is_blank(&self) -> bool {
+        *self == ReadState::default()
+    }
+}
+
+/// Someone a message mentions, resolved by the server when it stored the text (by user
+/// id: a later rename still points at the same person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mention {
+    /// Who is mentioned; absent for `@room` (everyone in the room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    /// The name as written after `@` in the text, for a client to find and highlight
+    /// (see [`crate::mention::split`]).
+    pub name: String,
 }
 
 /// A public channel as shown in the channel list (to members and non-members alike).
@@ -142,6 +181,10 @@ pub struct ChatMessage {
     /// Files sent with it (at most [`crate::MAX_ATTACHMENTS`]). Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The people it mentions (at most [`crate::mention::MAX_MENTIONS`]). Absent when
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Mention>,
     /// The message this one answers, as it is now. Absent when it answers none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ReplyPreview>,
@@ -184,6 +227,7 @@ impl ChatMessage {
             kind,
             text,
             attachments: Vec::new(),
+            mentions: Vec::new(),
             reply_to: None,
             edited_at: None,
             deleted: false,
@@ -205,12 +249,14 @@ impl ChatMessage {
     ) {
         self.rev = change_seq;
         match change {
-            Change::Edit { text } => {
+            Change::Edit { text, mentions } => {
                 self.text = text.clone();
+                self.mentions = mentions.clone();
                 self.edited_at = Some(ts);
             }
             Change::Delete => {
                 self.text.clear();
+                self.mentions.clear();
                 self.attachments.clear();
                 self.reactions.clear();
                 self.edited_at = None;
@@ -248,6 +294,19 @@ impl ChatMessage {
                 }
             }
         }
+    }
+}
+
+impl ChatMessage {
+    /// Does this message call for `me`'s attention: someone else's text that mentions
+    /// me by name or mentions the whole room?
+    pub fn mentions(&self, me: &UserId) -> bool {
+        &self.sender.id != me
+            && !self.deleted
+            && self
+                .mentions
+                .iter()
+                .any(|m| m.user.as_ref().is_none_or(|user| user == me))
     }
 }
 
@@ -309,6 +368,9 @@ pub enum Change {
     Edit {
         /// The new text.
         text: String,
+        /// The mentions in it (resolved anew). Absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<Mention>,
     },
     /// Its author deleted it: text, files and reactions are gone.
     Delete,

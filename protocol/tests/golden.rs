@@ -232,6 +232,22 @@ fn client_messages() {
         json!({"type":"browse_channels"}),
     );
     client_golden(ClientMsg::Goodbye.into(), json!({"type":"goodbye"}));
+    client_golden(
+        ClientMsg::MarkRead {
+            room: RoomId(1),
+            seq: 42,
+        }
+        .into(),
+        json!({"type":"mark_read","room":1,"seq":42}),
+    );
+    client_golden(
+        ClientMsg::Typing {
+            room: RoomId(1),
+            typing: true,
+        }
+        .into(),
+        json!({"type":"typing","room":1,"typing":true}),
+    );
 }
 
 #[test]
@@ -274,6 +290,7 @@ fn server_messages() {
         },
         delete_when_empty: false,
         latest_seq: 42,
+        read: ReadState::default(),
     };
     server_golden(
         ServerMsg::Ready {
@@ -374,6 +391,7 @@ fn server_messages() {
                 },
                 delete_when_empty: false,
                 latest_seq: 0,
+                read: ReadState::default(),
             },
             by: UserId("u2".into()),
         },
@@ -390,6 +408,7 @@ fn server_messages() {
                 },
                 delete_when_empty: true,
                 latest_seq: 0,
+                read: ReadState::default(),
             },
             by: UserId("u1".into()),
         },
@@ -499,6 +518,7 @@ fn server_messages() {
         (
             Change::Edit {
                 text: "hello".into(),
+                mentions: vec![],
             },
             json!({"change":"edit","text":"hello"}),
         ),
@@ -541,6 +561,79 @@ fn server_messages() {
             ts: 1_700_000_000_000,
         },
         json!({"type":"ack","client_id":"c-7","room":1,"seq":42,"ts":1_700_000_000_000_i64}),
+    );
+    let read = ReadState {
+        seq: 40,
+        unread: 2,
+        mentions: 1,
+        through: 42,
+    };
+    server_golden(
+        ServerMsg::Ready {
+            me: user("u1", "Ann"),
+            credentials: None,
+            rooms: vec![RoomInfo {
+                read,
+                ..channel_room.clone()
+            }],
+            blocked: vec![],
+        },
+        json!({"type":"ready","me":{"id":"u1","name":"Ann"},
+               "rooms":[{"id":1,"kind":"channel","name":"general","delete_when_empty":false,"latest_seq":42,
+                         "read":{"seq":40,"unread":2,"mentions":1,"through":42}}]}),
+    );
+    server_golden(
+        ServerMsg::Read {
+            room: RoomId(1),
+            state: read,
+        },
+        json!({"type":"read","room":1,"state":{"seq":40,"unread":2,"mentions":1,"through":42}}),
+    );
+    server_golden(
+        ServerMsg::Typing {
+            room: RoomId(1),
+            user: user("u2", "Bo"),
+            typing: false,
+        },
+        json!({"type":"typing","room":1,"user":{"id":"u2","name":"Bo"},"typing":false}),
+    );
+    let mut mentioning = message();
+    mentioning.text = "@Bo and @room".into();
+    mentioning.mentions = vec![
+        Mention {
+            user: Some(UserId("u2".into())),
+            name: "Bo".into(),
+        },
+        Mention {
+            user: None,
+            name: "room".into(),
+        },
+    ];
+    server_golden(
+        ServerMsg::Message {
+            message: mentioning,
+        },
+        json!({"type":"message","message":{"room":1,"seq":42,"sender":{"id":"u1","name":"Ann"},
+               "ts":1_700_000_000_000_i64,"kind":"text","text":"@Bo and @room",
+               "mentions":[{"user":"u2","name":"Bo"},{"name":"room"}]}}),
+    );
+    server_golden(
+        ServerMsg::Changed {
+            room: RoomId(1),
+            seq: 43,
+            ts: 5,
+            by: user("u1", "Ann"),
+            target: 42,
+            change: Change::Edit {
+                text: "@Bo".into(),
+                mentions: vec![Mention {
+                    user: Some(UserId("u2".into())),
+                    name: "Bo".into(),
+                }],
+            },
+        },
+        json!({"type":"changed","room":1,"seq":43,"ts":5,"by":{"id":"u1","name":"Ann"},"target":42,
+               "change":"edit","text":"@Bo","mentions":[{"user":"u2","name":"Bo"}]}),
     );
     server_golden(
         ServerMsg::error(ErrorCode::NameTaken, "taken", Some("h1".into())),
@@ -591,6 +684,7 @@ fn error_codes() {
         (ErrorCode::NotAuthor, "not_author"),
         (ErrorCode::EditWindowClosed, "edit_window_closed"),
         (ErrorCode::TooManyReactions, "too_many_reactions"),
+        (ErrorCode::MentionRoomNotAllowed, "mention_room_not_allowed"),
         (ErrorCode::InvalidEmoji, "invalid_emoji"),
         (ErrorCode::InvalidClientId, "invalid_client_id"),
         (ErrorCode::RateLimited, "rate_limited"),

@@ -77,7 +77,7 @@ test('scrolling up loads older messages 100 at a time', async ({ browser }) => {
         if (msg.type === 'ack' && ++count === 150) resolve();
       };
     });
-    ws.send(JSON.stringify({ type: 'hello', version: 2, name: 'Quin', credentials: creds }));
+    ws.send(JSON.stringify({ type: 'hello', version: 3, name: 'Quin', credentials: creds }));
     await acks;
     ws.close();
   });

@@ -147,6 +147,17 @@ pub struct Config {
     #[arg(long, env = "NATTER_EDIT_WINDOW_SECS", default_value_t = 0)]
     pub edit_window_secs: u64,
 
+    /// `@room` (notifying every member) is allowed in rooms of at most this many
+    /// members; in bigger ones a message using it is refused with
+    /// `mention_room_not_allowed`.
+    #[arg(long, env = "NATTER_MENTION_ROOM_MAX_MEMBERS", default_value_t = 50)]
+    pub mention_room_max_members: u32,
+
+    /// Typing indicators are passed on only in rooms of at most this many members (in
+    /// a bigger one, everyone typing would be noise and traffic for all).
+    #[arg(long, env = "NATTER_TYPING_MAX_MEMBERS", default_value_t = 100)]
+    pub typing_max_members: u32,
+
     /// Channels and code rooms one user, and one IP, may create per hour (all at once,
     /// then evenly spread).
     #[arg(long, env = "NATTER_ROOMS_CREATED_PER_HOUR", default_value_t = 20)]
@@ -313,6 +324,8 @@ impl Config {
             max_channels: 1000,
             max_blocks_per_user: 1000,
             edit_window_secs: 0,
+            mention_room_max_members: 50,
+            typing_max_members: 100,
             rooms_created_per_hour: 10_000,
             directs_opened_per_hour: 10_000,
             failed_codes_per_hour: 10_000,
@@ -382,6 +395,8 @@ impl Config {
             max_blocks_per_user: self.max_blocks_per_user,
             edit_window: (self.edit_window_secs > 0)
                 .then(|| Duration::from_secs(self.edit_window_secs)),
+            mention_room_max_members: self.mention_room_max_members,
+            typing_max_members: self.typing_max_members,
             rooms_created: per_hour(self.rooms_created_per_hour),
             directs_opened: per_hour(self.directs_opened_per_hour),
             failed_codes: per_hour(self.failed_codes_per_hour),

@@ -89,6 +89,10 @@ pub struct QuotaSettings {
     pub max_blocks_per_user: usize,
     /// How long after sending a message its author may edit it (`None`: always).
     pub edit_window: Option<Duration>,
+    /// Most members a room may have for `@room` to be allowed in it.
+    pub mention_room_max_members: u32,
+    /// Most members a room may have for typing indicators to be passed on in it.
+    pub typing_max_members: u32,
     /// Channels and code rooms one user (and one IP) may create.
     pub rooms_created: Allowance,
     /// New direct rooms one user (and one IP) may open.
@@ -172,6 +176,8 @@ mod tests {
             max_channels: 10,
             max_blocks_per_user: 10,
             edit_window: None,
+            mention_room_max_members: 50,
+            typing_max_members: 100,
             rooms_created: two,
             directs_opened: two,
             failed_codes: two,

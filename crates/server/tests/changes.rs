@@ -89,6 +89,7 @@ async fn every_change_reaches_every_member_with_the_rooms_next_seq() {
         first,
         Change::Edit {
             text: "hello world".into(),
+            mentions: vec![],
         },
     );
     assert_eq!(heard, Some(expected.clone()));

@@ -729,7 +729,8 @@ async fn edits_deletes_and_reactions_cross_nodes_in_order() {
             edit,
             first,
             Change::Edit {
-                text: "typo here".into()
+                text: "typo here".into(),
+                mentions: vec![],
             }
         )
     );

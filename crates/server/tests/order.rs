@@ -289,6 +289,7 @@ async fn a_user_in_5000_rooms_on_a_server_with_20000_channels_connects() {
             .iter()
             .map(|room| NewMessage {
                 reply_to: None,
+                mentions: Vec::new(),
                 room: *room,
                 sender: UserSummary {
                     id: user.id.clone(),

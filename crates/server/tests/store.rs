@@ -4,12 +4,15 @@
 //! the store, and instantiated per store by `contract_tests!`.
 //!
 //! Why one long file: the contract is written once and run against every store;
-//! splitting it would split the contract. (Changes to messages, a contract of their
-//! own, are in `store/changes.rs`.)
+//! splitting it would split the contract. (Changes to messages and attention, contracts
+//! of their own, are in `store/changes.rs` and `store/attention.rs`.)
 
+#[path = "store/attention.rs"]
+mod attention;
 #[path = "store/changes.rs"]
 mod changes;
 mod common;
+use attention::*;
 use changes::*;
 
 use std::any::Any;
@@ -51,6 +54,7 @@ fn text(room: RoomId, sender: &str, client_id: &str, text: &str) -> NewMessage {
         client_id: Some(client_id.into()),
         attachments: Vec::new(),
         reply_to: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -1147,6 +1151,7 @@ macro_rules! all_contract_tests {
                 changes_are_refused_without_taking_a_seq,
                 a_resent_change_is_stored_once,
                 a_deleted_message_takes_its_files_and_replies_keep_their_place,
+                mentions_and_read_positions_count_what_came_after,
             ]
         );
     };

@@ -1376,6 +1376,7 @@ fn changes_apply_once_above_a_messages_rev_and_update_the_quotes_of_replies() {
         2,
         Change::Edit {
             text: "fixed".into(),
+            mentions: vec![],
         },
     ));
     state.apply(changed(

@@ -10,6 +10,7 @@
 //! what, is in `blocking.rs`; changes to messages and the history reads around them in
 //! `changes.rs`.
 
+mod attention;
 mod blocking;
 mod changes;
 
@@ -19,8 +20,8 @@ use std::time::Duration;
 
 use natter_protocol::{
     validate, Attachment, ChannelInfo, ClientFrame, ClientMsg, ErrorCode, FileId, GuestCredentials,
-    MessageKind, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary, MAX_ATTACHMENTS,
-    PROTOCOL_VERSION, SNAPSHOT_CHUNK,
+    MessageKind, ReadState, ResumePosition, RoomId, Seq, ServerMsg, UserId, UserSummary,
+    MAX_ATTACHMENTS, PROTOCOL_VERSION, SNAPSHOT_CHUNK,
 };
 use rand::distributions::{Alphanumeric, Uniform};
 use rand::Rng;
@@ -113,6 +114,8 @@ pub struct Conversation {
     ip: IpAddr,
     /// The client said `goodbye`: no grace period when this connection closes.
     leaving_for_good: bool,
+    /// What this connection last said about typing, per room (see `attention.rs`).
+    typing: HashMap<RoomId, attention::TypingSignal>,
 }
 
 impl Conversation {
@@ -133,6 +136,7 @@ impl Conversation {
             quotas,
             ip,
             leaving_for_good: false,
+            typing: HashMap::new(),
         }
     }
 
@@ -315,6 +319,7 @@ impl Conversation {
                     None => None,
                 };
                 let files = self.own_files(&user, room, attachments).await?;
+                let mentions = self.resolve_mentions(room, &text).await?;
                 let mut message = self.new_message(
                     &user,
                     room,
@@ -324,6 +329,8 @@ impl Conversation {
                 );
                 message.attachments = files;
                 message.reply_to = reply_to;
+                message.mentions = mentions;
+                self.sent_in(room);
                 let reply = AppendReply::Ack {
                     outbox: self.outbox.clone(),
                     client_id,
@@ -359,6 +366,8 @@ impl Conversation {
                 limit,
             } => self.history_page(&user, room, before, limit).await,
             ClientMsg::CatchUp { room, after } => self.catch_up(&user, room, after).await,
+            ClientMsg::MarkRead { room, seq } => self.mark_read(&user, room, seq),
+            ClientMsg::Typing { room, typing } => self.typing(&user, room, typing).await,
             msg @ (ClientMsg::Edit { .. }
             | ClientMsg::Delete { .. }
             | ClientMsg::React { .. }
@@ -465,9 +474,17 @@ impl Conversation {
         let records = store.rooms_of(&user.id).await?;
         telemetry::store_call("rooms_of", started);
         let blocked = store.blocked_by(&user.id).await?;
+        // Read positions noted on this node are stored first, so they count.
+        self.hub.flush_reads().await;
+        let started = std::time::Instant::now();
+        let read: HashMap<RoomId, ReadState> =
+            store.read_states(&user.id).await?.into_iter().collect();
+        telemetry::store_call("read_states", started);
         let mut rooms = Vec::with_capacity(records.len());
         for record in &records {
-            rooms.push(self.hub.room_info(record).await?);
+            let mut info = self.hub.room_info(record).await?;
+            info.read = read.get(&record.id).copied().unwrap_or_default();
+            rooms.push(info);
         }
         let me = UserSummary {
             id: user.id.clone(),
@@ -602,7 +619,8 @@ impl Conversation {
                 "That room no longer exists.".into(),
             ));
         };
-        let info = self.hub.room_info(&record).await?;
+        let mut info = self.hub.room_info(&record).await?;
+        info.read = self.hub.read_state(user, room).await?;
         self.hub.publish_with(
             Target::User(user.clone()),
             Effect::Member {
@@ -800,6 +818,7 @@ impl Conversation {
             client_id,
             attachments: Vec::new(),
             reply_to: None,
+            mentions: Vec::new(),
         }
     }
 }

@@ -25,7 +25,9 @@
 //!   messages and changes to them;
 //! - [`history`]: catch-up histories (what a client holding a room up to a seq lacks);
 //! - [`directory`]: the channel browser's member counts, counted once for everyone
-//!   asking within a few seconds.
+//!   asking within a few seconds;
+//! - [`reading`]: read positions (coalesced, stored and sent to their owners once a
+//!   second), room sizes, typing.
 //!
 //! **Membership and channel changes** travel with the event that announces them
 //! ([`Effect`]), so the node of the person concerned updates its index too.
@@ -41,6 +43,7 @@ mod fanout;
 pub mod history;
 pub mod outbox;
 mod presence;
+mod reading;
 mod reconcile;
 pub mod watch;
 
@@ -259,6 +262,8 @@ struct HubInner {
     me: WeakHub,
     /// The channel browser's last count.
     directory: directory::DirectoryCache,
+    /// Unsaved read positions and counted room sizes.
+    attention: reading::Attention,
 }
 
 impl RoomHub {
@@ -288,9 +293,11 @@ impl RoomHub {
                 fanout_seconds: metrics::histogram!(crate::telemetry::FANOUT_SECONDS),
                 me: WeakHub(weak.clone()),
                 directory: directory::DirectoryCache::default(),
+                attention: reading::Attention::default(),
             }
         });
         presence::flush_every_window(WeakHub(Arc::downgrade(&inner)));
+        reading::flush_reads_every_second(WeakHub(Arc::downgrade(&inner)));
         let sink: Weak<HubInner> = Arc::downgrade(&inner);
         broker.subscribe(sink);
         Ok(RoomHub { inner })
@@ -319,9 +326,11 @@ impl RoomHub {
         Outbox::new(id, settings.outbound_queue, settings.outbound_queue_bytes)
     }
 
-    /// Stops the append queue once it has stored what it already accepted.
+    /// Stops the append queue once it has stored what it already accepted, and
+    /// stores the read positions not yet saved.
     pub async fn shutdown(&self) {
         self.inner.appender.drain().await;
+        self.flush_reads().await;
     }
 
     fn node(&self) -> &str {
@@ -518,7 +527,8 @@ impl RoomHub {
         });
     }
 
-    /// The wire form of a room; direct rooms get both members' current names.
+    /// The wire form of a room; direct rooms get both members' current names. Its read
+    /// state is blank: it is per person (see [`RoomHub::read_state`]).
     pub async fn room_info(&self, record: &RoomRecord) -> Result<RoomInfo, StoreError> {
         let kind = match &record.kind {
             RoomRecordKind::Channel { name } => RoomKind::Channel { name: name.clone() },
@@ -532,6 +542,7 @@ impl RoomHub {
             kind,
             delete_when_empty: record.delete_when_empty,
             latest_seq: record.latest_seq,
+            read: natter_protocol::ReadState::default(),
         })
     }
 

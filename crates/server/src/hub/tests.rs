@@ -81,6 +81,7 @@ impl Node {
                 client_id: None,
                 attachments: Vec::new(),
                 reply_to: None,
+                mentions: Vec::new(),
             })
             .collect();
         self.store

@@ -132,6 +132,7 @@ impl AppendBatch {
                         );
                         stored.attachments = message.attachments;
                         stored.reply_to = message.reply_to;
+                        stored.mentions = message.mentions;
                         Appended::Stored(stored)
                     }
                 },
@@ -161,6 +162,7 @@ mod tests {
             client_id: client_id.map(String::from),
             attachments: Vec::new(),
             reply_to: None,
+            mentions: Vec::new(),
         }
     }
 

@@ -179,11 +179,17 @@ pub(crate) fn change_kind(change: &Change) -> (&'static str, Option<&str>) {
     }
 }
 
-/// A change back from its stored kind; an edit carries `text`, its message's text now.
-pub(crate) fn change_from_stored(kind: &str, emoji: Option<String>, text: String) -> Change {
+/// A change back from its stored kind; an edit carries `text` and `mentions`, its
+/// message's now.
+pub(crate) fn change_from_stored(
+    kind: &str,
+    emoji: Option<String>,
+    text: String,
+    mentions: Vec<natter_protocol::Mention>,
+) -> Change {
     let emoji = emoji.unwrap_or_default();
     match kind {
-        "edit" => Change::Edit { text },
+        "edit" => Change::Edit { text, mentions },
         "react" => Change::React { emoji },
         "unreact" => Change::Unreact { emoji },
         _ => Change::Delete,
@@ -214,6 +220,7 @@ where
             row.try_get("emoji")?,
             row.try_get::<Option<String>, _>("text")?
                 .unwrap_or_default(),
+            super::attention::mentions_from_column(row.try_get("mentions")?),
         ),
     })
 }
@@ -407,7 +414,7 @@ macro_rules! sql_change_store {
                 use sqlx::Row;
                 let resent = sqlx::query(
                     "SELECT c.room_id, c.seq, c.ts, c.sender_id, c.sender_name, c.target, \
-                            c.kind, c.emoji, m.text \
+                            c.kind, c.emoji, m.text, m.mentions \
                      FROM changes c LEFT JOIN messages m \
                        ON m.room_id = c.room_id AND m.seq = c.target \
                      WHERE c.sender_id = $1 AND c.client_id = $2",
@@ -494,9 +501,9 @@ macro_rules! sql_change_store {
                 .execute(&mut **tx)
                 .await?;
                 match &new.change {
-                    Change::Edit { text } => {
+                    Change::Edit { text, mentions } => {
                         sqlx::query(
-                            "UPDATE messages SET text = $3, edited_at = $4, rev = $5 \
+                            "UPDATE messages SET text = $3, edited_at = $4, rev = $5, mentions = $6 \
                              WHERE room_id = $1 AND seq = $2",
                         )
                         .bind(room.0)
@@ -504,15 +511,18 @@ macro_rules! sql_change_store {
                         .bind(text)
                         .bind(new.ts)
                         .bind(seq)
+                        .bind($crate::store::attention::mentions_column(mentions))
                         .execute(&mut **tx)
                         .await?;
+                        Self::write_mentions(tx, room, new.target, &new.by.id, mentions, true)
+                            .await?;
                     }
                     Change::Delete => {
                         // Gone, not hidden: the text, the files (their blobs are swept
                         // once nothing refers to them) and the reactions.
                         sqlx::query(
                             "UPDATE messages SET text = '', attachments = NULL, edited_at = NULL, \
-                                    reactions = NULL, deleted = TRUE, rev = $3 \
+                                    reactions = NULL, mentions = NULL, deleted = TRUE, rev = $3 \
                              WHERE room_id = $1 AND seq = $2",
                         )
                         .bind(room.0)
@@ -520,7 +530,7 @@ macro_rules! sql_change_store {
                         .bind(seq)
                         .execute(&mut **tx)
                         .await?;
-                        for table in ["reactions", "files"] {
+                        for table in ["reactions", "files", "mentions"] {
                             sqlx::query(&format!(
                                 "DELETE FROM {table} WHERE room_id = $1 AND seq = $2"
                             ))
@@ -688,7 +698,7 @@ macro_rules! sql_change_store {
                 let mut tx = self.read_snapshot().await?;
                 let changes = sqlx::query(
                     "SELECT c.room_id, c.seq, c.ts, c.sender_id, c.sender_name, c.target, \
-                            c.kind, c.emoji, m.text \
+                            c.kind, c.emoji, m.text, m.mentions \
                      FROM changes c LEFT JOIN messages m \
                        ON m.room_id = c.room_id AND m.seq = c.target \
                      WHERE c.room_id = $1 AND c.seq > $2 ORDER BY c.seq DESC LIMIT $3",
@@ -784,7 +794,10 @@ mod tests {
     #[test]
     fn stored_changes_read_back_as_they_were_made() {
         for change in [
-            Change::Edit { text: "now".into() },
+            Change::Edit {
+                text: "now".into(),
+                mentions: vec![],
+            },
             Change::Delete,
             Change::React {
                 emoji: "👍".into()
@@ -796,7 +809,7 @@ mod tests {
             let (kind, emoji) = change_kind(&change);
             let text = if kind == "edit" { "now" } else { "" };
             assert_eq!(
-                change_from_stored(kind, emoji.map(String::from), text.into()),
+                change_from_stored(kind, emoji.map(String::from), text.into(), Vec::new()),
                 change
             );
         }

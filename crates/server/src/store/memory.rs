@@ -31,6 +31,7 @@ use super::{
     StoreResult, UserRecord,
 };
 
+mod attention;
 mod changes;
 
 /// The URL that selects this store.
@@ -75,6 +76,8 @@ struct State {
     mail: BTreeMap<i64, QueuedMail>,
     /// The id the next queued email gets.
     next_mail: i64,
+    /// Read positions by person and room.
+    read: HashMap<(UserId, RoomId), Seq>,
 }
 
 /// An account's sign-in details (its name is the user's).
@@ -113,6 +116,8 @@ struct Room {
     /// Reactions per message seq: per emoji in the order first given, its reactors
     /// (with the seq of each reaction) in the order they reacted.
     reactions: BTreeMap<Seq, Vec<(String, Vec<UserSummary>)>>,
+    /// Who each message mentions (`@room` expanded to the members when stored).
+    mentioned: BTreeMap<Seq, HashSet<UserId>>,
 }
 
 impl Room {
@@ -191,6 +196,7 @@ impl State {
                 messages: Vec::new(),
                 changes: Vec::new(),
                 reactions: BTreeMap::new(),
+                mentioned: BTreeMap::new(),
             },
         );
         record
@@ -476,6 +482,7 @@ impl Store for MemoryStore {
         for user in unverified.iter().chain(&guests) {
             state.users.remove(user);
             state.seen.remove(user);
+            state.read.retain(|(reader, _), _| reader != user);
             for room in state.rooms.values_mut() {
                 room.members.remove(user);
             }
@@ -536,6 +543,7 @@ impl Store for MemoryStore {
                 );
             }
             if let Some(entry) = state.rooms.get_mut(&message.room) {
+                entry.note_mentions(message.seq, &message.sender.id, &message.mentions);
                 entry.messages.push(message.clone());
             }
             for attached in &message.attachments {

@@ -16,6 +16,7 @@
 //!   effect is written in the same transaction ([`changes::ChangeStore`]).
 
 pub mod accounts;
+pub mod attention;
 pub mod batch;
 pub mod changes;
 pub mod files;
@@ -121,6 +122,9 @@ pub struct NewMessage {
     pub attachments: Vec<natter_protocol::Attachment>,
     /// The message it answers (checked to exist in the room before); its seq is stored.
     pub reply_to: Option<natter_protocol::ReplyPreview>,
+    /// Who it mentions (resolved to members before); stored with it, with a
+    /// `mentions` row per person (see [`attention`]).
+    pub mentions: Vec<natter_protocol::Mention>,
 }
 
 /// What [`Store::append`] did with one message.
@@ -164,7 +168,13 @@ pub enum Blocking {
 /// [`accounts::AccountStore`], accounts, sessions, emailed tokens and the mail queue.
 #[async_trait]
 pub trait Store:
-    accounts::AccountStore + changes::ChangeStore + files::FileStore + Send + Sync + 'static
+    accounts::AccountStore
+    + attention::AttentionStore
+    + changes::ChangeStore
+    + files::FileStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Creates a guest user.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
@@ -337,14 +347,14 @@ pub(crate) const ROOM_COLUMNS: &str =
     "id, kind, name, code, direct_key, delete_when_empty, latest_seq";
 /// The `messages` columns [`message_from_row`] reads.
 pub(crate) const MESSAGE_COLUMNS: &str =
-    "room_id, seq, sender_id, sender_name, ts, kind, text, attachments";
+    "room_id, seq, sender_id, sender_name, ts, kind, text, attachments, mentions";
 
 /// Reads messages in their current state for [`current_message_from_row`]: aliased
 /// `m`, with the message each answers (`r`) joined for its reply preview. Append a
 /// `WHERE` on `m`.
 pub(crate) const CURRENT_MESSAGES: &str =
     "SELECT m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, \
-     m.text, m.attachments, m.edited_at, m.deleted, m.rev, m.reply_to, m.reactions, \
+     m.text, m.attachments, m.mentions, m.edited_at, m.deleted, m.rev, m.reply_to, m.reactions, \
      r.sender_id AS reply_sender_id, r.sender_name AS reply_sender_name, \
      substr(r.text, 1, 120) AS reply_text, r.deleted AS reply_deleted \
      FROM messages m LEFT JOIN messages r ON r.room_id = m.room_id AND r.seq = m.reply_to";
@@ -401,6 +411,7 @@ where
         row.try_get("text")?,
     );
     message.attachments = files::attachments_from_column(row.try_get("attachments")?);
+    message.mentions = attention::mentions_from_column(row.try_get("mentions")?);
     Ok(message)
 }
 

@@ -20,6 +20,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Postgres;
 use sqlx::Row;
 
+use super::attention::mentions_column;
 use super::batch::AppendBatch;
 use super::files::attachments_column;
 use super::{kind_str, message_from_row, worth_retrying, Appended, NewMessage, StoreResult};
@@ -38,6 +39,7 @@ pub struct PgStore {
 super::accounts::sql_account_store!(PgStore);
 super::files::sql_file_store!(PgStore);
 super::changes::sql_change_store!(PgStore, Postgres);
+super::attention::sql_attention_store!(PgStore, Postgres);
 
 impl PgStore {
     /// The pool writes go through: the one pool (PostgreSQL's row locks order writers).
@@ -99,7 +101,7 @@ impl PgStore {
         if !senders.is_empty() {
             let rows = sqlx::query(
                 "SELECT m.room_id, m.seq, m.sender_id, m.sender_name, m.ts, m.kind, m.text, \
-                        m.attachments, m.client_id \
+                        m.attachments, m.mentions, m.client_id \
                  FROM messages m \
                  JOIN UNNEST($1::text[], $2::text[]) AS k(sender_id, client_id) \
                    ON m.sender_id = k.sender_id AND m.client_id = k.client_id",
@@ -152,10 +154,10 @@ impl PgStore {
             sqlx::query(
                 "INSERT INTO messages \
                      (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments, \
-                      reply_to) \
+                      reply_to, mentions) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
                                       $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], \
-                                      $10::bigint[])",
+                                      $10::bigint[], $11::text[])",
             )
             .bind(&columns.room)
             .bind(&columns.seq)
@@ -167,8 +169,24 @@ impl PgStore {
             .bind(&columns.client_id)
             .bind(&columns.attachments)
             .bind(&columns.reply_to)
+            .bind(&columns.mentions)
             .execute(&mut *tx)
             .await?;
+            for row in &new_rows {
+                if let Appended::Stored(m) = &outcomes[row.index] {
+                    if !m.mentions.is_empty() {
+                        Self::write_mentions(
+                            &mut tx,
+                            m.room,
+                            m.seq,
+                            &m.sender.id,
+                            &m.mentions,
+                            false,
+                        )
+                        .await?;
+                    }
+                }
+            }
             if !columns.files.is_empty() {
                 // Each file is tied to its message once: only while still unsent.
                 let (ids, (rooms, seqs)): (Vec<String>, (Vec<i64>, Vec<i64>)) = columns
@@ -206,6 +224,7 @@ struct InsertColumns {
     client_id: Vec<Option<String>>,
     attachments: Vec<Option<String>>,
     reply_to: Vec<Option<i64>>,
+    mentions: Vec<Option<String>>,
     /// `(file id, room, seq)` of every file the new messages carry.
     files: Vec<(String, i64, i64)>,
 }
@@ -223,6 +242,7 @@ impl InsertColumns {
             client_id: Vec::with_capacity(rows),
             attachments: Vec::with_capacity(rows),
             reply_to: Vec::with_capacity(rows),
+            mentions: Vec::with_capacity(rows),
             files: Vec::new(),
         }
     }
@@ -241,6 +261,7 @@ impl InsertColumns {
             .push(attachments_column(&message.attachments));
         self.reply_to
             .push(message.reply_to.as_ref().map(|r| r.seq as i64));
+        self.mentions.push(mentions_column(&message.mentions));
         let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
         self.files.extend(
             message

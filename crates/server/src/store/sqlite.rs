@@ -18,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
+use super::attention::{mentions_column, mentions_from_column};
 use super::batch::AppendBatch;
 use super::files::{attachments_column, attachments_from_column};
 use super::{
@@ -135,6 +136,7 @@ fn append_batch(
                         row.get(6)?,
                     );
                     original.attachments = attachments_from_column(row.get(7)?);
+                    original.mentions = mentions_from_column(row.get(8)?);
                     Ok(original)
                 })
                 .optional()?;
@@ -161,8 +163,15 @@ fn append_batch(
     let (outcomes, rows) = batch.assign(&latest);
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments, reply_to) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO messages (room_id, seq, sender_id, sender_name, ts, kind, text, client_id, attachments, reply_to, mentions) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let mut mention_one = tx.prepare_cached(
+            "INSERT INTO mentions (user_id, room_id, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )?;
+        let mut mention_everyone = tx.prepare_cached(
+            "INSERT INTO mentions (user_id, room_id, seq) SELECT user_id, ?1, ?2 FROM members \
+             WHERE room_id = ?1 AND user_id <> ?3 ON CONFLICT DO NOTHING",
         )?;
         let mut send_file = tx.prepare_cached(
             "UPDATE files SET room_id = ?1, seq = ?2 WHERE id = ?3 AND room_id IS NULL",
@@ -180,7 +189,27 @@ fn append_batch(
                     row.client_id,
                     attachments_column(&m.attachments),
                     m.reply_to.as_ref().map(|r| r.seq as i64),
+                    mentions_column(&m.mentions),
                 ])?;
+                for mention in &m.mentions {
+                    match &mention.user {
+                        Some(user) if *user != m.sender.id => {
+                            mention_one.execute(rusqlite::params![
+                                user.0,
+                                m.room.0,
+                                m.seq as i64
+                            ])?;
+                        }
+                        Some(_) => {}
+                        None => {
+                            mention_everyone.execute(rusqlite::params![
+                                m.room.0,
+                                m.seq as i64,
+                                m.sender.id.0
+                            ])?;
+                        }
+                    }
+                }
                 for file in &m.attachments {
                     send_file.execute(rusqlite::params![m.room.0, m.seq as i64, file.id.0])?;
                 }
@@ -194,6 +223,7 @@ fn append_batch(
 super::accounts::sql_account_store!(SqliteStore);
 super::files::sql_file_store!(SqliteStore);
 super::changes::sql_change_store!(SqliteStore, Sqlite);
+super::attention::sql_attention_store!(SqliteStore, Sqlite);
 
 impl SqliteStore {
     /// The pool writes go through (see `writes`).

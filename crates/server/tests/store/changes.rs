@@ -82,6 +82,7 @@ pub async fn changes_take_seqs_and_history_shows_the_current_state(store: Arc<dy
                 1,
                 Change::Edit {
                     text: "one, edited".into(),
+                    mentions: vec![],
                 },
             ),
             new_change(room, "b", "r1", 2, react("👍")),
@@ -182,7 +183,7 @@ pub async fn changes_take_seqs_and_history_shows_the_current_state(store: Arc<dy
     );
     assert!(matches!(
         &events[0],
-        RoomEvent::Change(c) if c.change == Change::Edit { text: "one, edited".into() } && c.target == 1
+        RoomEvent::Change(c) if c.change == Change::Edit { text: "one, edited".into(), mentions: vec![] } && c.target == 1
     ));
     assert!(matches!(&events[5], RoomEvent::Message(m) if m.text == "four"));
     let newest = store
@@ -212,6 +213,7 @@ pub async fn changes_are_refused_without_taking_a_seq(store: Arc<dyn Store>) {
                 1,
                 Change::Edit {
                     text: "not yours".into(),
+                    mentions: vec![],
                 },
             ),
             new_change(room, "b", "x2", 1, Change::Delete),
@@ -276,6 +278,7 @@ pub async fn changes_are_refused_without_taking_a_seq(store: Arc<dyn Store>) {
                 1,
                 Change::Edit {
                     text: "again".into(),
+                    mentions: vec![],
                 },
             ),
             new_change(room, "c", "late-react", 1, react("👍")),
@@ -299,6 +302,7 @@ pub async fn a_resent_change_is_stored_once(store: Arc<dyn Store>) {
             1,
             Change::Edit {
                 text: "fixed".into(),
+                mentions: vec![],
             },
         )
     };
@@ -308,7 +312,7 @@ pub async fn a_resent_change_is_stored_once(store: Arc<dyn Store>) {
     for resent in [&first[1], &again[0]] {
         assert!(
             matches!(resent, ChangeOutcome::Duplicate(e) if e.seq == seq
-                && e.change == Change::Edit { text: "fixed".into() }),
+                && e.change == Change::Edit { text: "fixed".into(), mentions: vec![] }),
             "{resent:?}"
         );
     }

@@ -41,7 +41,15 @@ impl ChangeRequest {
                 client_id,
                 seq,
                 text,
-            } => (room, client_id, seq, Change::Edit { text }),
+            } => (
+                room,
+                client_id,
+                seq,
+                Change::Edit {
+                    text,
+                    mentions: Vec::new(),
+                },
+            ),
             ClientMsg::Delete {
                 room,
                 client_id,
@@ -85,10 +93,13 @@ impl Conversation {
         validate::client_id(&request.client_id)
             .map_err(|m| Reject::new(ErrorCode::InvalidClientId, m))?;
         let change = match request.change {
-            Change::Edit { text } => Change::Edit {
-                text: validate::message_text(&text)
-                    .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?,
-            },
+            Change::Edit { text, .. } => {
+                let text = validate::message_text(&text)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
+                self.require_member(user, request.room)?;
+                let mentions = self.resolve_mentions(request.room, &text).await?;
+                Change::Edit { text, mentions }
+            }
             Change::React { emoji } | Change::Unreact { emoji }
                 if validate::emoji(&emoji).is_err() =>
             {

@@ -44,11 +44,10 @@ impl Room {
     /// A stored change as its event, an edit with its message's text now.
     fn event(&self, change: &ChangeEvent) -> ChangeEvent {
         let mut event = change.clone();
-        if let Change::Edit { text } = &mut event.change {
-            *text = self
-                .message(change.target)
-                .map(|m| m.text.clone())
-                .unwrap_or_default();
+        if let Change::Edit { text, mentions } = &mut event.change {
+            let now = self.message(change.target);
+            *text = now.map(|m| m.text.clone()).unwrap_or_default();
+            *mentions = now.map(|m| m.mentions.clone()).unwrap_or_default();
         }
         event
     }
@@ -108,8 +107,12 @@ impl Room {
             }
             Change::Delete => {
                 self.reactions.remove(&target);
+                self.mentioned.remove(&target);
             }
-            Change::Edit { .. } => {}
+            Change::Edit { mentions, .. } => {
+                self.mentioned.remove(&target);
+                self.note_mentions(target, &new.by.id, mentions);
+            }
         }
         if let Ok(at) = self.messages.binary_search_by_key(&target, |m| m.seq) {
             // Reactions are kept above; the message itself only takes its new rev.
