@@ -35,6 +35,9 @@ pub struct Profile {
     pub current: Option<RoomId>,
     /// Open direct-message popups.
     pub popups: Vec<StoredPopup>,
+    /// Rooms muted on this browser (absent in profiles from before mutes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub muted: Vec<RoomId>,
 }
 
 /// An open direct-message popup, as the profile keeps it.
@@ -145,6 +148,16 @@ pub fn count_emoji(emoji: &str) {
         counts = ranked.into_iter().collect();
     }
     set(&key, &counts);
+}
+
+/// Whether notifications were offered on this browser already (they are offered once).
+pub fn notifications_offered() -> bool {
+    get::<bool>(&logic::notifications_offered_key(&origin())).unwrap_or(false)
+}
+
+/// Notes that notifications were offered (whatever the answer).
+pub fn note_notifications_offered() {
+    set(&logic::notifications_offered_key(&origin()), &true);
 }
 
 /// Removes a room's cached messages (after leaving it).

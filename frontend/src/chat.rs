@@ -21,14 +21,15 @@ use std::time::Duration;
 use leptos::prelude::*;
 use natter_protocol::account::Account;
 use natter_protocol::{
-    ChannelInfo, ReplyPreview, RoomId, RoomInfo, Seq, ServerMsg, UserId, UserSummary,
+    ChannelInfo, ClientMsg, ReadState, ReplyPreview, RoomId, RoomInfo, Seq, ServerMsg, UserId,
+    UserSummary,
 };
 
 use crate::cache::{self, Profile, StoredPopup};
 use crate::socket::{Introduction, Listener, Socket, Status};
 use crate::state::{
     form, CachedVisit, ChatState, DirectoryEntry, Effect, Pending, Person, Popup, RoomHistory,
-    Versioned,
+    Typist, Versioned,
 };
 
 /// One part of the chat state as components read it: reading subscribes to this part
@@ -123,6 +124,16 @@ pub struct Chat {
     member_counts: Part<HashMap<RoomId, u32>>,
     /// Newest seq read per room (read through [`Chat::unread`]).
     read: Part<HashMap<RoomId, Seq>>,
+    /// The server's read states (read through [`Chat::unread`]).
+    read_states: Part<HashMap<RoomId, ReadState>>,
+    /// Muted rooms (read through [`Chat::is_muted`]).
+    muted: Part<Vec<RoomId>>,
+    /// Where "new messages" lines go (read through [`Chat::new_since`]).
+    new_since: Part<HashMap<RoomId, Seq>>,
+    /// Who is typing (read through [`Chat::typing_line`]).
+    typing: Part<HashMap<RoomId, Vec<Typist>>>,
+    /// Show the offer to turn on notifications (see [`crate::notify`]).
+    pub notifications_offer: RwSignal<bool>,
     /// Errors by form (read through [`Chat::error`]).
     errors: Part<HashMap<&'static str, String>>,
     /// The message being edited in place, if any (one at a time).
@@ -139,7 +150,13 @@ pub struct Chat {
     socket: StoredValue<Socket, LocalStorage>,
     /// Rooms whose cached history is due to be saved (see [`Chat::save_history_soon`]).
     unsaved: StoredValue<HashSet<(UserId, RoomId)>, LocalStorage>,
+    /// Read positions not yet told to the server (see [`Chat::report_read_soon`]).
+    unreported: StoredValue<HashMap<RoomId, Seq>, LocalStorage>,
 }
+
+/// How long read positions gather before they are told to the server: reading a busy
+/// room costs a frame a few times a second, not one per message.
+const REPORT_READ_AFTER: Duration = Duration::from_millis(300);
 
 /// How often, at most, the cached history of a busy room is written to localStorage.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -175,6 +192,11 @@ impl Chat {
             blocked: Part::new(state, |s| &s.blocked),
             member_counts: Part::new(state, |s| &s.member_counts),
             read: Part::new(state, |s| &s.read),
+            read_states: Part::new(state, |s| &s.read_states),
+            muted: Part::new(state, |s| &s.muted),
+            new_since: Part::new(state, |s| &s.new_since),
+            typing: Part::new(state, |s| &s.typing),
+            notifications_offer: RwSignal::new(false),
             errors: Part::new(state, |s| &s.errors),
             editing: RwSignal::new(None),
             confirm_delete: RwSignal::new(None),
@@ -183,11 +205,17 @@ impl Chat {
             state,
             socket: StoredValue::new_local(socket.clone()),
             unsaved: StoredValue::new_local(HashSet::new()),
+            unreported: StoredValue::new_local(HashMap::new()),
         };
         // What waits to be saved is saved before the page goes away (or to the
         // background on a phone, where it may never come back).
         window_event_listener(leptos::ev::pagehide, move |_| chat.save_histories());
-        window_event_listener(leptos::ev::visibilitychange, move |_| chat.save_histories());
+        window_event_listener(leptos::ev::visibilitychange, move |_| {
+            chat.save_histories();
+            chat.change_and_perform(|s| s.set_page_hidden(crate::notify::page_hidden()));
+        });
+        chat.change(|s| s.set_page_hidden(crate::notify::page_hidden()));
+        crate::notify::title_follows_unread(chat);
         socket.set_listener(Rc::new(chat));
         if let Some(profile) = cache::load_profile() {
             // A guest: show the last session at once; the server confirms or corrects it.
@@ -259,6 +287,22 @@ impl Chat {
                 Effect::ForgetUser(user) => cache::forget_user(&user),
                 Effect::SaveCredentials(credentials) => cache::save_credentials(&credentials),
                 Effect::ForgetCredentials => cache::forget_credentials(),
+                Effect::ReportRead { room, seq } => self.report_read_soon(room, seq),
+                Effect::ExpireTyping {
+                    room,
+                    user,
+                    generation,
+                    after_ms,
+                } => {
+                    let chat = *self;
+                    set_timeout(
+                        move || chat.change(|s| s.typing_expired(room, &user, generation)),
+                        Duration::from_millis(after_ms),
+                    );
+                }
+                Effect::Notify { room, title, body } => {
+                    crate::notify::attention(*self, room, &title, &body)
+                }
             }
         }
     }
@@ -274,6 +318,31 @@ impl Chat {
         if first == Some(true) {
             let chat = *self;
             set_timeout(move || chat.save_histories(), SAVE_EVERY);
+        }
+    }
+
+    /// Tells the server where I stopped reading, gathered for [`REPORT_READ_AFTER`].
+    fn report_read_soon(&self, room: RoomId, seq: Seq) {
+        let first = self.unreported.try_update_value(|unreported| {
+            let first = unreported.is_empty();
+            let noted = unreported.entry(room).or_default();
+            *noted = (*noted).max(seq);
+            first
+        });
+        if first == Some(true) {
+            let chat = *self;
+            set_timeout(
+                move || {
+                    let unreported = chat
+                        .unreported
+                        .try_update_value(std::mem::take)
+                        .unwrap_or_default();
+                    for (room, seq) in unreported {
+                        chat.socket().send(ClientMsg::MarkRead { room, seq }, None);
+                    }
+                },
+                REPORT_READ_AFTER,
+            );
         }
     }
 
@@ -306,6 +375,7 @@ impl Chat {
                 me,
                 rooms: s.rooms.to_vec(),
                 read: s.read.iter().map(|(room, seq)| (*room, *seq)).collect(),
+                muted: s.muted.to_vec(),
                 current: *s.current,
                 popups: s
                     .popups
@@ -334,6 +404,7 @@ impl Chat {
             me: profile.me,
             rooms: profile.rooms,
             read: profile.read.into_iter().collect(),
+            muted: profile.muted,
             current: profile.current,
             popups: profile
                 .popups
@@ -411,20 +482,55 @@ impl Chat {
         self.state.with_untracked(|s| s.room_ids(direct))
     }
 
-    /// Unread messages in a room (reactive).
-    pub fn unread(&self, room: RoomId) -> u64 {
+    /// Subscribes to everything unread and mention counts are made of.
+    fn track_counts(&self) {
         self.read.track();
+        self.read_states.track();
         self.rooms.track();
         self.history.track();
+        self.muted.track();
+        self.blocked.track();
+    }
+
+    /// Unread messages in a room (reactive).
+    pub fn unread(&self, room: RoomId) -> u64 {
+        self.track_counts();
         self.state.with_untracked(|s| s.unread(room))
     }
 
-    /// Unread messages in all my rooms (reactive).
+    /// Unread messages that mention me in a room (reactive).
+    pub fn mentions(&self, room: RoomId) -> u64 {
+        self.track_counts();
+        self.state.with_untracked(|s| s.mentions(room))
+    }
+
+    /// What the title and drawer button count (reactive; see
+    /// [`ChatState::total_unread`]).
     pub fn total_unread(&self) -> u64 {
-        self.read.track();
-        self.rooms.track();
-        self.history.track();
+        self.track_counts();
         self.state.with_untracked(ChatState::total_unread)
+    }
+
+    /// Whether I muted `room` (reactive).
+    pub fn is_muted(&self, room: RoomId) -> bool {
+        self.muted.with(|muted| muted.contains(&room))
+    }
+
+    /// Mutes or unmutes `room`.
+    pub fn toggle_mute(&self, room: RoomId) {
+        self.change_and_perform(|s| s.toggle_mute(room));
+    }
+
+    /// Who is typing in `room`, as a line to show (reactive).
+    pub fn typing_line(&self, room: RoomId) -> Option<String> {
+        self.typing.track();
+        self.state.with_untracked(|s| s.typing_line(room))
+    }
+
+    /// Where the "new messages" line goes in `room` (reactive).
+    pub fn new_since(&self, room: RoomId) -> Option<Seq> {
+        self.new_since.track();
+        self.state.with_untracked(|s| s.new_since(room))
     }
 }
 

@@ -40,6 +40,7 @@ pub mod colour;
 pub mod components;
 pub mod conversation;
 pub mod logic;
+pub mod notify;
 pub mod socket;
 pub mod state;
 pub mod upload;

@@ -141,6 +141,11 @@ pub fn emoji_key(origin: &str) -> String {
     format!("natter/v1/{origin}/emoji")
 }
 
+/// The localStorage key saying notifications were offered on this browser (once).
+pub fn notifications_offered_key(origin: &str) -> String {
+    format!("natter/v1/{origin}/notifications-offered")
+}
+
 /// What the reaction picker offers when nothing was used yet, most common first.
 pub const PICKER_EMOJI: [&str; 16] = [
     "👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀", "🔥", "✅", "👎", "🤔", "💯", "🚀", "👏", "😊",
@@ -404,6 +409,7 @@ mod tests {
             },
             delete_when_empty: false,
             latest_seq: 0,
+            read: Default::default(),
         };
         assert_eq!(room_title(&direct, Some(&ann.id)), "Bob");
         assert_eq!(room_title(&direct, Some(&bob.id)), "Ann");

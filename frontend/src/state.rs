@@ -9,6 +9,7 @@
 //!
 //! - this file: the data, [`Effect`], and the questions the screen and socket ask;
 //! - `server.rs`: [`ChatState::apply`], what each [`natter_protocol::ServerMsg`] does;
+//! - `attention.rs`: unread and mention counts, typing, mutes, notifications;
 //! - `local.rs`: what the person does (view, popups, post, join, page back), restoring
 //!   a cached visit and forgetting the person;
 //! - `tests.rs`: a test per `ServerMsg` variant, and the person's transitions.
@@ -20,13 +21,16 @@ use std::collections::HashMap;
 use std::ops::Deref;
 
 use natter_protocol::{
-    Attachment, ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, MessageKind, ReplyPreview,
+    Attachment, ChannelInfo, ChatMessage, ClientMsg, GuestCredentials, ReadState, ReplyPreview,
     ResumePosition, RoomId, RoomInfo, RoomKind, Seq, UserId, UserSummary,
 };
 
 use crate::logic;
 
+mod attention;
 mod local;
+
+pub use attention::Typist;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -224,6 +228,36 @@ pub enum Effect {
     SaveCredentials(GuestCredentials),
     /// Drop the guest identity (the server does not know it).
     ForgetCredentials,
+    /// I have read `room` up to `seq`: tell the server (coalesced, a few times a second
+    /// at most), so my other devices agree.
+    ReportRead {
+        /// The room.
+        room: RoomId,
+        /// The newest seq read.
+        seq: Seq,
+    },
+    /// After `after_ms`, call [`ChatState::typing_expired`] with these.
+    ExpireTyping {
+        /// The room.
+        room: RoomId,
+        /// The typist.
+        user: UserId,
+        /// Which signal.
+        generation: u64,
+        /// How long the signal holds.
+        after_ms: u64,
+    },
+    /// A message for me (direct, or mentioning me) arrived in a room not muted: raise
+    /// a browser notification if the page is hidden and they are allowed, or offer to
+    /// allow them (once).
+    Notify {
+        /// Where; clicking the notification shows it.
+        room: RoomId,
+        /// Who (and where).
+        title: String,
+        /// The start of the message.
+        body: String,
+    },
 }
 
 /// Pushes a save unless the same one is already queued (see [`Effect`]).
@@ -253,6 +287,8 @@ pub struct CachedVisit {
     pub rooms: Vec<RoomInfo>,
     /// Newest seq read per room.
     pub read: HashMap<RoomId, Seq>,
+    /// Rooms muted on this browser.
+    pub muted: Vec<RoomId>,
     /// The room in the main pane.
     pub current: Option<RoomId>,
     /// Open direct-message popups.
@@ -278,8 +314,22 @@ pub struct ChatState {
     pub rooms: Versioned<Vec<RoomInfo>>,
     /// Messages per room.
     pub history: Versioned<HashMap<RoomId, RoomHistory>>,
-    /// Newest seq read per room.
+    /// Newest seq read per room (here or, through the server, on any device of mine).
     pub read: Versioned<HashMap<RoomId, Seq>>,
+    /// The server's read state per room: its counts of what came after (see
+    /// `attention.rs`).
+    pub read_states: Versioned<HashMap<RoomId, ReadState>>,
+    /// Rooms I muted (kept on this browser).
+    pub muted: Versioned<Vec<RoomId>>,
+    /// Per room opened with something unread, the read position it was opened at:
+    /// the "new messages" line goes after it.
+    pub new_since: Versioned<HashMap<RoomId, Seq>>,
+    /// Who is typing, per room.
+    pub typing: Versioned<HashMap<RoomId, Vec<attention::Typist>>>,
+    /// Counts typing signals, so an old signal's timer does not end a newer one.
+    pub typing_generation: u64,
+    /// The page is hidden (another tab, minimized): what is "on screen" is not read.
+    pub page_hidden: bool,
     /// The channel or code room in the main pane.
     pub current: Versioned<Option<RoomId>>,
     /// Direct-message popups, oldest first.
@@ -312,12 +362,14 @@ impl ChatState {
         }
     }
 
-    /// Everything in `room` up to its newest message is read now.
+    /// Everything in `room` up to its newest message is read now (and the server is
+    /// told, for my other devices).
     fn mark_read(&mut self, room: RoomId, out: &mut Vec<Effect>) {
         let latest = self.latest_seq(room);
-        if self.read.get(&room) != Some(&latest) {
+        if self.read.get(&room).is_none_or(|read| *read < latest) {
             self.read.edit().insert(room, latest);
             self.save_profile(out);
+            out.push(Effect::ReportRead { room, seq: latest });
         }
     }
 
@@ -335,6 +387,7 @@ impl ChatState {
         } else {
             self.current.set(Some(room));
             self.drawer_open.set(false);
+            self.note_new_since(room);
             self.mark_read(room, out);
             self.save_profile(out);
         }
@@ -350,6 +403,7 @@ impl ChatState {
                 minimized: false,
             }),
         }
+        self.note_new_since(room);
         self.mark_read(room, out);
         self.save_profile(out);
     }
@@ -387,30 +441,6 @@ impl ChatState {
             .get(&room)
             .map_or(0, |h| h.through.max(h.messages.last().map_or(0, |m| m.seq)));
         from_info.max(from_history)
-    }
-
-    /// Unread messages in a room: messages by others (not notices, not deleted, not
-    /// from people I block) after the read position. Changes take seqs too, so this
-    /// counts messages, not seqs.
-    pub fn unread(&self, room: RoomId) -> u64 {
-        let read = self.read.get(&room).copied().unwrap_or(0);
-        let me = self.me.as_ref().map(|m| &m.id);
-        self.history.get(&room).map_or(0, |h| {
-            let unread = h.messages.iter().rev().take_while(|m| m.seq > read);
-            unread
-                .filter(|m| {
-                    m.kind == MessageKind::Text
-                        && !m.deleted
-                        && Some(&m.sender.id) != me
-                        && !self.blocks(&m.sender.id)
-                })
-                .count() as u64
-        })
-    }
-
-    /// Unread messages in all my rooms together (on the drawer button).
-    pub fn total_unread(&self) -> u64 {
-        self.rooms.iter().map(|r| self.unread(r.id)).sum()
     }
 
     /// How a room is called on my screen.
@@ -479,8 +509,11 @@ impl ChatState {
             .any(|r| r.id == room && is_direct_kind(&r.kind))
     }
 
-    /// Rooms whose messages are on screen: the main pane and unfolded popups.
+    /// Rooms whose messages are on screen: the main pane and unfolded popups, while
+    /// the page is not hidden.
     fn is_visible(&self, room: RoomId) -> bool {
-        *self.current == Some(room) || self.popups.iter().any(|p| p.room == room && !p.minimized)
+        !self.page_hidden
+            && (*self.current == Some(room)
+                || self.popups.iter().any(|p| p.room == room && !p.minimized))
     }
 }

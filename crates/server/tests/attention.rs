@@ -91,9 +91,7 @@ async fn mentions_are_resolved_to_members_by_id_and_survive_a_rename() {
     })
     .await;
     bob.recv_until(|m| match m {
-        ServerMsg::Presence { online, .. } if online.iter().any(|u| u.name == "Robert") => {
-            Some(())
-        }
+        ServerMsg::Presence { online, .. } if online.iter().any(|u| u.name == "Robert") => Some(()),
         _ => None,
     })
     .await;
@@ -105,11 +103,16 @@ async fn mentions_are_resolved_to_members_by_id_and_survive_a_rename() {
     let history = histories
         .iter()
         .find_map(|h| match h {
-            ServerMsg::History { room: r, messages, .. } if *r == room => Some(messages),
+            ServerMsg::History {
+                room: r, messages, ..
+            } if *r == room => Some(messages),
             _ => None,
         })
         .expect("history of the room");
-    let stored = history.iter().find(|m| m.text.starts_with("hi @")).expect("stored");
+    let stored = history
+        .iter()
+        .find(|m| m.text.starts_with("hi @"))
+        .expect("stored");
     assert_eq!(stored.mentions, vec![mention_of(&bob_id, "Bob Lee")]);
 
     // The old name means nobody now; the new one means Bob. Edits resolve anew.
@@ -180,7 +183,10 @@ async fn read_positions_move_forward_reach_every_tab_and_survive_a_restart() {
     let (mut ann, mut bob, room) = ann_and_bob(&server, "reading").await;
     let mut seqs = Vec::new();
     for n in 0..3 {
-        seqs.push(ann.say(room, &format!("s-{n}"), &format!("@Bob Lee {n}")).await);
+        seqs.push(
+            ann.say(room, &format!("s-{n}"), &format!("@Bob Lee {n}"))
+                .await,
+        );
     }
     for _ in 0..3 {
         bob.next_text(room).await;
@@ -229,7 +235,10 @@ async fn typing_is_passed_on_not_too_often_and_stopping_only_after_typing() {
     let (mut ann, mut bob, room) = ann_and_bob(&server, "typing").await;
 
     ann.send(ClientMsg::Typing { room, typing: true }).await;
-    assert_eq!(typing_or_marker(&mut bob, room).await, Some((ann.id(), true)));
+    assert_eq!(
+        typing_or_marker(&mut bob, room).await,
+        Some((ann.id(), true))
+    );
     // Again at once: dropped. Stopping is passed on; stopping twice is not.
     ann.send(ClientMsg::Typing { room, typing: true }).await;
     ann.send(ClientMsg::Typing {
@@ -242,12 +251,18 @@ async fn typing_is_passed_on_not_too_often_and_stopping_only_after_typing() {
         typing: false,
     })
     .await;
-    assert_eq!(typing_or_marker(&mut bob, room).await, Some((ann.id(), false)));
+    assert_eq!(
+        typing_or_marker(&mut bob, room).await,
+        Some((ann.id(), false))
+    );
     ann.say(room, "t-1", "marker").await;
     assert_eq!(typing_or_marker(&mut bob, room).await, None);
     // Sending resets the pace: typing right after is passed on.
     ann.send(ClientMsg::Typing { room, typing: true }).await;
-    assert_eq!(typing_or_marker(&mut bob, room).await, Some((ann.id(), true)));
+    assert_eq!(
+        typing_or_marker(&mut bob, room).await,
+        Some((ann.id(), true))
+    );
     // Never stored: a newcomer's history holds only the marker message.
     let mut cy = server.user("Cy").await;
     let (_, history) = cy.join_channel("typing").await;
@@ -263,7 +278,10 @@ async fn typing_is_not_sent_in_rooms_over_the_configured_size() {
     let server = TestServer::start_with(config).await;
     let (mut ann, mut bob, room) = ann_and_bob(&server, "crowded").await;
     ann.send(ClientMsg::Typing { room, typing: true }).await;
-    assert_eq!(typing_or_marker(&mut bob, room).await, Some((ann.id(), true)));
+    assert_eq!(
+        typing_or_marker(&mut bob, room).await,
+        Some((ann.id(), true))
+    );
 
     let mut cy = server.user("Cy").await;
     cy.join_channel("crowded").await;

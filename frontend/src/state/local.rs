@@ -187,6 +187,7 @@ impl ChatState {
         self.history.set(history);
         self.rooms.set(visit.rooms);
         self.read.set(visit.read);
+        self.muted.set(visit.muted);
         self.current.set(visit.current);
         self.popups.set(visit.popups);
         self.me.set(Some(visit.me));

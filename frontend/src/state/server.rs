@@ -10,7 +10,7 @@
 //! me renames me; `left` moves the main pane to another room; an error lands next to
 //! the form its `ref` names, and one naming a pending send or change by its client id
 //! drops it; a message from someone I block neither counts as unread nor opens a
-//! popup.
+//! popup. Read states, typing and notifications are `attention.rs`'s.
 //!
 //! Why one long file: it is one `match` over every `ServerMsg`, each arm a short
 //! method; split, the order the reducer relies on (what `through`, `rev` and pending
@@ -59,6 +59,10 @@ impl ChatState {
                 changed,
             } => self.on_history(room, messages, more_before, through, changed, &mut out),
             ServerMsg::Message { message } => self.on_message(message, true, &mut out),
+            ServerMsg::Read { room, state } => self.on_read(room, state, &mut out),
+            ServerMsg::Typing { room, user, typing } => {
+                self.on_typing(room, user, typing, &mut out)
+            }
             ServerMsg::Changed {
                 room,
                 seq,
@@ -112,10 +116,10 @@ impl ChatState {
         for held in self.history.edit().values_mut() {
             held.catching_up = false;
         }
-        let read = self.read.edit();
+        // Where I stopped reading, on whichever device: the newer of that and this
+        // browser's.
         for room in &rooms {
-            // A room never seen before starts read: no flood of old unread.
-            read.entry(room.id).or_insert(room.latest_seq);
+            self.take_read_state(room.id, room.read);
         }
         let current_ok = self
             .current
@@ -240,13 +244,13 @@ impl ChatState {
         let direct = is_direct_kind(&room.kind);
         // Opened at the very moment I blocked them: it does not pop up.
         let unwanted = self.with_blocked(&room);
-        let latest = room.latest_seq;
+        let read = room.read;
         let rooms = self.rooms.edit();
         match rooms.iter_mut().find(|r| r.id == id) {
             Some(existing) => *existing = room,
             None => rooms.push(room),
         }
-        self.read.edit().entry(id).or_insert(latest);
+        self.take_read_state(id, read);
         let mine = self.me.as_ref().is_some_and(|me| me.id == by);
         if direct && !unwanted {
             self.open_popup(id, out);
@@ -373,6 +377,16 @@ impl ChatState {
             let excess = held.messages.len() - logic::HELD_PER_ROOM;
             held.messages.drain(..excess);
             held.more_before = true;
+        }
+        if live {
+            if let Some(message) = self.history.get(&room).and_then(|h| {
+                h.messages
+                    .binary_search_by_key(&seq, |m| m.seq)
+                    .ok()
+                    .map(|at| h.messages[at].clone())
+            }) {
+                self.attend_to(&message, out);
+            }
         }
         // A new message in a closed direct room brings its popup back.
         let shown = !self.blocks(&message_sender);

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use natter_protocol::{
-    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind,
-    ResumePosition, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
+    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, Mention, MessageKind,
+    ReadState, ResumePosition, RoomId, RoomInfo, RoomKind, Seq, ServerMsg, UserId, UserSummary,
 };
 
 use super::{form, CachedVisit, ChatState, Effect, Pending, Popup};
@@ -35,12 +35,23 @@ fn bob() -> UserSummary {
     user("bob-id", "Bob")
 }
 
+/// A room read up to `latest_seq` on some device: nothing unread.
+fn read_all(latest_seq: Seq) -> ReadState {
+    ReadState {
+        seq: latest_seq,
+        unread: 0,
+        mentions: 0,
+        through: latest_seq,
+    }
+}
+
 fn channel(id: RoomId, name: &str, latest_seq: Seq) -> RoomInfo {
     RoomInfo {
         id,
         kind: RoomKind::Channel { name: name.into() },
         delete_when_empty: false,
         latest_seq,
+        read: read_all(latest_seq),
     }
 }
 
@@ -52,6 +63,7 @@ fn direct_with_bob(latest_seq: Seq) -> RoomInfo {
         },
         delete_when_empty: false,
         latest_seq,
+        read: read_all(latest_seq),
     }
 }
 
@@ -183,6 +195,7 @@ fn ready_shows_the_first_room_starts_new_rooms_read_and_waits_for_the_snapshot()
 fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
     let mut state = ChatState::default();
     state.restore(CachedVisit {
+        muted: Vec::new(),
         me: ann(),
         rooms: vec![
             channel(GENERAL, "general", 2),
@@ -209,7 +222,14 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
     state.apply(ServerMsg::Ready {
         me: ann(),
         credentials: None,
-        rooms: vec![channel(GENERAL, "general", 5), direct_with_bob(0)],
+        // The server has no read position for #general (this browser read it alone).
+        rooms: vec![
+            RoomInfo {
+                read: ReadState::default(),
+                ..channel(GENERAL, "general", 5)
+            },
+            direct_with_bob(0),
+        ],
         blocked: vec![],
     });
     assert_eq!(seqs(&state, GENERAL), [1, 2]);
@@ -247,6 +267,7 @@ fn ready_keeps_what_is_still_mine_and_drops_rooms_left_elsewhere() {
 fn ready_as_someone_else_drops_what_the_cache_showed() {
     let mut state = ChatState::default();
     state.restore(CachedVisit {
+        muted: Vec::new(),
         me: ann(),
         rooms: vec![channel(GENERAL, "general", 2), direct_with_bob(1)],
         read: HashMap::from([(GENERAL, 1)]),
@@ -580,7 +601,17 @@ fn history_fills_a_room_says_whether_older_exist_and_is_read_on_screen() {
     assert_eq!(seqs(&state, GENERAL), (51..=150).collect::<Vec<_>>());
     assert!(state.history[&GENERAL].more_before);
     assert_eq!(state.read.get(&GENERAL), Some(&150), "on screen, so read");
-    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveProfile,
+            Effect::ReportRead {
+                room: GENERAL,
+                seq: 150
+            },
+            save_history(GENERAL)
+        ]
+    );
 }
 
 #[test]
@@ -689,7 +720,17 @@ fn a_message_in_the_room_on_screen_is_read_and_kept() {
     assert_eq!(seqs(&state, GENERAL), [1]);
     assert_eq!(state.rooms[0].latest_seq, 1);
     assert_eq!(state.unread(GENERAL), 0);
-    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveProfile,
+            Effect::ReportRead {
+                room: GENERAL,
+                seq: 1
+            },
+            save_history(GENERAL)
+        ]
+    );
 }
 
 #[test]
@@ -767,7 +808,22 @@ fn a_message_in_a_closed_direct_room_brings_its_popup_back() {
         }]
     );
     assert_eq!(state.unread(DIRECT), 0, "an open popup is on screen");
-    assert_eq!(effects, [Effect::SaveProfile, save_history(DIRECT)]);
+    assert_eq!(
+        effects,
+        [
+            Effect::Notify {
+                room: DIRECT,
+                title: "Bob".into(),
+                body: "m1".into()
+            },
+            Effect::SaveProfile,
+            Effect::ReportRead {
+                room: DIRECT,
+                seq: 1
+            },
+            save_history(DIRECT)
+        ]
+    );
 }
 
 #[test]
@@ -875,7 +931,17 @@ fn an_ack_turns_the_pending_send_into_my_message() {
         )]
     );
     assert_eq!(state.unread(GENERAL), 0);
-    assert_eq!(effects, [Effect::SaveProfile, save_history(GENERAL)]);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveProfile,
+            Effect::ReportRead {
+                room: GENERAL,
+                seq: 8
+            },
+            save_history(GENERAL)
+        ]
+    );
 }
 
 #[test]
@@ -1184,7 +1250,13 @@ fn viewing_a_channel_marks_it_read_and_a_direct_room_opens_its_popup() {
     assert_eq!(*state.current, Some(RUST));
     assert!(!*state.drawer_open);
     assert_eq!(state.unread(RUST), 0);
-    assert_eq!(effects, [Effect::SaveProfile]);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveProfile,
+            Effect::ReportRead { room: RUST, seq: 1 }
+        ]
+    );
 
     state.view(DIRECT);
     assert_eq!(
@@ -1207,7 +1279,16 @@ fn a_folded_popup_counts_unread_and_unfolding_reads_it() {
     assert_eq!(state.unread(DIRECT), 1);
     let effects = state.toggle_popup(DIRECT);
     assert_eq!(state.unread(DIRECT), 0);
-    assert_eq!(effects, [Effect::SaveProfile]);
+    assert_eq!(
+        effects,
+        [
+            Effect::SaveProfile,
+            Effect::ReportRead {
+                room: DIRECT,
+                seq: 1
+            }
+        ]
+    );
     state.close_popup(DIRECT);
     assert!(state.popups.is_empty());
 }
@@ -1275,6 +1356,7 @@ fn resume_positions_are_only_for_the_person_the_cache_is_for() {
 fn a_restored_visit_pages_back_unless_it_holds_the_first_message() {
     let mut state = ChatState::default();
     state.restore(CachedVisit {
+        muted: Vec::new(),
         me: ann(),
         rooms: vec![channel(GENERAL, "general", 9), channel(RUST, "rust", 3)],
         read: HashMap::from([(GENERAL, 9)]),
@@ -1552,4 +1634,154 @@ fn unread_counts_messages_not_seqs() {
         1,
         "a deleted message is nothing to read"
     );
+}
+
+/// A message by Bob in `room` that mentions Ann.
+fn mentioning_ann(room: RoomId, seq: Seq) -> ChatMessage {
+    let mut message = message(room, seq, bob());
+    message.text = "@Ann look".into();
+    message.mentions = vec![Mention {
+        user: Some(ann().id),
+        name: "Ann".into(),
+    }];
+    message
+}
+
+#[test]
+fn read_states_count_from_the_server_then_what_arrives_and_only_move_forward() {
+    // #rust: read up to 10 elsewhere, 4 unread after it (2 mentions) up to 14.
+    let mut state = ready_with(vec![
+        channel(GENERAL, "general", 1),
+        RoomInfo {
+            read: ReadState {
+                seq: 10,
+                unread: 4,
+                mentions: 2,
+                through: 14,
+            },
+            ..channel(RUST, "rust", 14)
+        },
+    ]);
+    assert_eq!((state.unread(RUST), state.mentions(RUST)), (4, 2));
+    state.apply(ServerMsg::Message {
+        message: mentioning_ann(RUST, 15),
+    });
+    assert_eq!((state.unread(RUST), state.mentions(RUST)), (5, 3));
+    assert_eq!(state.total_unread(), 5);
+    // Read on another device up to 14: what came after it still counts.
+    let moved = ReadState {
+        seq: 14,
+        unread: 0,
+        mentions: 0,
+        through: 14,
+    };
+    state.apply(ServerMsg::Read {
+        room: RUST,
+        state: moved,
+    });
+    assert_eq!((state.unread(RUST), state.mentions(RUST)), (1, 1));
+    // An older position changes nothing.
+    state.apply(ServerMsg::Read {
+        room: RUST,
+        state: ReadState { seq: 12, ..moved },
+    });
+    assert_eq!(state.read.get(&RUST), Some(&14));
+    assert_eq!(state.unread(RUST), 1);
+    // Muted: the plain count leaves the total, the mention stays.
+    state.toggle_mute(RUST);
+    state.apply(ServerMsg::Message {
+        message: message(RUST, 16, bob()),
+    });
+    assert_eq!(state.total_unread(), 1);
+    // Opened: a "new messages" line after what was read, the room read, the server told.
+    let effects = state.view(RUST);
+    assert_eq!(state.new_since(RUST), Some(14));
+    assert_eq!((state.unread(RUST), state.mentions(RUST)), (0, 0));
+    assert!(effects.contains(&Effect::ReportRead {
+        room: RUST,
+        seq: 16
+    }));
+}
+
+#[test]
+fn a_mention_or_direct_message_asks_for_a_notification_unless_muted_and_a_hidden_page_reads_nothing(
+) {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0), direct_with_bob(0)]);
+    state.apply(ServerMsg::History {
+        room: GENERAL,
+        messages: vec![],
+        more_before: false,
+        through: Some(0),
+        changed: vec![],
+    });
+    state.set_page_hidden(true);
+    let effects = state.apply(ServerMsg::Message {
+        message: mentioning_ann(GENERAL, 1),
+    });
+    assert!(effects.contains(&Effect::Notify {
+        room: GENERAL,
+        title: "Bob in #general".into(),
+        body: "@Ann look".into(),
+    }));
+    assert_eq!(state.unread(GENERAL), 1, "the page is hidden: not read");
+    let plain = state.apply(ServerMsg::Message {
+        message: message(GENERAL, 2, bob()),
+    });
+    assert!(!plain.iter().any(|e| matches!(e, Effect::Notify { .. })));
+    state.toggle_mute(DIRECT);
+    let muted = state.apply(ServerMsg::Message {
+        message: message(DIRECT, 1, bob()),
+    });
+    assert!(!muted.iter().any(|e| matches!(e, Effect::Notify { .. })));
+    // Shown again: the room on screen is read, with a line where it was left.
+    let effects = state.set_page_hidden(false);
+    assert!(effects.contains(&Effect::ReportRead {
+        room: GENERAL,
+        seq: 2
+    }));
+    assert_eq!(state.new_since(GENERAL), Some(0));
+    assert_eq!(state.unread(GENERAL), 0);
+}
+
+#[test]
+fn typing_shows_who_until_they_send_stop_or_their_signal_expires() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    let typing = |user: UserSummary, typing: bool| ServerMsg::Typing {
+        room: GENERAL,
+        user,
+        typing,
+    };
+    let effects = state.apply(typing(bob(), true));
+    let [Effect::ExpireTyping {
+        generation: first, ..
+    }] = effects.as_slice()
+    else {
+        panic!("expected an expiry timer, got {effects:?}");
+    };
+    assert_eq!(
+        state.typing_line(GENERAL).as_deref(),
+        Some("Bob is typing…")
+    );
+    // Bob types on: the first signal's timer no longer ends it.
+    state.apply(typing(bob(), true));
+    state.typing_expired(GENERAL, &bob().id, *first);
+    assert!(state.typing_line(GENERAL).is_some());
+    state.apply(typing(user("cy-id", "Cy"), true));
+    assert_eq!(
+        state.typing_line(GENERAL).as_deref(),
+        Some("Bob and Cy are typing…")
+    );
+    state.apply(typing(user("di-id", "Di"), true));
+    assert_eq!(
+        state.typing_line(GENERAL).as_deref(),
+        Some("Several people are typing…")
+    );
+    state.apply(typing(user("di-id", "Di"), false));
+    state.apply(ServerMsg::Message {
+        message: message(GENERAL, 1, bob()),
+    });
+    assert_eq!(state.typing_line(GENERAL).as_deref(), Some("Cy is typing…"));
+    // My own signal (from another tab) is not shown.
+    state.apply(typing(ann(), true));
+    assert_eq!(state.typing_line(GENERAL).as_deref(), Some("Cy is typing…"));
 }

@@ -50,7 +50,10 @@ pub async fn mentions_and_read_positions_count_what_came_after(store: Arc<dyn St
             .await
             .expect("store call failed");
     }
-    assert_eq!(store.member_count(room).await.expect("store call failed"), 3);
+    assert_eq!(
+        store.member_count(room).await.expect("store call failed"),
+        3
+    );
     let named = store
         .members_named(room, &["BOB", "Cy", "nobody"])
         .await
@@ -71,7 +74,15 @@ pub async fn mentions_and_read_positions_count_what_came_after(store: Arc<dyn St
     let seqs: Vec<u64> = stored.iter().map(stored_seq).collect();
     let latest = seqs[3];
     let bob = state(&*store, "bob", room, 0).await;
-    assert_eq!(bob, ReadState { seq: 0, unread: 2, mentions: 2, through: latest });
+    assert_eq!(
+        bob,
+        ReadState {
+            seq: 0,
+            unread: 2,
+            mentions: 2,
+            through: latest
+        }
+    );
     let cy = state(&*store, "cy", room, 0).await;
     assert_eq!((cy.unread, cy.mentions), (4, 1));
     let ann = state(&*store, "ann", room, 0).await;
