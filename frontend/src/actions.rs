@@ -25,6 +25,18 @@ fn new_client_id() -> String {
 }
 
 impl Chat {
+    /// Tells the room I am typing (or stopped: I cleared the box). The composer paces
+    /// it (see `components/composer.rs`); the server drops what comes faster.
+    pub fn say_typing(&self, room: RoomId, typing: bool) {
+        self.socket().send(ClientMsg::Typing { room, typing }, None);
+    }
+
+    /// Who an `@query` being typed in `room` could mean (see
+    /// [`crate::state::ChatState::mention_suggestions`]).
+    pub fn mention_suggestions(&self, room: RoomId, query: &str) -> Vec<String> {
+        self.with_state_untracked(|s| s.mention_suggestions(room, query))
+    }
+
     /// Shows (or clears, with `None`) an inline error for a form.
     pub fn set_error(&self, form: &'static str, message: Option<String>) {
         self.change(|s| s.set_error(form, message));

@@ -231,10 +231,61 @@ pub fn room_title(room: &RoomInfo, me: Option<&UserId>) -> String {
     }
 }
 
+/// The `@name` being typed at the end of `before_caret` (the text before the cursor),
+/// if any: the byte where its `@` is and what follows it so far. An `@` counts at the
+/// start or after a space or opening bracket (not inside an email address), and the
+/// name so far is one line of at most a name's length.
+pub fn mention_query(before_caret: &str) -> Option<(usize, &str)> {
+    let at = before_caret.rfind('@')?;
+    let query = &before_caret[at + 1..];
+    let opens = before_caret[..at]
+        .chars()
+        .next_back()
+        .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '[' | '{' | '"' | '\'' | '>'));
+    let plausible = !query.contains(['\n', '@'])
+        && !query.starts_with(' ')
+        && !query.contains("  ")
+        && query.chars().count() <= natter_protocol::validate::MAX_NAME_CHARS;
+    (opens && plausible).then_some((at, query))
+}
+
+/// The byte index in `text` of the cursor position `utf16` (a text field's
+/// `selectionStart` counts UTF-16 code units), clamped to the text.
+pub fn byte_index_of_utf16(text: &str, utf16: usize) -> usize {
+    let mut units = 0;
+    for (at, c) in text.char_indices() {
+        if units >= utf16 {
+            return at;
+        }
+        units += c.len_utf16();
+    }
+    text.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use natter_protocol::{MessageKind, UserSummary};
+
+    #[test]
+    fn a_cursor_in_utf16_units_is_found_in_the_text() {
+        assert_eq!(byte_index_of_utf16("ab", 1), 1);
+        assert_eq!(byte_index_of_utf16("é@a", 1), 2);
+        assert_eq!(byte_index_of_utf16("😀@a", 2), 4);
+        assert_eq!(byte_index_of_utf16("ab", 9), 2);
+    }
+
+    #[test]
+    fn a_mention_is_being_typed_after_an_at_that_starts_a_word() {
+        assert_eq!(mention_query("hi @an"), Some((3, "an")));
+        assert_eq!(mention_query("@"), Some((0, "")));
+        assert_eq!(mention_query("hi @Ann Le"), Some((3, "Ann Le")));
+        assert_eq!(mention_query("(@bo"), Some((1, "bo")));
+        assert_eq!(mention_query("mail ann@example"), None);
+        assert_eq!(mention_query("@ann\nnext"), None);
+        assert_eq!(mention_query("@ ann"), None);
+        assert_eq!(mention_query("no at here"), None);
+    }
 
     fn msg(seq: Seq) -> ChatMessage {
         ChatMessage::new(

@@ -368,6 +368,10 @@ pub enum ServerMsg {
         seq: Seq,
         /// Its server time.
         ts: Timestamp,
+        /// For a message: the mentions the server resolved in it (my own copy comes
+        /// from this ack, not from a `message` frame). Absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<Mention>,
     },
     /// Everyone I block, sent to all my connections after each `block` or `unblock`
     /// (the whole list: at most `--max-blocks-per-user` people).

@@ -559,8 +559,22 @@ fn server_messages() {
             room: RoomId(1),
             seq: 42,
             ts: 1_700_000_000_000,
+            mentions: vec![],
         },
         json!({"type":"ack","client_id":"c-7","room":1,"seq":42,"ts":1_700_000_000_000_i64}),
+    );
+    server_golden(
+        ServerMsg::Ack {
+            client_id: "c-8".into(),
+            room: RoomId(1),
+            seq: 43,
+            ts: 5,
+            mentions: vec![Mention {
+                user: None,
+                name: "room".into(),
+            }],
+        },
+        json!({"type":"ack","client_id":"c-8","room":1,"seq":43,"ts":5,"mentions":[{"name":"room"}]}),
     );
     let read = ReadState {
         seq: 40,

@@ -4,11 +4,16 @@
 //! written; files come by
 //! the paperclip button, a paste or a drop (on the whole room or popup — see [`drop_files`]),
 //! each with a progress bar and a cancel button until the server has it.
+//!
+//! Typing `@` offers names to mention (`mention_picker.rs`: ↑/↓ choose, Enter or Tab
+//! takes one, Escape closes). While someone writes, the room is told they are typing at
+//! most every [`TYPING_INTERVAL_MS`], and told they stopped when the box is cleared.
 
 use leptos::html;
 use leptos::prelude::*;
-use natter_protocol::{validate, RoomId};
+use natter_protocol::{validate, RoomId, TYPING_INTERVAL_MS};
 
+use super::mention_picker::{MentionPicker, Mentioning};
 use super::message_tools::quote_text;
 use crate::chat::Chat;
 use crate::upload::{files_of, size_label, UploadState, Uploads};
@@ -48,6 +53,22 @@ pub fn Composer(
                 )
             })
     };
+    let mentioning = Mentioning::new(room, draft, field);
+    // (when "typing" was last said, whether "stopped" is still owed)
+    let typing_said = StoredValue::new((f64::NEG_INFINITY, false));
+    let pace_typing = move |text: &str| {
+        let now = js_sys::Date::now();
+        let (last, owed) = typing_said.get_value();
+        if !text.trim().is_empty() {
+            if now - last >= TYPING_INTERVAL_MS as f64 {
+                chat.say_typing(room, true);
+                typing_said.set_value((now, true));
+            }
+        } else if owed {
+            chat.say_typing(room, false);
+            typing_said.set_value((f64::NEG_INFINITY, false));
+        }
+    };
     let replying = move || chat.replying.with(|r| r.get(&room).cloned());
     let cancel_reply = move || {
         chat.replying.update(|r| {
@@ -70,12 +91,17 @@ pub fn Composer(
             chat.post(room, text, files);
             draft.set(String::new());
             uploads.clear();
+            mentioning.close();
+            // Sending says "stopped" for me (the others clear me on the message).
+            typing_said.set_value((f64::NEG_INFINITY, false));
         }
     };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         // Enter sends; Shift+Enter is a new line; Enter that ends an IME composition
         // (Japanese, Chinese…) only confirms the characters.
-        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+        if mentioning.key(&ev) {
+            ev.prevent_default();
+        } else if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
         } else if ev.key() == "ArrowUp"
@@ -151,6 +177,7 @@ pub fn Composer(
                             fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>
                     </svg>
                 </button>
+                <MentionPicker mentioning/>
                 <textarea
                     id=id
                     data-room=room.0
@@ -160,8 +187,17 @@ pub fn Composer(
                     placeholder="Write a message…"
                     title="Enter sends; Shift+Enter starts a new line; ↑ edits your last message"
                     autocomplete="off"
+                    aria-autocomplete="list"
+                    aria-controls=move || mentioning.open().then(|| mentioning.listbox_id())
+                    aria-activedescendant=move || mentioning.active_id()
                     prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:input=move |ev| {
+                        let text = event_target_value(&ev);
+                        pace_typing(&text);
+                        draft.set(text);
+                        mentioning.follow_caret();
+                    }
+                    on:click=move |_| mentioning.follow_caret()
                     on:keydown=on_key
                     on:paste=on_paste
                 ></textarea>

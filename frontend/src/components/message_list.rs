@@ -9,11 +9,13 @@
 //!
 //! The list sticks to the bottom on load and on new messages unless the reader has
 //! scrolled up — then a "new messages" marker appears instead. Scrolling to the top
-//! loads the previous page, keeping the reader's place.
+//! loads the previous page, keeping the reader's place. A room opened with something
+//! unread draws a "new messages" line above the first message after where the reader
+//! stopped; a message that mentions me stands out, and so do the mentions in it.
 
 use leptos::html;
 use leptos::prelude::*;
-use natter_protocol::{ChatMessage, MessageKind, RoomId};
+use natter_protocol::{ChatMessage, MessageKind, RoomId, Seq};
 
 use super::attachments::AttachmentList;
 use super::formatted::formatted;
@@ -49,6 +51,23 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
     });
     // Days, groups and collapsed notices, laid out once per change of the messages.
     let rows = Memo::new(move |_| messages.with(|m| conversation::rows(m, local_day)));
+    // Where the reader stopped when the room was opened: the first message by someone
+    // else after it gets the "new messages" line.
+    let first_new = Memo::new(move |_| {
+        let since = chat.new_since(room)?;
+        let me = chat
+            .me
+            .with_untracked(|me| me.as_ref().map(|m| m.id.clone()));
+        messages.with(|m| {
+            m.iter()
+                .find(|m| {
+                    m.seq > since
+                        && m.kind == MessageKind::Text
+                        && Some(&m.sender.id) != me.as_ref()
+                })
+                .map(|m| m.seq)
+        })
+    });
     let pending = move || {
         chat.pending.with(|p| {
             p.iter()
@@ -181,12 +200,12 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
                         "This is the beginning of the room."
                     }}
                 </li>
-                <For each=move || rows.get() key=Row::key children=move |row| view! { <RowView row/> }/>
+                <For each=move || rows.get() key=Row::key children=move |row| view! { <RowView row first_new/> }/>
                 <For each=pending key=|p| p.client_id.clone() children=move |p| view! {
                     <li class="message pending" title="Sending…">
                         <time>"…"</time>
                         <div class="body">
-                            <div class="text">{formatted(&p.text)}</div>
+                            <div class="text">{formatted(&p.text, &[], None)}</div>
                             {(!p.attachments.is_empty()).then(|| {
                                 let files = p.attachments.clone();
                                 view! { <AttachmentList files/> }
@@ -205,7 +224,7 @@ pub fn MessageList(room: RoomId) -> impl IntoView {
 
 /// One row of the list: a day, a message, or a run of notices.
 #[component]
-fn RowView(row: Row) -> impl IntoView {
+fn RowView(row: Row, first_new: Memo<Option<Seq>>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     match row {
         Row::Day { ts, .. } => view! {
@@ -215,7 +234,7 @@ fn RowView(row: Row) -> impl IntoView {
         Row::Message {
             message,
             starts_group,
-        } => view! { <MessageLine message starts_group/> }.into_any(),
+        } => view! { <MessageLine message starts_group first_new/> }.into_any(),
         Row::Notices {
             ts, joined, left, ..
         } => view! {
@@ -234,7 +253,12 @@ fn RowView(row: Row) -> impl IntoView {
 /// Around the text: the quote of what it answers, "(edited)", its reactions, and the
 /// tools to act on it (or, being edited, the editor in its place).
 #[component]
-fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
+fn MessageLine(
+    message: ChatMessage,
+    starts_group: bool,
+    /// The first message after where the reader stopped: a "new messages" line above.
+    first_new: Memo<Option<Seq>>,
+) -> impl IntoView {
     let time = local_time(message.ts);
     let time_title = full_time(message.ts);
     let chat = expect_context::<Chat>();
@@ -253,6 +277,10 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
         view! { <div class="text deleted">"Message deleted"</div> }.into_any()
     } else {
         let text = message.text.clone();
+        let mentions = message.mentions.clone();
+        let me = chat
+            .me
+            .with_untracked(|me| me.as_ref().map(|m| m.id.clone()));
         let edited_title = message
             .edited_at
             .map(|at| format!("Edited {}", full_time(at)));
@@ -262,7 +290,7 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                     <span class="edited" title=title>" (edited)"</span>
                 }
             });
-            view! { <div class="text">{formatted(&text)}{edited}</div> }
+            view! { <div class="text">{formatted(&text, &mentions, me.as_ref())}{edited}</div> }
         };
         let text = message.text.clone();
         let files = (!message.attachments.is_empty()).then(|| {
@@ -308,8 +336,13 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
     } else {
         "message"
     };
+    let for_me = chat
+        .me
+        .with_untracked(|me| me.as_ref().is_some_and(|me| message.mentions(&me.id)));
+    let first_unread = move || first_new.get() == Some(seq);
     view! {
-        <li class=class id=message_anchor(room, seq) data-seq=seq
+        <li class=class class=("mentions-me", for_me) class=("first-unread", first_unread)
+            id=message_anchor(room, seq) data-seq=seq
             on:pointerdown=on_pointer_down on:pointerup=move |_| cancel_press()
             on:pointermove=move |_| cancel_press() on:pointercancel=move |_| cancel_press()>
             {if starts_group {
@@ -338,6 +371,15 @@ fn MessageLine(message: ChatMessage, starts_group: bool) -> impl IntoView {
                 {body}
             </div>
         </li>
+    }
+}
+
+/// Who is typing in `room`, under its messages ("Ann is typing…"); announced politely.
+#[component]
+pub fn TypingLine(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    view! {
+        <p class="typing" aria-live="polite">{move || chat.typing_line(room)}</p>
     }
 }
 

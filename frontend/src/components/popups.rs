@@ -8,7 +8,7 @@ use natter_protocol::RoomId;
 
 use crate::chat::Chat;
 use crate::components::sidebar::UnreadBadge;
-use crate::components::{drop_files, Composer, MessageList};
+use crate::components::{drop_files, Composer, MessageList, MuteButton, TypingLine};
 use crate::upload::Uploads;
 
 /// All open popups.
@@ -52,10 +52,12 @@ fn Popup(room: RoomId) -> impl IntoView {
                     {peer}
                     <UnreadBadge room/>
                 </button>
+                <MuteButton room/>
                 <button class="close" aria-label="Close" on:click=move |_| chat.close_popup(room)>"✕"</button>
             </header>
             <Show when=move || !minimized()>
                 <MessageList room/>
+                <TypingLine room/>
                 <Composer room label=format!("Message {}", peer()) uploads/>
             </Show>
         </section>

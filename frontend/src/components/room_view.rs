@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use natter_protocol::{RoomId, RoomKind};
 
 use crate::chat::Chat;
-use crate::components::{drop_files, Composer, MessageList};
+use crate::components::{drop_files, Composer, MessageList, TypingLine};
 use crate::state::form;
 use crate::upload::Uploads;
 
@@ -52,11 +52,28 @@ fn RoomPane(room: RoomId) -> impl IntoView {
             <Show when=ephemeral>
                 <span class="tag" title="Deleted with its messages when the last member leaves">"deleted when empty"</span>
             </Show>
+            <MuteButton room/>
             <button class="quiet leave" on:click=move |_| chat.leave(room)>"Leave"</button>
         </div>
         <MessageList room/>
+        <TypingLine room/>
         <p class="error" role="alert">{move || chat.error(form::GENERAL)}</p>
         <Composer room label="Write a message" uploads autofocus=true id=COMPOSER_ID/>
         </div>
+    }
+}
+
+/// Mutes or unmutes a room: no notifications and no plain unread badge for it
+/// (mentions still count).
+#[component]
+pub fn MuteButton(room: RoomId) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let muted = move || chat.is_muted(room);
+    view! {
+        <button class="quiet mute" aria-pressed=move || muted().to_string()
+            title="Muted rooms send no notifications and show no unread count; mentions still count"
+            on:click=move |_| chat.toggle_mute(room)>
+            {move || if muted() { "Unmute" } else { "Mute" }}
+        </button>
     }
 }

@@ -9,15 +9,41 @@ use super::dialogs::{BrowseDialog, NewRoomDialog};
 use super::people::People;
 use crate::chat::Chat;
 
-/// An unread badge, absent when there is nothing unread.
+/// A room's badges: mentions of me ("@2", apart because they are for me), unread
+/// messages (not for a muted room, which shows a muted mark instead); none when there
+/// is nothing to read.
 #[component]
 pub fn UnreadBadge(room: RoomId) -> impl IntoView {
     let chat = expect_context::<Chat>();
-    move || {
-        let count = chat.unread(room);
+    let muted = move || chat.is_muted(room);
+    let mentions = move || {
+        let count = chat.mentions(room);
         (count > 0).then(|| {
-            view! { <span class="badge" aria-label=format!("{count} unread")>{count}</span> }
+            let label = if count == 1 {
+                "1 mention".to_string()
+            } else {
+                format!("{count} mentions")
+            };
+            view! { <span class="badge mention" aria-label=label>"@"{count}</span> }
         })
+    };
+    let unread = move || {
+        let count = chat.unread(room);
+        (count > 0 && !muted()).then(|| {
+            let shown = if count > u64::from(natter_protocol::MAX_UNREAD_COUNTED) {
+                format!("{}+", natter_protocol::MAX_UNREAD_COUNTED)
+            } else {
+                count.to_string()
+            };
+            view! { <span class="badge" aria-label=format!("{count} unread")>{shown}</span> }
+        })
+    };
+    view! {
+        {mentions}
+        {unread}
+        <Show when=muted>
+            <span class="muted-mark" title="Muted" aria-label="muted">"🔕"</span>
+        </Show>
     }
 }
 

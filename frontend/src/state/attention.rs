@@ -14,6 +14,9 @@ use natter_protocol::{
 
 use super::{ChatState, Effect};
 
+/// Most names the mention autocomplete offers at once.
+pub const MENTION_SUGGESTIONS: usize = 8;
+
 /// Someone typing in a room, with the signal that last said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typist {
@@ -247,6 +250,56 @@ impl ChatState {
             )),
             _ => Some("Several people are typing…".into()),
         }
+    }
+
+    /// Who an `@query` being typed in `room` could mean, best first: people who wrote
+    /// in the room (or its other member, in a direct room), then everyone online, then
+    /// `@room` (not in direct rooms) — names that start with the query before those
+    /// that merely contain it, at most [`MENTION_SUGGESTIONS`], never me. Each is the
+    /// name to write after `@`.
+    pub fn mention_suggestions(&self, room: RoomId, query: &str) -> Vec<String> {
+        let query = query.to_lowercase();
+        let me = self.me.as_ref().map(|m| &m.id);
+        let mut people: Vec<&UserSummary> = Vec::new();
+        let mut direct = false;
+        if let Some(RoomKind::Direct { members }) =
+            self.rooms.iter().find(|r| r.id == room).map(|r| &r.kind)
+        {
+            direct = true;
+            people.extend(members.iter());
+        }
+        if let Some(held) = self.history.get(&room) {
+            people.extend(held.messages.iter().rev().map(|m| &m.sender));
+        }
+        people.extend(self.people.iter().filter(|p| p.online).map(|p| &p.user));
+        let mut names: Vec<(bool, String)> = Vec::new();
+        let mut seen: Vec<&UserId> = Vec::new();
+        for person in people {
+            if Some(&person.id) == me || seen.contains(&&person.id) || self.blocks(&person.id) {
+                continue;
+            }
+            seen.push(&person.id);
+            // The current name (a message holds the name it was sent under).
+            let name = self
+                .people
+                .iter()
+                .find(|p| p.user.id == person.id)
+                .map_or(person.name.as_str(), |p| p.user.name.as_str());
+            let key = name.to_lowercase();
+            if key.contains(&query) {
+                names.push((!key.starts_with(&query), name.to_string()));
+            }
+        }
+        if !direct && natter_protocol::mention::ROOM.starts_with(&query) {
+            names.push((false, natter_protocol::mention::ROOM.into()));
+        }
+        // Stable: among equals, the order above (the room's people first).
+        names.sort_by_key(|(later, _)| *later);
+        names
+            .into_iter()
+            .map(|(_, name)| name)
+            .take(MENTION_SUGGESTIONS)
+            .collect()
     }
 
     /// Where the "new messages" line goes in `room`: before the first message after

@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 
 use natter_protocol::{
-    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, MessageKind, RoomId,
-    RoomInfo, RoomKind, Seq, ServerMsg, Timestamp, UserId, UserSummary, DEFAULT_CHANNEL,
+    Change, ChannelInfo, ChatMessage, ClientMsg, ErrorCode, GuestCredentials, Mention, MessageKind,
+    RoomId, RoomInfo, RoomKind, Seq, ServerMsg, Timestamp, UserId, UserSummary, DEFAULT_CHANNEL,
 };
 
 use super::{form, form_of, is_direct_kind, push_once, ChatState, Effect, Person, Popup};
@@ -76,7 +76,8 @@ impl ChatState {
                 room,
                 seq,
                 ts,
-            } => self.on_ack(&client_id, room, seq, ts, &mut out),
+                mentions,
+            } => self.on_ack(&client_id, room, seq, ts, mentions, &mut out),
             ServerMsg::Error {
                 code,
                 message,
@@ -435,6 +436,7 @@ impl ChatState {
         room: RoomId,
         seq: Seq,
         ts: Timestamp,
+        mentions: Vec<Mention>,
         out: &mut Vec<Effect>,
     ) {
         // A change is acknowledged; its effect came (or comes) as `changed`.
@@ -457,6 +459,7 @@ impl ChatState {
             let mut message = ChatMessage::new(room, seq, me, ts, MessageKind::Text, sent.text);
             message.attachments = sent.attachments;
             message.reply_to = sent.reply_to;
+            message.mentions = mentions;
             self.on_message(message, false, out);
         }
     }

@@ -917,6 +917,7 @@ fn an_ack_turns_the_pending_send_into_my_message() {
         room: GENERAL,
         seq: 8,
         ts: 99,
+        mentions: vec![],
     });
     assert!(state.pending.is_empty());
     assert_eq!(
@@ -959,6 +960,7 @@ fn an_ack_for_a_send_not_pending_changes_nothing() {
         room: GENERAL,
         seq: 8,
         ts: 99,
+        mentions: vec![],
     });
     assert!(effects.is_empty());
     assert_eq!(state.pending.len(), 1);
@@ -1087,6 +1089,7 @@ fn ack(state: &mut ChatState, n: usize, seq: Seq) {
         room: GENERAL,
         seq,
         ts: 1,
+        mentions: vec![],
     });
 }
 
@@ -1561,6 +1564,7 @@ fn a_change_stays_pending_until_acked_and_is_dropped_when_refused_for_good() {
         room: GENERAL,
         seq: 4,
         ts: 1,
+        mentions: vec![],
     });
     assert_eq!(state.pending_changes.len(), 1);
     assert!(
@@ -1784,4 +1788,31 @@ fn typing_shows_who_until_they_send_stop_or_their_signal_expires() {
     // My own signal (from another tab) is not shown.
     state.apply(typing(ann(), true));
     assert_eq!(state.typing_line(GENERAL).as_deref(), Some("Cy is typing…"));
+}
+
+#[test]
+fn mention_suggestions_offer_the_rooms_people_first_then_everyone_online_then_at_room() {
+    let mut state = ready_with(vec![channel(GENERAL, "general", 0)]);
+    state.apply(ServerMsg::Presence {
+        online: vec![ann(), bob(), user("bea-id", "Bea"), user("abe-id", "Abe")],
+        offline: vec![],
+    });
+    history_of(
+        &mut state,
+        GENERAL,
+        vec![message(GENERAL, 1, user("abe-id", "Abe"))],
+        false,
+    );
+    // Abe wrote here: first; Bob and Bea are online; Ann is me; "ab" is inside "Abe"
+    // only at the start, so no one else.
+    assert_eq!(
+        state.mention_suggestions(GENERAL, ""),
+        ["Abe", "Bob", "Bea", "room"]
+    );
+    assert_eq!(
+        state.mention_suggestions(GENERAL, "b"),
+        ["Bob", "Bea", "Abe"]
+    );
+    assert_eq!(state.mention_suggestions(GENERAL, "ro"), ["room"]);
+    assert!(state.mention_suggestions(GENERAL, "zed").is_empty());
 }

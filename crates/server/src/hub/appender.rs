@@ -263,7 +263,7 @@ async fn store_changes(
                         continue;
                     }
                 };
-                acknowledge(reply, room, seq, ts);
+                acknowledge(reply, room, seq, ts, Vec::new());
             }
         }
         Err(err) => {
@@ -295,19 +295,27 @@ fn finish(broker: &dyn Broker, reply: AppendReply, outcome: Appended) {
 
 fn succeed(reply: AppendReply, message: ChatMessage) {
     match reply {
-        AppendReply::Ack { .. } => acknowledge(reply, message.room, message.seq, message.ts),
+        AppendReply::Ack { .. } => acknowledge(
+            reply,
+            message.room,
+            message.seq,
+            message.ts,
+            message.mentions,
+        ),
         AppendReply::Notice(tx) => {
             let _ = tx.send(Ok(message));
         }
     }
 }
 
-/// Acks a user's send or change (a notice has nobody to ack).
+/// Acks a user's send (with the mentions resolved in it) or change (a notice has
+/// nobody to ack).
 fn acknowledge(
     reply: AppendReply,
     room: natter_protocol::RoomId,
     seq: natter_protocol::Seq,
     ts: natter_protocol::Timestamp,
+    mentions: Vec<natter_protocol::Mention>,
 ) {
     if let AppendReply::Ack {
         outbox, client_id, ..
@@ -318,6 +326,7 @@ fn acknowledge(
             room,
             seq,
             ts,
+            mentions,
         });
     }
 }
