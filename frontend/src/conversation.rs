@@ -20,8 +20,8 @@ pub enum Row {
     },
     /// A message; `starts_group` when it shows the sender's name and avatar.
     Message {
-        /// The message.
-        message: ChatMessage,
+        /// The message (boxed: a message is far bigger than the other rows).
+        message: Box<ChatMessage>,
         /// First of its group.
         starts_group: bool,
     },
@@ -93,7 +93,7 @@ pub fn rows(messages: &[ChatMessage], day_of: impl Fn(Timestamp) -> i64) -> Vec<
                 _ => true,
             };
             rows.push(Row::Message {
-                message: message.clone(),
+                message: Box::new(message.clone()),
                 starts_group,
             });
             continue;

@@ -70,13 +70,6 @@ pub fn App() -> impl IntoView {
                 <a class="skip-link" href=format!("#{COMPOSER_ID}") on:click=focus_composer>"Skip to the message box"</a>
             </Show>
             <Header/>
-            <Show when=move || chat.notifications_offer.get()>
-                <div class="offer" role="region" aria-label="Notifications">
-                    <span>"Get a notification when someone mentions you or writes to you directly, while natter is in the background?"</span>
-                    <button class="primary" on:click=move |_| crate::notify::allow(chat)>"Turn on"</button>
-                    <button class="quiet" on:click=move |_| crate::notify::decline(chat)>"Not now"</button>
-                </div>
-            </Show>
             <Show when=move || chat.me.with(Option::is_some) fallback=|| view! { <Welcome/> }>
                 <div class="layout" class=("drawer-open", move || chat.drawer_open.get())>
                     <Sidebar/>

@@ -125,7 +125,8 @@ test('a screen reader hears each new message once, never the history; presence i
   const main = fitz.page.getByRole('main');
   // The list itself is not a live region (it would read out every page of history).
   await expect(main.getByRole('list', { name: /^Messages in/ })).not.toHaveAttribute('aria-live', /.+/);
-  const announcer = main.locator('[aria-live="polite"]');
+  // (The typing line is a live region of its own.)
+  const announcer = main.locator('.sr-only[aria-live="polite"]');
   await expect(announcer).toHaveText('');
   await say(gwen.page, 'can you hear me?');
   await expect(announcer).toHaveText('Gwen: can you hear me?');

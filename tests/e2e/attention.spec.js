@@ -126,8 +126,8 @@ test('read on one page clears the counts on another page of the same person; mut
 test('a typist who goes quiet stops showing after a few seconds', async ({ browser }) => {
   const ann = await register(browser, 'Quin');
   const bob = await register(browser, 'Rosa');
-  await createChannel(ann.page, 'quiet');
-  await joinFromBrowser(bob.page, 'quiet');
+  await createChannel(ann.page, 'hush');
+  await joinFromBrowser(bob.page, 'hush');
   await composer(ann.page).fill('hmm');
   await expect(bob.page.locator('.typing')).toHaveText('Quin is typing…');
   // No more keystrokes: the signal expires (6 s) without a "stopped".

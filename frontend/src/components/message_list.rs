@@ -234,7 +234,7 @@ fn RowView(row: Row, first_new: Memo<Option<Seq>>) -> impl IntoView {
         Row::Message {
             message,
             starts_group,
-        } => view! { <MessageLine message starts_group first_new/> }.into_any(),
+        } => view! { <MessageLine message=*message starts_group first_new/> }.into_any(),
         Row::Notices {
             ts, joined, left, ..
         } => view! {

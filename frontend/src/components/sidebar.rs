@@ -1,6 +1,6 @@
 //! The sidebar (a drawer on narrow screens): my rooms, direct messages and the people
 //! (`people.rs`); "+" opens the new-room dialog and "Browse channels" the channel
-//! browser (`dialogs.rs`).
+//! browser (`dialogs.rs`). At its top, once, the offer to turn on notifications.
 
 use leptos::prelude::*;
 use natter_protocol::RoomId;
@@ -56,6 +56,14 @@ pub fn Sidebar() -> impl IntoView {
     let browsing = RwSignal::new(false);
     view! {
         <nav class="sidebar" aria-label="Rooms and people">
+            // Offered here, beside the rooms, where it asks without covering anything.
+            <Show when=move || chat.notifications_offer.get()>
+                <div class="offer" role="region" aria-label="Notifications">
+                    <span>"Get a notification when someone mentions you or writes to you directly, while natter is in the background?"</span>
+                    <button class="primary" on:click=move |_| crate::notify::allow(chat)>"Turn on"</button>
+                    <button class="quiet" on:click=move |_| crate::notify::decline(chat)>"Not now"</button>
+                </div>
+            </Show>
             <section>
                 <div class="section-head">
                     <h2>"Your rooms"</h2>

@@ -52,18 +52,21 @@ impl Room {
         event
     }
 
-    /// Checks `new` against the room as it is; `Ok(())` when it changes something.
-    fn check(&self, new: &NewChange) -> Result<(), ChangeOutcome> {
+    /// Checks `new` against the room as it is; `Ok(())` when it changes something, else
+    /// the outcome it has (boxed: a stored change is big, a refusal is not).
+    fn check(&self, new: &NewChange) -> Result<(), Box<ChangeOutcome>> {
         let Some(message) = self
             .message(new.target)
             .filter(|m| m.kind == natter_protocol::MessageKind::Text && !m.deleted)
         else {
-            return Err(ChangeOutcome::Refused(ChangeRefusal::NoSuchMessage));
+            return Err(Box::new(ChangeOutcome::Refused(
+                ChangeRefusal::NoSuchMessage,
+            )));
         };
         if matches!(new.change, Change::Edit { .. } | Change::Delete)
             && message.sender.id != new.by.id
         {
-            return Err(ChangeOutcome::Refused(ChangeRefusal::NotAuthor));
+            return Err(Box::new(ChangeOutcome::Refused(ChangeRefusal::NotAuthor)));
         }
         if let Change::React { emoji } | Change::Unreact { emoji } = &new.change {
             let by_emoji = self.reactions.get(&new.target);
@@ -71,14 +74,16 @@ impl Room {
             let given = reactors.is_some_and(|(_, users)| users.iter().any(|u| u.id == new.by.id));
             let adding = matches!(new.change, Change::React { .. });
             if adding == given {
-                return Err(ChangeOutcome::Unchanged {
+                return Err(Box::new(ChangeOutcome::Unchanged {
                     room: new.room,
                     seq: message.rev.max(message.seq),
                     ts: new.ts,
-                });
+                }));
             }
             if adding && reactors.is_none() && by_emoji.map_or(0, Vec::len) >= MAX_REACTION_KINDS {
-                return Err(ChangeOutcome::Refused(ChangeRefusal::TooManyReactions));
+                return Err(Box::new(ChangeOutcome::Refused(
+                    ChangeRefusal::TooManyReactions,
+                )));
             }
         }
         Ok(())
@@ -150,7 +155,7 @@ impl ChangeStore for MemoryStore {
                 continue;
             };
             if let Err(outcome) = room.check(&new) {
-                outcomes.push(outcome);
+                outcomes.push(*outcome);
                 continue;
             }
             room.record.latest_seq += 1;
