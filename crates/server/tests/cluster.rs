@@ -776,3 +776,58 @@ async fn edits_deletes_and_reactions_cross_nodes_in_order() {
     assert!(page.iter().any(|m| m.seq == second && m.deleted));
     cy.expect_no_messages(Duration::from_millis(300)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_positions_mentions_and_typing_cross_nodes() {
+    let test = "cluster::read_positions_mentions_and_typing_cross_nodes";
+    let Some(cluster) = Cluster::start(test, &redis_url(), 3).await else {
+        return;
+    };
+    let mut ann = cluster.client(0, "Ann").await;
+    let mut bob = cluster.client(1, "Bob").await;
+    ann.send(ClientMsg::CreateChannel {
+        name: "attention".into(),
+        delete_when_empty: false,
+    })
+    .await;
+    let (room, _) = ann.expect_joined().await;
+    bob.join_channel("attention").await;
+    // Bob's second tab, on another node.
+    let mut bob_elsewhere = Client::connect(cluster.addrs[2]).await;
+    bob_elsewhere
+        .hello("Bob", bob.credentials.clone(), vec![])
+        .await;
+
+    // Typing on node 0 reaches Bob on node 1 (not stored, through Redis).
+    ann.send(ClientMsg::Typing { room, typing: true }).await;
+    let typist = bob
+        .recv_until(|m| match m {
+            ServerMsg::Typing { user, typing, .. } => Some((user.id.clone(), *typing)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typist, (ann.id(), true));
+
+    // A mention resolved on node 0, counted for Bob wherever he is.
+    let seq = ann.say(room, "m-1", "@Bob see this").await;
+    let message = bob.next_text(room).await;
+    assert!(message.mentions(&bob.id()));
+    // Read on node 1: the tab on node 2 hears it, with the counts.
+    bob.send(ClientMsg::MarkRead { room, seq }).await;
+    let state = bob_elsewhere
+        .recv_until(|m| match m {
+            ServerMsg::Read { room: r, state } if *r == room => Some(*state),
+            _ => None,
+        })
+        .await;
+    assert_eq!((state.seq, state.unread, state.mentions), (seq, 0, 0));
+    // And a new connection to node 0 starts from it.
+    let credentials = bob.credentials.clone();
+    let mut bob_later = Client::connect(cluster.addrs[0]).await;
+    bob_later.hello("Bob", credentials, vec![]).await;
+    let Some(ServerMsg::Ready { rooms, .. }) = &bob_later.ready else {
+        panic!("not ready");
+    };
+    let read = rooms.iter().find(|r| r.id == room).expect("the room").read;
+    assert_eq!(read.seq, seq);
+}
