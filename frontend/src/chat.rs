@@ -155,8 +155,9 @@ pub struct Chat {
 }
 
 /// How long read positions gather before they are told to the server: reading a busy
-/// room costs a frame a few times a second, not one per message.
-const REPORT_READ_AFTER: Duration = Duration::from_millis(300);
+/// room costs a frame a second, not one per message (the server stores them once a
+/// second anyway).
+const REPORT_READ_AFTER: Duration = Duration::from_secs(1);
 
 /// How often, at most, the cached history of a busy room is written to localStorage.
 const SAVE_EVERY: Duration = Duration::from_secs(1);

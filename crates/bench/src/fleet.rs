@@ -4,10 +4,15 @@
 //! Every published message carries `step sender n scheduled_ns` in its text. Receivers
 //! measure latency from the *scheduled* send time (so queueing in the generator or the
 //! server counts), and count deliveries, duplicates and reordering per sender.
+//!
+//! With [`Attention::Active`], every natter member also behaves as a person reading
+//! along: it tells the server what it has read every [`READ_REPORT_EVERY`] while
+//! messages arrive (as the web client does), and says it is typing every
+//! [`TYPING_EVERY`] — the traffic typing indicators and read markers add to chat.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +61,23 @@ impl Shared {
         })
     }
 }
+
+/// Whether members also type and mark messages read (natter only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// Members only send and receive messages.
+    Off,
+    /// Members report what they read and say they are typing, as people do.
+    Active,
+}
+
+/// How often a reading member tells the server what it has read, while messages come
+/// (the web client gathers read positions this long).
+pub const READ_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How often every member says it is typing (the client repeats `typing` every 3 s
+/// while someone types; here everyone always is).
+pub const TYPING_EVERY: Duration = Duration::from_secs(3);
 
 /// One connected client.
 pub struct Member {
@@ -209,6 +231,7 @@ impl Fleet {
         rooms: usize,
         per_room: usize,
         shared: Arc<Shared>,
+        attention: Attention,
     ) -> Result<(Fleet, Duration)> {
         if protocol == Protocol::Natter {
             create_natter_rooms(addrs[0], rooms).await?;
@@ -224,7 +247,8 @@ impl Fleet {
                 .collect();
             for handle in batch {
                 let (ws, room_id) = handle.await??;
-                members.push(spawn_member(ws, room_id, protocol, shared.clone()));
+                let member = spawn_member(ws, room_id, protocol, shared.clone(), attention);
+                members.push(member);
             }
         }
         Ok((
@@ -318,12 +342,24 @@ where
     }
 }
 
-/// Starts a member's writer and reader tasks.
-fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>) -> Member {
+/// Starts a member's writer and reader tasks (and, with attention, the task that
+/// reports reading and typing).
+fn spawn_member(
+    ws: Ws,
+    room_id: RoomId,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    attention: Attention,
+) -> Member {
     let (sink, mut stream) = ws.split();
     let (outbound, queue) = mpsc::channel::<Message>(256);
     tokio::spawn(write_queued(sink, queue));
     let pong = outbound.clone();
+    // The newest seq received, for the read reports.
+    let newest_seq = Arc::new(AtomicU64::new(0));
+    if attention == Attention::Active && protocol == Protocol::Natter {
+        tokio::spawn(read_and_type(outbound.clone(), room_id, newest_seq.clone()));
+    }
     tokio::spawn(async move {
         // Per sender: the step and newest message number seen (duplicates, order).
         let mut newest: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -331,7 +367,12 @@ fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>
             let Message::Text(text) = frame else { continue };
             let payload = match protocol {
                 Protocol::Ceiling => Some(text.as_str()),
-                Protocol::Natter => natter_payload(text.as_str()),
+                Protocol::Natter => {
+                    if let Some(seq) = natter_seq(text.as_str()) {
+                        newest_seq.fetch_max(seq, Ordering::Relaxed);
+                    }
+                    natter_payload(text.as_str())
+                }
                 Protocol::SocketIo => {
                     // Engine.IO 4: the server pings ("2"), the client answers ("3").
                     if text.as_str() == "2" {
@@ -346,6 +387,54 @@ fn spawn_member(ws: Ws, room_id: RoomId, protocol: Protocol, shared: Arc<Shared>
         }
     });
     Member { outbound, room_id }
+}
+
+/// A member's reading and typing: every [`READ_REPORT_EVERY`], `mark_read` up to the
+/// newest seq received if it moved; every [`TYPING_EVERY`], `typing`. Each member starts
+/// at its own moment, so the fleet's signals spread out as people's do. Ends with the
+/// member's connection.
+async fn read_and_type(outbound: mpsc::Sender<Message>, room: RoomId, newest_seq: Arc<AtomicU64>) {
+    // A random start (std's randomly keyed hasher is random enough here).
+    let random = {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    let offset = random % TYPING_EVERY.as_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(offset)).await;
+    let mut reports = tokio::time::interval(READ_REPORT_EVERY);
+    let per_typing = (TYPING_EVERY.as_millis() / READ_REPORT_EVERY.as_millis()).max(1) as u64;
+    let mut reported = 0;
+    for tick in 0u64.. {
+        reports.tick().await;
+        let mut frames = Vec::new();
+        let newest = newest_seq.load(Ordering::Relaxed);
+        if newest > reported {
+            reported = newest;
+            frames.push(ClientMsg::MarkRead { room, seq: newest });
+        }
+        if tick % per_typing == 0 {
+            frames.push(ClientMsg::Typing { room, typing: true });
+        }
+        for msg in frames {
+            if outbound.is_closed() {
+                return;
+            }
+            // A full queue drops the signal, as a busy client would skip one.
+            let _ = outbound.try_send(Message::text(ClientFrame::from(msg).to_json()));
+        }
+    }
+}
+
+/// The seq of a natter `message` frame, found without a full JSON parse.
+fn natter_seq(frame: &str) -> Option<u64> {
+    if !frame.starts_with(r#"{"type":"message""#) {
+        return None;
+    }
+    let start = frame.find(r#""seq":"#)? + 6;
+    let digits = frame[start..].find(|c: char| !c.is_ascii_digit())?;
+    frame[start..start + digits].parse().ok()
 }
 
 /// The text of a natter `message` frame, found without a full JSON parse (the
@@ -440,6 +529,14 @@ pub async fn watch_presence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_seq_of_a_message_frame() {
+        let frame =
+            r#"{"type":"message","message":{"room":3,"seq":41,"sender":{"id":"u","name":"n"}}}"#;
+        assert_eq!(natter_seq(frame), Some(41));
+        assert_eq!(natter_seq(r#"{"type":"typing","room":3}"#), None);
+    }
 
     #[test]
     fn finds_the_text_of_a_message_frame() {

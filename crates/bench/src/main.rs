@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 use natter_bench::client_size;
+use natter_bench::fleet::Attention;
 use natter_bench::report::{self, best, Results};
 use natter_bench::suite::{Bench, Binaries, Server};
 
@@ -63,6 +64,9 @@ enum Scenario {
     Unpinned,
     /// A page of history in a room full of edits and reactions, against a plain one.
     History,
+    /// Small rooms on natter with everyone typing every 3 s and marking what they read
+    /// as messages arrive, against the same ramp without.
+    Attention,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -147,6 +151,7 @@ async fn main() -> Result<()> {
         churn: Vec::new(),
         unpinned: Vec::new(),
         history: None,
+        attention: None,
         web_client,
     };
 
@@ -256,6 +261,31 @@ async fn main() -> Result<()> {
             pages.plain_ms.0, pages.plain_ms.1, pages.changed_ms.0, pages.changed_ms.1, pages.seed_secs
         );
         results.history = Some(pages);
+    }
+    if wants(Scenario::Attention) && servers.contains(&Server::Natter) {
+        let mut runs = Vec::new();
+        for attention in [Attention::Off, Attention::Active] {
+            println!(
+                "==> attention: natter — {rooms} × {per_room}, {}",
+                match attention {
+                    Attention::Off => "messages only",
+                    Attention::Active => "everyone typing every 3 s and marking read",
+                }
+            );
+            let steps = bench
+                .ramp_with(
+                    Server::Natter,
+                    (rooms, per_room, attention),
+                    &rates,
+                    Duration::from_secs(secs),
+                    print_step,
+                )
+                .await?;
+            runs.push(steps);
+        }
+        let active = runs.pop().unwrap_or_default();
+        let off = runs.pop().unwrap_or_default();
+        results.attention = Some((off, active));
     }
     let unpinned = Bench {
         core: None,

@@ -26,6 +26,9 @@ pub struct Results {
     pub web_client: Option<crate::client_size::ClientSize>,
     /// A history page in a room full of changes, if the scenario ran.
     pub history: Option<crate::history::HistoryPages>,
+    /// natter's small-rooms ramp without and with typing and read markers, if the
+    /// attention scenario ran.
+    pub attention: Option<(Vec<Step>, Vec<Step>)>,
 }
 
 /// The highest clean step of a ramp.
@@ -151,6 +154,31 @@ impl Results {
                 "| 1,000 messages, 10,000 reactions, 1,000 edits | {:.2} | {:.2} |",
                 pages.changed_ms.0, pages.changed_ms.1
             );
+        }
+        if let Some((off, active)) = &self.attention {
+            let _ = writeln!(out, "\n## Typing and read markers\n");
+            let _ = writeln!(
+                out,
+                "natter (SQLite), small rooms; \"with\": every member also says it is typing \
+                 every 3 s and marks what it read every second while messages arrive, as the \
+                 web client does. CPU µs per message delivery (typing and read frames are \
+                 not counted as deliveries, so their cost shows here).\n"
+            );
+            let _ = writeln!(
+                out,
+                "| msg/s | p99 ms without | p99 ms with | CPU µs/delivery without | CPU µs/delivery with |\n|---:|---:|---:|---:|---:|"
+            );
+            for (plain, busy) in off.iter().zip(active) {
+                let _ = writeln!(
+                    out,
+                    "| {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                    plain.rate,
+                    plain.p99_ms,
+                    busy.p99_ms,
+                    plain.cpu_us_per_delivery,
+                    busy.cpu_us_per_delivery
+                );
+            }
         }
         let _ = writeln!(out, "\n## Web client\n");
         match self.web_client {

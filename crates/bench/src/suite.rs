@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fleet::{join, watch_presence, Fleet, Protocol, Shared};
+use crate::fleet::{join, watch_presence, Attention, Fleet, Protocol, Shared};
 use crate::measure::Histogram;
 use crate::measure::{cpu_time, rss_kib, settle, slab_kib, tcp_kernel_kib};
 
@@ -446,8 +446,15 @@ impl Bench {
         let kernel = || slab_kib().unwrap_or(0) + tcp_kernel_kib().unwrap_or(0);
         let (rss_before, kernel_before) = (rss_kib(running.pid()).unwrap_or(0), kernel());
         let shared = Shared::new();
-        let (fleet, took) =
-            Fleet::connect(&running.addrs, server.protocol(), rooms, per_room, shared).await?;
+        let (fleet, took) = Fleet::connect(
+            &running.addrs,
+            server.protocol(),
+            rooms,
+            per_room,
+            shared,
+            Attention::Off,
+        )
+        .await?;
         let connected = Instant::now();
         settle(running.pid(), SETTLE_LIMIT).await;
         let settle_secs = connected.elapsed().as_secs_f64();
@@ -472,6 +479,21 @@ impl Bench {
         per_room: usize,
         rates: &[f64],
         duration: Duration,
+        progress: impl FnMut(&Step),
+    ) -> Result<Vec<Step>> {
+        let shape = (rooms, per_room, Attention::Off);
+        self.ramp_with(server, shape, rates, duration, progress)
+            .await
+    }
+
+    /// [`Bench::ramp`] with `rooms × per_room` members whose `attention` is given:
+    /// with [`Attention::Active`] they also type and mark what they read.
+    pub async fn ramp_with(
+        &self,
+        server: Server,
+        (rooms, per_room, attention): (usize, usize, Attention),
+        rates: &[f64],
+        duration: Duration,
         mut progress: impl FnMut(&Step),
     ) -> Result<Vec<Step>> {
         let addr = self.addr;
@@ -483,6 +505,7 @@ impl Bench {
             rooms,
             per_room,
             shared.clone(),
+            attention,
         )
         .await?;
         settle(running.pid(), SETTLE_LIMIT).await;
@@ -528,8 +551,15 @@ impl Bench {
         let protocol = server.protocol();
         let running = start(server, &self.bins, addr, self.core).await?;
         let shared = Shared::new();
-        let (fleet, _) =
-            Fleet::connect(&running.addrs, protocol, rooms, per_room, shared.clone()).await?;
+        let (fleet, _) = Fleet::connect(
+            &running.addrs,
+            protocol,
+            rooms,
+            per_room,
+            shared.clone(),
+            Attention::Off,
+        )
+        .await?;
         settle(running.pid(), SETTLE_LIMIT).await;
         step(&fleet, &shared, &running.pids(), 0, rate, duration).await;
 

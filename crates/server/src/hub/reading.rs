@@ -5,7 +5,7 @@
 //! and room in [`Attention::unsaved`]; once a second ([`READ_FLUSH`]) the hub stores
 //! what changed in one transaction and sends each person's connections, on every node,
 //! their new [`ReadState`] (counted in the store, so every device shows the same
-//! numbers). However fast a client marks a busy room read, it costs the server one
+//! numbers) — when they have more than one: a lone tab knows what it read. However fast a client marks a busy room read, it costs the server one
 //! write and one count per second for that room.
 //!
 //! **Room sizes** (for `@room` and typing) are counted in the store and remembered for
@@ -92,6 +92,10 @@ impl RoomHub {
             return;
         }
         for position in positions {
+            // One tab and nothing elsewhere: it knows what it read; nobody to tell.
+            if !self.connected_elsewhere(&position.user) {
+                continue;
+            }
             match store
                 .read_state(&position.user, position.room, position.seq)
                 .await
@@ -107,6 +111,18 @@ impl RoomHub {
                 Err(err) => tracing::warn!(%err, "could not count a read state"),
             }
         }
+    }
+
+    /// Whether `user` has more than one connection: several here, or any on another
+    /// node. Only then does a read position need sending.
+    fn connected_elsewhere(&self, user: &UserId) -> bool {
+        let state = self.read();
+        let here = state.local.get(user).map_or(0, |u| u.conns.len());
+        let other_nodes = state
+            .online
+            .get(user)
+            .is_some_and(|u| u.nodes.iter().any(|node| node != self.node()));
+        here > 1 || other_nodes
     }
 
     /// `user`'s read state in `room` now (blank when they are not a member).
