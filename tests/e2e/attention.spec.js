@@ -54,9 +54,12 @@ test('a mention is offered, highlighted, counted apart and notified in a hidden 
 
   // Highlighted for Nils (the message and the name), plainly for Mona.
   const forBob = bob.page.locator('.message.mentions-me');
-  await expect(forBob.locator('.mention.me')).toHaveText('@Nils');
+  await expect(forBob.locator('.mention.for-me')).toHaveText('@Nils');
   await expect(ann.page.locator('.message.mentions-me')).toHaveCount(0);
   await expect(ann.page.locator('.mention', { hasText: '@Nils' })).toBeVisible();
+  await expect(ann.page.locator('.mention.for-me')).toHaveCount(0);
+  await composer(ann.page).fill('and');
+  await expect(bob.page.locator('.typing')).toHaveText('Mona is typing…');
   await screenshot(bob.page, 'mentions');
   await expectAccessible(bob.page, 'a mention');
 

@@ -55,7 +55,7 @@ impl Marks<'_> {
                 Piece::Mention(written, mention) => {
                     let mine = mention.user.as_ref().is_none_or(|u| Some(u) == self.me);
                     view! {
-                        <span class="mention" class=("me", mine)>{written.to_string()}</span>
+                        <span class="mention" class=("for-me", mine)>{written.to_string()}</span>
                     }
                     .into_any()
                 }
