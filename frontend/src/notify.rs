@@ -17,6 +17,12 @@ use crate::chat::Chat;
 
 /// A message for me arrived in `room`: notify, or offer notifications once.
 pub fn attention(chat: Chat, room: RoomId, title: &str, body: &str) {
+    // Some browsers (iOS Safari tabs) have no Notification at all.
+    let supported = web_sys::window()
+        .is_some_and(|w| js_sys::Reflect::has(&w, &"Notification".into()).unwrap_or(false));
+    if !supported {
+        return;
+    }
     match Notification::permission() {
         NotificationPermission::Granted if page_hidden() => show(chat, room, title, body),
         NotificationPermission::Default if !cache::notifications_offered() => {

@@ -81,8 +81,9 @@ pub enum Piece<'a> {
     Mention(&'a str, &'a Mention),
 }
 
-/// `text` cut at each `@name` of `mentions` (the first place each is written, in the
-/// order they appear), for a client to show mentions apart.
+/// `text` cut at each `@name` of `mentions` (the first place each is written as a
+/// whole mention — `@Ann` is not found inside `@Anna` — in the order they appear),
+/// for a client to show mentions apart.
 pub fn split<'a>(text: &'a str, mentions: &'a [Mention]) -> Vec<Piece<'a>> {
     let mut marks: Vec<(usize, usize, &Mention)> = Vec::new();
     for mention in mentions {
@@ -91,7 +92,12 @@ pub fn split<'a>(text: &'a str, mentions: &'a [Mention]) -> Vec<Piece<'a>> {
             let at = from + found;
             let end = at + 1 + mention.name.len();
             let taken = marks.iter().any(|(s, e, _)| at < *e && *s < end);
-            if !taken && text.get(at + 1..end) == Some(mention.name.as_str()) {
+            let opens = text[..at].chars().next_back().is_none_or(opens_mention);
+            let closes = text
+                .get(end..)
+                .is_some_and(|rest| rest.chars().next().is_none_or(ends_name));
+            let written = text.get(at + 1..end) == Some(mention.name.as_str());
+            if !taken && opens && closes && written {
                 marks.push((at, end, mention));
                 break;
             }
@@ -174,5 +180,10 @@ mod tests {
             ]
         );
         assert_eq!(split("no one", &mentions), vec![Piece::Text("no one")]);
+        assert_eq!(
+            split("@roomy", &mentions),
+            vec![Piece::Text("@roomy")],
+            "not inside a longer name"
+        );
     }
 }

@@ -88,8 +88,8 @@ pub struct RoomInfo {
     /// The seq of the room's newest message (0 when empty), so a client can count unread
     /// messages and tell whether its cached history is behind.
     pub latest_seq: Seq,
-    /// Where I stopped reading, and how much came after (all zero in a room I just
-    /// joined: a client counts what it receives).
+    /// Where I stopped reading, and how much came after. (Joining a room starts the
+    /// read position at its newest seq: its history is not news.) Absent when all zero.
     #[serde(default, skip_serializing_if = "ReadState::is_blank")]
     pub read: ReadState,
 }

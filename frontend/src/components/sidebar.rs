@@ -30,7 +30,7 @@ pub fn UnreadBadge(room: RoomId) -> impl IntoView {
     let unread = move || {
         let count = chat.unread(room);
         (count > 0 && !muted()).then(|| {
-            let shown = if count > u64::from(natter_protocol::MAX_UNREAD_COUNTED) {
+            let shown = if count >= u64::from(natter_protocol::MAX_UNREAD_COUNTED) {
                 format!("{}+", natter_protocol::MAX_UNREAD_COUNTED)
             } else {
                 count.to_string()

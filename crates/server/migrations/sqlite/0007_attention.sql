@@ -24,3 +24,12 @@ CREATE TABLE read_positions (
     seq     INTEGER NOT NULL,
     PRIMARY KEY (user_id, room_id)
 ) WITHOUT ROWID;
+
+-- Everyone starts with what they could already see read: an upgrade is not news.
+INSERT INTO read_positions (user_id, room_id, seq)
+SELECT m.user_id, m.room_id, r.latest_seq FROM members m JOIN rooms r ON r.id = m.room_id;
+
+-- `@Name` is looked up among users by name (as written, or in lower case) before
+-- checking membership, so a big room is not scanned per message.
+CREATE INDEX users_by_name ON users (name);
+CREATE INDEX users_by_lower_name ON users (lower(name));

@@ -474,8 +474,8 @@ impl Conversation {
         let records = store.rooms_of(&user.id).await?;
         telemetry::store_call("rooms_of", started);
         let blocked = store.blocked_by(&user.id).await?;
-        // Read positions noted on this node are stored first, so they count.
-        self.hub.flush_reads().await;
+        // My read positions noted on this node are stored first, so they count.
+        self.hub.flush_reads_of(&user.id).await;
         let started = std::time::Instant::now();
         let read: HashMap<RoomId, ReadState> =
             store.read_states(&user.id).await?.into_iter().collect();

@@ -70,6 +70,31 @@ impl RoomHub {
     /// the next flush.
     pub async fn flush_reads(&self) {
         let noted = std::mem::take(&mut *lock(&self.inner.attention.unsaved));
+        self.save_reads(noted).await;
+    }
+
+    /// [`RoomHub::flush_reads`] for one person only: what their `hello` must count.
+    pub async fn flush_reads_of(&self, user: &UserId) {
+        let noted: HashMap<(UserId, RoomId), Seq> = {
+            let mut unsaved = lock(&self.inner.attention.unsaved);
+            let rooms: Vec<RoomId> = unsaved
+                .keys()
+                .filter(|(owner, _)| owner == user)
+                .map(|(_, room)| *room)
+                .collect();
+            rooms
+                .into_iter()
+                .filter_map(|room| {
+                    let key = (user.clone(), room);
+                    unsaved.remove(&key).map(|seq| (key, seq))
+                })
+                .collect()
+        };
+        self.save_reads(noted).await;
+    }
+
+    /// Stores `noted` and sends the new states (see [`RoomHub::flush_reads`]).
+    async fn save_reads(&self, noted: HashMap<(UserId, RoomId), Seq>) {
         if noted.is_empty() {
             return;
         }

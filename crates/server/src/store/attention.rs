@@ -36,7 +36,8 @@ pub trait AttentionStore {
     /// How many members `room` has (online or not).
     async fn member_count(&self, room: RoomId) -> StoreResult<u32>;
     /// Stores read positions, each only where it is newer than the stored one and the
-    /// person is still a member. One transaction.
+    /// person is still a member, and never past the room's newest seq. One
+    /// transaction.
     async fn save_read_positions(&self, positions: &[ReadPosition]) -> StoreResult<()>;
     /// `user`'s read state in every room they are in: one statement, so each room's
     /// counts and `through` agree.
@@ -78,7 +79,8 @@ pub(crate) fn read_state_of(latest: i64, read: i64, unread: i64, mentions: i64) 
 
 /// Every room of `$1` with its newest seq, the read position (at least `$2`), the
 /// unread messages by others after it (counted up to [`MAX_UNREAD_COUNTED`]) and the
-/// mentions of `$1` after it — in one statement, so the counts go exactly up to
+/// mentions of `$1` after it — neither from people `$1` blocks (their messages are not
+/// shown) — — in one statement, so the counts go exactly up to
 /// `latest_seq`. `$3` is one room, or 0 for all. Selects `room_id, latest_seq,
 /// read_seq, unread, mentioned`.
 pub(crate) const READ_STATES: &str = "WITH mine AS ( \
@@ -92,9 +94,14 @@ pub(crate) const READ_STATES: &str = "WITH mine AS ( \
        (SELECT COUNT(*) FROM (SELECT 1 FROM messages x \
            WHERE x.room_id = mine.room_id AND x.seq > mine.read_seq \
              AND x.seq <= mine.latest_seq AND x.sender_id <> $1 \
-             AND x.kind = 'text' AND NOT x.deleted LIMIT 999) c) AS unread, \
-       (SELECT COUNT(*) FROM mentions n WHERE n.user_id = $1 AND n.room_id = mine.room_id \
-           AND n.seq > mine.read_seq AND n.seq <= mine.latest_seq) AS mentioned \
+             AND x.kind = 'text' AND NOT x.deleted \
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = $1 AND b.blocked_id = x.sender_id) \
+           LIMIT 999) c) AS unread, \
+       (SELECT COUNT(*) FROM mentions n JOIN messages x ON x.room_id = n.room_id AND x.seq = n.seq \
+           WHERE n.user_id = $1 AND n.room_id = mine.room_id \
+             AND n.seq > mine.read_seq AND n.seq <= mine.latest_seq \
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = $1 AND b.blocked_id = x.sender_id)) \
+           AS mentioned \
      FROM mine";
 
 /// Implements [`AttentionStore`] for a sqlx-backed store with a `pool` (reads), a
@@ -161,8 +168,10 @@ macro_rules! sql_attention_store {
                 let folded: Vec<String> = (0..names.len())
                     .map(|n| format!("${}", n + 2 + names.len()))
                     .collect();
+                // Users by name first (indexed, as written and in lower case), then
+                // membership: a big room is not scanned for every `@`.
                 let sql = format!(
-                    "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user_id \
+                    "SELECT u.id, u.name FROM users u JOIN members m ON m.user_id = u.id \
                      WHERE m.room_id = $1 AND (u.name IN ({}) OR lower(u.name) IN ({}))",
                     exact.join(", "),
                     folded.join(", ")
@@ -205,10 +214,14 @@ macro_rules! sql_attention_store {
                 let mut tx = self.write_transaction().await?;
                 for position in positions {
                     sqlx::query(
+                        // Never past the room's newest seq: a claim beyond it would
+                        // mark every later message read.
                         "INSERT INTO read_positions (user_id, room_id, seq) \
-                         SELECT CAST($1 AS TEXT), CAST($2 AS BIGINT), CAST($3 AS BIGINT) \
-                         WHERE EXISTS ( \
-                             SELECT 1 FROM members WHERE room_id = $2 AND user_id = $1) \
+                         SELECT CAST($1 AS TEXT), r.id, \
+                                CASE WHEN CAST($3 AS BIGINT) > r.latest_seq THEN r.latest_seq \
+                                     ELSE CAST($3 AS BIGINT) END \
+                         FROM rooms r WHERE r.id = CAST($2 AS BIGINT) AND EXISTS ( \
+                             SELECT 1 FROM members WHERE room_id = r.id AND user_id = $1) \
                          ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq \
                          WHERE excluded.seq > read_positions.seq",
                     )

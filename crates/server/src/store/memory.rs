@@ -348,10 +348,18 @@ impl Store for MemoryStore {
     }
 
     async fn add_member(&self, room: RoomId, user: &UserId) -> StoreResult<bool> {
-        match self.state().rooms.get_mut(&room) {
-            Some(entry) => Ok(entry.members.insert(user.clone())),
-            None => Err(StoreError::NotFound),
+        let mut state = self.state();
+        let Some(entry) = state.rooms.get_mut(&room) else {
+            return Err(StoreError::NotFound);
+        };
+        let added = entry.members.insert(user.clone());
+        if added {
+            // As the SQL stores: a newcomer has read what was there.
+            let latest = entry.record.latest_seq;
+            let read = state.read.entry((user.clone(), room)).or_default();
+            *read = (*read).max(latest);
         }
+        Ok(added)
     }
 
     async fn remove_member(&self, room: RoomId, user: &UserId) -> StoreResult<Departure> {

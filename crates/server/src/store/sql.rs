@@ -220,7 +220,22 @@ macro_rules! sql_store {
                 .execute(self.writer())
                 .await
                 .map_err($crate::store::missing_or_database)?;
-                Ok(done.rows_affected() == 1)
+                let added = done.rows_affected() == 1;
+                if added {
+                    // A newcomer's read position starts at the room's newest seq: its
+                    // history is there to read, not news to count.
+                    sqlx::query(
+                        "INSERT INTO read_positions (user_id, room_id, seq) \
+                         SELECT CAST($1 AS TEXT), id, latest_seq FROM rooms WHERE id = $2 \
+                         ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq \
+                         WHERE excluded.seq > read_positions.seq",
+                    )
+                    .bind(&user.0)
+                    .bind(room.0)
+                    .execute(self.writer())
+                    .await?;
+                }
+                Ok(added)
             }
 
             async fn rooms_of(

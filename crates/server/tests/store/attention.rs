@@ -147,6 +147,34 @@ pub async fn mentions_and_read_positions_count_what_came_after(store: Arc<dyn St
         .await
         .expect("store call failed")
         .is_none());
+
+    // A claim past the newest seq is stored as the newest: later messages still count.
+    store
+        .save_read_positions(&[position("bob", room, 1_000_000)])
+        .await
+        .expect("store call failed");
+    store
+        .append(vec![mentioning(room, "ann", "a3", Some("bob"))])
+        .await
+        .expect("store call failed");
+    let bob = state(&*store, "bob", room, 0).await;
+    assert_eq!((bob.unread, bob.mentions), (1, 1));
+    // Nothing from someone Bob blocks counts.
+    store
+        .block(&UserId("bob".into()), &UserId("ann".into()), 10)
+        .await
+        .expect("store call failed");
+    let bob = state(&*store, "bob", room, 0).await;
+    assert_eq!((bob.unread, bob.mentions), (0, 0));
+
+    // A newcomer has read what was there before they came.
+    guest(&*store, "di").await;
+    store
+        .add_member(room, &UserId("di".into()))
+        .await
+        .expect("store call failed");
+    let di = state(&*store, "di", room, 0).await;
+    assert_eq!((di.seq, di.unread), (di.through, 0));
 }
 
 fn stored_message(outcome: &Appended) -> &natter_protocol::ChatMessage {

@@ -64,21 +64,34 @@ impl Conversation {
             .collect();
         names.sort_unstable();
         names.dedup();
-        let members: HashMap<String, UserId> = self
-            .hub
-            .store()
-            .members_named(room, &names)
-            .await?
-            .into_iter()
-            .map(|member| (name_key(&member.name), member.id))
-            .collect();
+        // Names are unique among people online, not among everyone ever: of two
+        // members with one name, the one online now is meant (else the smaller id, so
+        // the choice is at least stable).
+        let mut members: HashMap<String, UserId> = HashMap::new();
+        for member in self.hub.store().members_named(room, &names).await? {
+            let key = name_key(&member.name);
+            let online = |id: &UserId| self.hub.online_name(id).is_some();
+            let better = match members.get(&key) {
+                None => true,
+                Some(held) => match (online(&member.id), online(held)) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ => member.id < *held,
+                },
+            };
+            if better {
+                members.insert(key, member.id);
+            }
+        }
         let mut mentions = Vec::new();
         let mut mentioned = HashSet::new();
         for options in candidates {
             for name in options {
                 let key = name_key(name);
                 let who = if key == mention::ROOM {
-                    self.allow_mention_room(room).await?;
+                    if !mentioned.contains(&None) {
+                        self.allow_mention_room(room).await?;
+                    }
                     None
                 } else if let Some(member) = members.get(&key) {
                     Some(member.clone())

@@ -93,13 +93,11 @@ impl Conversation {
         validate::client_id(&request.client_id)
             .map_err(|m| Reject::new(ErrorCode::InvalidClientId, m))?;
         let change = match request.change {
-            Change::Edit { text, .. } => {
-                let text = validate::message_text(&text)
-                    .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?;
-                self.require_member(user, request.room)?;
-                let mentions = self.resolve_mentions(request.room, &text).await?;
-                Change::Edit { text, mentions }
-            }
+            Change::Edit { text, .. } => Change::Edit {
+                text: validate::message_text(&text)
+                    .map_err(|m| Reject::new(ErrorCode::InvalidText, m))?,
+                mentions: Vec::new(),
+            },
             Change::React { emoji } | Change::Unreact { emoji }
                 if validate::emoji(&emoji).is_err() =>
             {
@@ -139,6 +137,15 @@ impl Conversation {
                 }
             }
         }
+        // Mentions are resolved once the edit is known to be allowed (a lookup per
+        // refused edit would be work for nothing).
+        let change = match change {
+            Change::Edit { text, .. } => {
+                let mentions = self.resolve_mentions(request.room, &text).await?;
+                Change::Edit { text, mentions }
+            }
+            other => other,
+        };
         let change = NewChange {
             room: request.room,
             target: request.seq,

@@ -32,8 +32,9 @@ impl Room {
         }
     }
 
-    /// `user`'s read state here, having read up to `read`.
-    fn read_state(&self, user: &UserId, read: Seq) -> ReadState {
+    /// `user`'s read state here, having read up to `read`, not counting what people
+    /// in `blocked` sent.
+    fn read_state(&self, user: &UserId, read: Seq, blocked: &[UserId]) -> ReadState {
         let through = self.record.latest_seq;
         let read = read.min(through);
         let unread = self
@@ -42,12 +43,18 @@ impl Room {
             .rev()
             .take_while(|m| m.seq > read)
             .filter(|m| m.kind == MessageKind::Text && !m.deleted && &m.sender.id != user)
+            .filter(|m| !blocked.contains(&m.sender.id))
             .take(MAX_UNREAD_COUNTED as usize)
             .count();
         let mentions = self
             .mentioned
             .range(read + 1..)
-            .filter(|(_, who)| who.contains(user))
+            .filter(|(seq, who)| {
+                who.contains(user)
+                    && self
+                        .message(**seq)
+                        .is_some_and(|m| !blocked.contains(&m.sender.id))
+            })
             .count();
         ReadState {
             seq: read,
@@ -90,12 +97,16 @@ impl AttentionStore for MemoryStore {
                 .rooms
                 .get(&position.room)
                 .is_some_and(|r| r.members.contains(&position.user));
+            let latest = state
+                .rooms
+                .get(&position.room)
+                .map_or(0, |r| r.record.latest_seq);
             if member {
                 let stored = state
                     .read
                     .entry((position.user.clone(), position.room))
                     .or_default();
-                *stored = (*stored).max(position.seq);
+                *stored = (*stored).max(position.seq.min(latest));
             }
         }
         Ok(())
@@ -103,13 +114,14 @@ impl AttentionStore for MemoryStore {
 
     async fn read_states(&self, user: &UserId) -> StoreResult<Vec<(RoomId, ReadState)>> {
         let state = self.state();
+        let blocked = state.blocks.get(user).cloned().unwrap_or_default();
         Ok(state
             .rooms
             .iter()
             .filter(|(_, room)| room.members.contains(user))
             .map(|(id, room)| {
                 let read = state.read.get(&(user.clone(), *id)).copied().unwrap_or(0);
-                (*id, room.read_state(user, read))
+                (*id, room.read_state(user, read, &blocked))
             })
             .collect())
     }
@@ -122,10 +134,11 @@ impl AttentionStore for MemoryStore {
     ) -> StoreResult<Option<ReadState>> {
         let state = self.state();
         let stored = state.read.get(&(user.clone(), room)).copied().unwrap_or(0);
+        let blocked = state.blocks.get(user).cloned().unwrap_or_default();
         Ok(state
             .rooms
             .get(&room)
             .filter(|r| r.members.contains(user))
-            .map(|r| r.read_state(user, stored.max(seq))))
+            .map(|r| r.read_state(user, stored.max(seq), &blocked)))
     }
 }
