@@ -77,6 +77,36 @@ pub(crate) fn read_state_of(latest: i64, read: i64, unread: i64, mentions: i64) 
     }
 }
 
+/// Read positions stored by one statement (three parameters each).
+pub(crate) const READ_POSITIONS_PER_STATEMENT: usize = 200;
+
+/// The upsert of `rows` read positions, bound as `(user, room, seq)` each: only for
+/// members, never past the room's newest seq (a claim beyond it would mark every later
+/// message read), and only forward.
+pub(crate) fn save_read_positions_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let n = row * 3;
+            format!(
+                "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO read_positions (user_id, room_id, seq) \
+         SELECT p.column1, r.id, \
+                CASE WHEN p.column3 > r.latest_seq THEN r.latest_seq ELSE p.column3 END \
+         FROM (VALUES {}) AS p JOIN rooms r ON r.id = p.column2 \
+         WHERE EXISTS (SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user_id = p.column1) \
+         ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq \
+         WHERE excluded.seq > read_positions.seq",
+        values.join(", ")
+    )
+}
+
 /// Every room of `$1` with its newest seq, the read position (at least `$2`), the
 /// unread messages by others after it (counted up to [`MAX_UNREAD_COUNTED`]) and the
 /// mentions of `$1` after it — neither from people `$1` blocks (their messages are not
@@ -212,24 +242,18 @@ macro_rules! sql_attention_store {
                     return Ok(());
                 }
                 let mut tx = self.write_transaction().await?;
-                for position in positions {
-                    sqlx::query(
-                        // Never past the room's newest seq: a claim beyond it would
-                        // mark every later message read.
-                        "INSERT INTO read_positions (user_id, room_id, seq) \
-                         SELECT CAST($1 AS TEXT), r.id, \
-                                CASE WHEN CAST($3 AS BIGINT) > r.latest_seq THEN r.latest_seq \
-                                     ELSE CAST($3 AS BIGINT) END \
-                         FROM rooms r WHERE r.id = CAST($2 AS BIGINT) AND EXISTS ( \
-                             SELECT 1 FROM members WHERE room_id = r.id AND user_id = $1) \
-                         ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq \
-                         WHERE excluded.seq > read_positions.seq",
-                    )
-                    .bind(&position.user.0)
-                    .bind(position.room.0)
-                    .bind(i64::try_from(position.seq).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
+                // A statement per chunk, not per row: a busy second's positions cost a
+                // few round trips to the database, not thousands.
+                for chunk in positions.chunks($crate::store::attention::READ_POSITIONS_PER_STATEMENT) {
+                    let sql = $crate::store::attention::save_read_positions_sql(chunk.len());
+                    let mut query = sqlx::query(&sql);
+                    for position in chunk {
+                        query = query
+                            .bind(&position.user.0)
+                            .bind(position.room.0)
+                            .bind(i64::try_from(position.seq).unwrap_or(i64::MAX));
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
