@@ -20,11 +20,13 @@ async function hide(page) {
 async function recordNotifications(page) {
   await page.evaluate(() => {
     window.__notes = [];
+    window.__raised = [];
     const Real = window.Notification;
     window.Notification = class extends Real {
       constructor(title, options) {
         super(title, options);
         window.__notes.push({ title, body: options && options.body });
+        window.__raised.push(this);
       }
     };
   });
@@ -64,6 +66,7 @@ test('a mention is offered, highlighted, counted apart and notified in a hidden 
   await expectAccessible(bob.page, 'a mention');
 
   // Hidden, Nils gets a notification for a mention, but not for a plain message.
+  await myRoom(bob.page, '#general').click();
   await recordNotifications(bob.page);
   await hide(bob.page);
   await say(ann.page, 'plain news');
@@ -73,6 +76,9 @@ test('a mention is offered, highlighted, counted apart and notified in a hidden 
   ]);
   // Hidden, nothing counts as read: the title says so.
   await expect(bob.page).toHaveTitle('(2) natter');
+  // Clicking the notification shows the room it is about.
+  await bob.page.evaluate(() => window.__raised[0].onclick());
+  await expect(bob.page.getByRole('heading', { name: '#attn' })).toBeVisible();
   await Promise.all([ann.context.close(), bob.context.close()]);
 });
 

@@ -57,8 +57,8 @@ pub(super) fn flush_reads_every_second(hub: WeakHub) {
 }
 
 impl RoomHub {
-    /// Notes that `user` (a member of `room`) has read it up to `seq`: stored and sent
-    /// to their connections with the next flush, if it moved forward.
+    /// Notes that `user` (a member of `room`) has read it up to `seq`: stored with the
+    /// next flush if it moved forward, and the state then sent to their connections.
     pub fn mark_read(&self, user: &UserId, room: RoomId, seq: Seq) {
         let mut unsaved = lock(&self.inner.attention.unsaved);
         let noted = unsaved.entry((user.clone(), room)).or_default();
