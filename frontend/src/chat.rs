@@ -13,6 +13,11 @@
 //! through [`Part`]s, each following one [`Versioned`] field by its version number (a
 //! memo of a `u64`, no clone, no comparison of data): a view re-runs exactly when its
 //! part was changed, as it did with a signal per field.
+//!
+//! `chat/attention.rs` adds what the components ask about attention (unread and
+//! mention counts, mutes, typing) and reports read positions to the server.
+
+mod attention;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -21,8 +26,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use natter_protocol::account::Account;
 use natter_protocol::{
-    ChannelInfo, ClientMsg, ReadState, ReplyPreview, RoomId, RoomInfo, Seq, ServerMsg, UserId,
-    UserSummary,
+    ChannelInfo, ReadState, ReplyPreview, RoomId, RoomInfo, Seq, ServerMsg, UserId, UserSummary,
 };
 
 use crate::cache::{self, Profile, StoredPopup};
@@ -153,11 +157,6 @@ pub struct Chat {
     /// Read positions not yet told to the server (see [`Chat::report_read_soon`]).
     unreported: StoredValue<HashMap<RoomId, Seq>, LocalStorage>,
 }
-
-/// How long read positions gather before they are told to the server: reading a busy
-/// room costs a frame a second, not one per message (the server stores them once a
-/// second anyway).
-const REPORT_READ_AFTER: Duration = Duration::from_secs(1);
 
 /// How often, at most, the cached history of a busy room is written to localStorage.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -322,31 +321,6 @@ impl Chat {
         }
     }
 
-    /// Tells the server where I stopped reading, gathered for [`REPORT_READ_AFTER`].
-    fn report_read_soon(&self, room: RoomId, seq: Seq) {
-        let first = self.unreported.try_update_value(|unreported| {
-            let first = unreported.is_empty();
-            let noted = unreported.entry(room).or_default();
-            *noted = (*noted).max(seq);
-            first
-        });
-        if first == Some(true) {
-            let chat = *self;
-            set_timeout(
-                move || {
-                    let unreported = chat
-                        .unreported
-                        .try_update_value(std::mem::take)
-                        .unwrap_or_default();
-                    for (room, seq) in unreported {
-                        chat.socket().send(ClientMsg::MarkRead { room, seq }, None);
-                    }
-                },
-                REPORT_READ_AFTER,
-            );
-        }
-    }
-
     /// Writes every history marked for saving (also when the page is hidden or left).
     pub(crate) fn save_histories(&self) {
         let unsaved = self
@@ -481,57 +455,6 @@ impl Chat {
     pub fn room_ids(&self, direct: bool) -> Vec<RoomId> {
         self.rooms.track();
         self.state.with_untracked(|s| s.room_ids(direct))
-    }
-
-    /// Subscribes to everything unread and mention counts are made of.
-    fn track_counts(&self) {
-        self.read.track();
-        self.read_states.track();
-        self.rooms.track();
-        self.history.track();
-        self.muted.track();
-        self.blocked.track();
-    }
-
-    /// Unread messages in a room (reactive).
-    pub fn unread(&self, room: RoomId) -> u64 {
-        self.track_counts();
-        self.state.with_untracked(|s| s.unread(room))
-    }
-
-    /// Unread messages that mention me in a room (reactive).
-    pub fn mentions(&self, room: RoomId) -> u64 {
-        self.track_counts();
-        self.state.with_untracked(|s| s.mentions(room))
-    }
-
-    /// What the title and drawer button count (reactive; see
-    /// [`ChatState::total_unread`]).
-    pub fn total_unread(&self) -> u64 {
-        self.track_counts();
-        self.state.with_untracked(ChatState::total_unread)
-    }
-
-    /// Whether I muted `room` (reactive).
-    pub fn is_muted(&self, room: RoomId) -> bool {
-        self.muted.with(|muted| muted.contains(&room))
-    }
-
-    /// Mutes or unmutes `room`.
-    pub fn toggle_mute(&self, room: RoomId) {
-        self.change_and_perform(|s| s.toggle_mute(room));
-    }
-
-    /// Who is typing in `room`, as a line to show (reactive).
-    pub fn typing_line(&self, room: RoomId) -> Option<String> {
-        self.typing.track();
-        self.state.with_untracked(|s| s.typing_line(room))
-    }
-
-    /// Where the "new messages" line goes in `room` (reactive).
-    pub fn new_since(&self, room: RoomId) -> Option<Seq> {
-        self.new_since.track();
-        self.state.with_untracked(|s| s.new_since(room))
     }
 }
 

@@ -75,21 +75,14 @@ impl RoomHub {
 
     /// [`RoomHub::flush_reads`] for one person only: what their `hello` must count.
     pub async fn flush_reads_of(&self, user: &UserId) {
-        let noted: HashMap<(UserId, RoomId), Seq> = {
-            let mut unsaved = lock(&self.inner.attention.unsaved);
-            let rooms: Vec<RoomId> = unsaved
-                .keys()
-                .filter(|(owner, _)| owner == user)
-                .map(|(_, room)| *room)
-                .collect();
-            rooms
-                .into_iter()
-                .filter_map(|room| {
-                    let key = (user.clone(), room);
-                    unsaved.remove(&key).map(|seq| (key, seq))
-                })
-                .collect()
-        };
+        let mut noted = HashMap::new();
+        lock(&self.inner.attention.unsaved).retain(|key, seq| {
+            let theirs = &key.0 == user;
+            if theirs {
+                noted.insert(key.clone(), *seq);
+            }
+            !theirs
+        });
         self.save_reads(noted).await;
     }
 
